@@ -1,0 +1,62 @@
+"""Queue access for RLAIF Studio: one code path for a real Redis and the embedded queue.
+
+With ``REDIS_URL`` unset, django-rq is pointed (through its documented ``USE_REDIS_CACHE`` option) at
+:class:`EmbeddedRedisCache`, whose client is an in-memory fakeredis connection. All connections in one
+process share one :class:`fakeredis.FakeServer`, so the web server (in a thread) and a ``SimpleWorker``
+(in the main thread, where RQ installs its signal handlers) see the same queues. Jobs are lost when the
+process stops; ``runs.services.recover_interrupted`` re-enqueues unfinished stages at the next start.
+"""
+from __future__ import annotations
+
+import threading
+
+import django_rq
+import fakeredis
+from django.conf import settings
+from django.core.cache.backends.locmem import LocMemCache
+from rq import Queue, SimpleWorker
+
+_server_lock = threading.Lock()
+_server: fakeredis.FakeServer | None = None
+
+
+def embedded_connection() -> fakeredis.FakeRedis:
+    """Return a connection to this process's in-memory Redis (created on first use)."""
+    global _server
+    with _server_lock:
+        if _server is None:
+            _server = fakeredis.FakeServer()
+    return fakeredis.FakeRedis(server=_server)
+
+
+class EmbeddedRedisCache(LocMemCache):
+    """A cache whose ``_client`` is the embedded Redis; django-rq reads ``caches[...]._client``."""
+
+    @property
+    def _client(self) -> fakeredis.FakeRedis:
+        return embedded_connection()
+
+
+def get_queue(name: str = "default") -> Queue:
+    """Return the django-rq queue ``name`` (``default`` for CPU stages, ``gpu`` for accelerator work)."""
+    return django_rq.get_queue(name)
+
+
+def queue_names() -> tuple[str, ...]:
+    """Names of the queues a worker should listen to, highest priority first."""
+    return tuple(settings.QUEUE_NAMES)
+
+
+#: Set when the worker in this process was asked to stop (Ctrl-C, SIGTERM). Stage reporters poll it, so a
+#: long stage stops at its next safe point and is left to resume at the next start instead of being
+#: waited for or marked cancelled.
+SHUTDOWN = threading.Event()
+
+
+class StudioWorker(SimpleWorker):
+    """RQ's ``SimpleWorker`` (jobs run in this process, which an in-memory queue requires) that also tells
+    running stages about a warm shutdown through :data:`SHUTDOWN`."""
+
+    def request_stop(self, signum, frame):
+        SHUTDOWN.set()
+        super().request_stop(signum, frame)

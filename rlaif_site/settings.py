@@ -1,0 +1,134 @@
+"""Django settings for RLAIF Studio.
+
+Everything that differs between a laptop, a server and CI comes from the environment (see README's table):
+DATABASE_URL, REDIS_URL, STUDIO_DATA_DIR, SECRET_KEY, DEBUG, ALLOWED_HOSTS.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import plotly
+
+from rlaif_site import env
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+# Artifacts (models, checkpoints, exported datasets) and the default SQLite database live here.
+DATA_DIR = Path(os.environ.get("STUDIO_DATA_DIR") or BASE_DIR / "var").resolve()
+ARTIFACTS_DIR = DATA_DIR / "artifacts"
+
+DEBUG = env.boolean("DEBUG", False)
+SECRET_KEY = os.environ.get("SECRET_KEY") or "insecure-dev-key-set-SECRET_KEY-in-production"
+ALLOWED_HOSTS = env.csv_list("ALLOWED_HOSTS", ["127.0.0.1", "localhost", "[::1]", "testserver"])
+CSRF_TRUSTED_ORIGINS = env.csv_list("CSRF_TRUSTED_ORIGINS", [])
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "whitenoise.runserver_nostatic",
+    "django.contrib.staticfiles",
+    "django_rq",
+    "rlaif_site",
+    "constitutions",
+    "runs",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    # Every page needs a login; views that must stay public say so with @login_not_required.
+    "django.contrib.auth.middleware.LoginRequiredMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "rlaif_site.urls"
+WSGI_APPLICATION = "rlaif_site.wsgi.application"
+ASGI_APPLICATION = "rlaif_site.asgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "rlaif_site" / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+                "rlaif_site.context_processors.roles",
+            ],
+        },
+    },
+]
+
+DATABASES = {"default": env.database_config(os.environ.get("DATABASE_URL"), DATA_DIR / "studio.sqlite3")}
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+]
+LOGIN_URL = "login"
+LOGIN_REDIRECT_URL = "runs:list"
+LOGOUT_REDIRECT_URL = "login"
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATIC_ROOT = DATA_DIR / "static"
+STATIC_ROOT.mkdir(parents=True, exist_ok=True)  # whitenoise serves from here after collectstatic
+# plotly's JavaScript is served from the installed plotly package: pages work offline, no CDN.
+STATICFILES_DIRS = [
+    BASE_DIR / "rlaif_site" / "static",
+    ("plotly", Path(plotly.__file__).parent / "package_data"),
+]
+WHITENOISE_USE_FINDERS = True
+WHITENOISE_AUTOREFRESH = DEBUG
+
+# Uploaded prompt files can be large; they stream to disk above 5 MB.
+FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
+DATA_UPLOAD_MAX_MEMORY_SIZE = 20 * 1024 * 1024
+
+# --- Background jobs -----------------------------------------------------------------------------
+# REDIS_URL set: django-rq on that server, jobs run by `manage.py rqworker` processes (forking workers).
+# REDIS_URL unset: an embedded in-memory Redis (fakeredis) shared by the web server and a SimpleWorker
+# inside the `studio` process; the same django-rq/RQ calls are used either way.
+REDIS_URL = env.redis_url(os.environ.get("REDIS_URL"))
+EMBEDDED_QUEUE = REDIS_URL is None
+QUEUE_NAMES = ("default", "gpu")
+if EMBEDDED_QUEUE:
+    CACHES = {
+        "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
+        "rq": {"BACKEND": "rlaif_site.queueing.EmbeddedRedisCache"},
+    }
+    _queue_connection = {"USE_REDIS_CACHE": "rq"}
+    RQ = {"WORKER_CLASS": "rlaif_site.queueing.StudioWorker", "COMMIT_MODE": "on_db_commit"}
+else:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+    _queue_connection = {"URL": REDIS_URL}
+    RQ = {"COMMIT_MODE": "on_db_commit"}
+# Long ML stages set their own job_timeout when enqueued (see runs/services.py).
+RQ_QUEUES = {name: {**_queue_connection, "DEFAULT_TIMEOUT": 3600} for name in QUEUE_NAMES}
+RQ_SHOW_ADMIN_LINK = True
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
+    "loggers": {"django.db.backends": {"level": "WARNING"}},
+}

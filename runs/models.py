@@ -1,0 +1,390 @@
+"""The data of RLAIF runs: prompt sets, runs and their stages, completions, comparisons, AI judgments,
+human labels, metrics and artifacts.
+
+Every table a job writes has a unique constraint on its natural key so that re-running a job after a crash
+or a cancel continues where it stopped and never duplicates a row.
+"""
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+
+from constitutions.models import ConstitutionVersion, Principle
+
+# --- Prompt sets ---------------------------------------------------------------------------------
+
+
+class PromptSet(models.Model):
+    class Status(models.TextChoices):
+        IMPORTING = "importing", "Importing"
+        READY = "ready", "Ready"
+        FAILED = "failed", "Failed"
+
+    name = models.CharField(max_length=200, unique=True)
+    description = models.TextField(blank=True)
+    source = models.CharField(max_length=500, blank=True, help_text="File name or dataset id it came from.")
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.READY)
+    import_report = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Split(models.TextChoices):
+    TRAIN = "train", "Train"
+    EVAL = "eval", "Eval"
+
+
+class Prompt(models.Model):
+    """One prompt: plain ``text``, or chat ``messages`` (list of {role, content}) with ``text`` rendered
+    from them for display and search."""
+
+    prompt_set = models.ForeignKey(PromptSet, on_delete=models.CASCADE, related_name="prompts")
+    index = models.PositiveIntegerField(help_text="Row order within the set.")
+    text = models.TextField()
+    messages = models.JSONField(null=True, blank=True)
+    metadata = models.JSONField(default=dict, blank=True)
+    split = models.CharField(max_length=10, choices=Split.choices, default=Split.TRAIN)
+    content_hash = models.CharField(max_length=64)
+
+    class Meta:
+        ordering = ["prompt_set", "index"]
+        constraints = [
+            models.UniqueConstraint(fields=["prompt_set", "content_hash"], name="unique_prompt_content"),
+            models.UniqueConstraint(fields=["prompt_set", "index"], name="unique_prompt_index"),
+        ]
+
+    def __str__(self) -> str:
+        return self.text[:80]
+
+    @property
+    def conversation(self):
+        """What generation and judges receive: the chat messages, or the plain text."""
+        return self.messages if self.messages else self.text
+
+
+class ReferencePair(models.Model):
+    """Two responses to a prompt that came with the imported data, with the human preference when known
+    (HH-RLHF chosen/rejected, PandaLM's votes). Used to measure judge-vs-human agreement."""
+
+    prompt = models.ForeignKey(Prompt, on_delete=models.CASCADE, related_name="reference_pairs")
+    response_a = models.TextField()
+    response_b = models.TextField()
+    human_choice = models.CharField(max_length=4, blank=True, help_text="A, B, tie, or blank when unknown.")
+    human_votes = models.JSONField(null=True, blank=True, help_text="Individual annotators' choices (A/B/tie).")
+    source = models.CharField(max_length=100, blank=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["prompt"], name="one_reference_pair_per_prompt")]
+
+
+# --- Runs and stages -----------------------------------------------------------------------------
+
+
+class Stage(models.TextChoices):
+    SFT = "sft", "Supervised fine-tuning"
+    GENERATE = "generate", "Generate"
+    LABEL = "label", "AI labeling"
+    REWARD_MODEL = "reward_model", "Reward model"
+    POLICY = "policy", "Policy optimisation"
+    EVALUATE = "evaluate", "Evaluate"
+
+
+#: The order stages run in; a run has a subset of them.
+STAGE_ORDER = [Stage.SFT, Stage.GENERATE, Stage.LABEL, Stage.REWARD_MODEL, Stage.POLICY, Stage.EVALUATE]
+
+
+class RunStatus(models.TextChoices):
+    QUEUED = "queued", "Queued"
+    RUNNING = "running", "Running"
+    WAITING = "waiting", "Waiting"
+    SUCCEEDED = "succeeded", "Succeeded"
+    FAILED = "failed", "Failed"
+    CANCELLED = "cancelled", "Cancelled"
+
+
+class StageStatus(models.TextChoices):
+    PENDING = "pending", "Pending"
+    QUEUED = "queued", "Queued"
+    RUNNING = "running", "Running"
+    WAITING = "waiting", "Waiting"
+    SUCCEEDED = "succeeded", "Succeeded"
+    FAILED = "failed", "Failed"
+    CANCELLED = "cancelled", "Cancelled"
+
+
+ACTIVE_STATUSES = (RunStatus.QUEUED, RunStatus.RUNNING, RunStatus.WAITING)
+
+
+class RunQuerySet(models.QuerySet):
+    def active(self):
+        return self.filter(status__in=ACTIVE_STATUSES)
+
+
+class Run(models.Model):
+    """One RLAIF run: a pinned constitution version and prompt set, a validated config, and its stages."""
+
+    name = models.CharField(max_length=200)
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="runs")
+    constitution_version = models.ForeignKey(ConstitutionVersion, on_delete=models.PROTECT, related_name="runs")
+    prompt_set = models.ForeignKey(PromptSet, on_delete=models.PROTECT, related_name="runs")
+    config = models.JSONField(default=dict)
+    status = models.CharField(max_length=20, choices=RunStatus.choices, default=RunStatus.QUEUED, db_index=True)
+    current_stage = models.CharField(max_length=20, choices=Stage.choices, blank=True)
+    cancel_requested = models.BooleanField(default=False)
+    gate_released = models.BooleanField(default=False, help_text="An operator let the run pass its audit gate.")
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    objects = RunQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"#{self.pk} {self.name}"
+
+    @property
+    def artifacts_dir(self):
+        return settings.ARTIFACTS_DIR / f"run-{self.pk}"
+
+    def ordered_stages(self):
+        """This run's StageRun rows in pipeline order."""
+        order = {s: i for i, s in enumerate(STAGE_ORDER)}
+        return sorted(self.stages.all(), key=lambda s: order[s.stage])
+
+
+class StageRun(models.Model):
+    """One stage of a run: its RQ job, status, progress and the tail of its log."""
+
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="stages")
+    stage = models.CharField(max_length=20, choices=Stage.choices)
+    status = models.CharField(max_length=20, choices=StageStatus.choices, default=StageStatus.PENDING)
+    job_id = models.CharField(max_length=100, blank=True)
+    attempt = models.PositiveIntegerField(default=0)
+    progress_done = models.PositiveIntegerField(default=0)
+    progress_total = models.PositiveIntegerField(null=True, blank=True)
+    message = models.CharField(max_length=500, blank=True)
+    error = models.TextField(blank=True)
+    log_tail = models.TextField(blank=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["run", "stage"], name="one_stage_row_per_run")]
+
+    def __str__(self) -> str:
+        return f"{self.run_id}:{self.stage}"
+
+    @property
+    def fraction(self) -> float | None:
+        if not self.progress_total:
+            return None
+        return min(1.0, self.progress_done / self.progress_total)
+
+    @property
+    def duration(self):
+        if not self.started_at:
+            return None
+        return (self.finished_at or timezone.now()) - self.started_at
+
+
+# --- AI feedback ----------------------------------------------------------------------------------
+
+
+class CompletionSource(models.TextChoices):
+    POLICY = "policy", "Policy sample"
+    REFERENCE = "reference", "Reference pair (imported)"
+    EVAL_REFERENCE = "eval_reference", "Evaluation: reference policy"
+    EVAL_TUNED = "eval_tuned", "Evaluation: tuned policy"
+
+
+class Completion(models.Model):
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="completions")
+    prompt = models.ForeignKey(Prompt, on_delete=models.CASCADE, related_name="completions")
+    source = models.CharField(max_length=20, choices=CompletionSource.choices, default=CompletionSource.POLICY)
+    sample_index = models.PositiveIntegerField()
+    text = models.TextField()
+    model = models.CharField(max_length=300)
+    sampling_params = models.JSONField(default=dict, blank=True)
+    token_count = models.PositiveIntegerField(default=0)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["run", "prompt", "source", "sample_index"], name="one_completion_per_sample")
+        ]
+
+
+class Comparison(models.Model):
+    """Two completions of one prompt, in a fixed order (A = ``completion_a``)."""
+
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="comparisons")
+    prompt = models.ForeignKey(Prompt, on_delete=models.CASCADE, related_name="comparisons")
+    completion_a = models.ForeignKey(Completion, on_delete=models.CASCADE, related_name="+")
+    completion_b = models.ForeignKey(Completion, on_delete=models.CASCADE, related_name="+")
+    purpose = models.CharField(max_length=10, default="train", help_text="train (labels for learning) or eval.")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["run", "completion_a", "completion_b"], name="one_comparison_per_pair")
+        ]
+        indexes = [models.Index(fields=["run", "purpose"])]
+
+
+class Verdict(models.TextChoices):
+    A = "A", "A"
+    B = "B", "B"
+    TIE = "tie", "Tie"
+    FAILED = "", "Failed"
+
+
+class Judgment(models.Model):
+    """The AI judge's decision on one comparison under one principle.
+
+    ``p_a_ab`` is P(A preferred) when A was shown first; ``p_a_ba`` is P(A preferred) when the order was
+    swapped (already mapped back to A); ``p_a`` is their average (position debiasing, Lee et al. 2023).
+    """
+
+    comparison = models.ForeignKey(Comparison, on_delete=models.CASCADE, related_name="judgments")
+    principle = models.ForeignKey(Principle, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    judge_id = models.CharField(max_length=300)
+    p_a_ab = models.FloatField(null=True, blank=True)
+    p_a_ba = models.FloatField(null=True, blank=True)
+    p_a = models.FloatField(null=True, blank=True, db_index=True)
+    verdict = models.CharField(max_length=4, choices=Verdict.choices, blank=True, db_index=True)
+    position_consistent = models.BooleanField(null=True, blank=True)
+    rationale = models.TextField(blank=True)
+    raw_outputs = models.JSONField(default=list, blank=True)
+    latency_ms = models.FloatField(default=0)
+    prompt_tokens = models.PositiveIntegerField(default=0)
+    completion_tokens = models.PositiveIntegerField(default=0)
+    cost = models.FloatField(default=0)
+    error = models.TextField(blank=True)
+    attempts = models.PositiveIntegerField(default=1)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["comparison", "principle", "judge_id"], name="one_judgment_per_principle_and_judge"
+            ),
+            models.UniqueConstraint(
+                fields=["comparison", "judge_id"],
+                condition=Q(principle__isnull=True),
+                name="one_principle_free_judgment_per_judge",
+            ),
+        ]
+
+    @property
+    def failed(self) -> bool:
+        return bool(self.error) and not self.verdict
+
+
+class HumanChoice(models.TextChoices):
+    A = "A", "A"
+    B = "B", "B"
+    TIE = "tie", "Tie"
+    SKIP = "skip", "Skip"
+
+
+class HumanLabel(models.Model):
+    """A human's preference on a comparison: an auditor in the browser, or an annotator of imported data
+    (``external_annotator``, e.g. "pandalm:1")."""
+
+    class Flag(models.TextChoices):
+        NONE = "", "No flag"
+        REASON_WRONG = "reason_wrong", "Verdict right, reason wrong"
+        VERDICT_WRONG = "verdict_wrong", "Verdict wrong"
+
+    comparison = models.ForeignKey(Comparison, on_delete=models.CASCADE, related_name="human_labels")
+    auditor = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.CASCADE)
+    external_annotator = models.CharField(max_length=100, blank=True)
+    choice = models.CharField(max_length=4, choices=HumanChoice.choices)
+    confidence = models.PositiveSmallIntegerField(null=True, blank=True, help_text="1 (unsure) to 5 (certain).")
+    note = models.TextField(blank=True)
+    seconds_spent = models.FloatField(default=0)
+    shown_swapped = models.BooleanField(default=False, help_text="B was shown on the left.")
+    rationale_flag = models.CharField(max_length=20, choices=Flag.choices, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["comparison", "auditor"], condition=Q(auditor__isnull=False), name="one_label_per_auditor"
+            ),
+            models.UniqueConstraint(
+                fields=["comparison", "external_annotator"],
+                condition=~Q(external_annotator=""),
+                name="one_label_per_external_annotator",
+            ),
+            models.CheckConstraint(
+                condition=Q(auditor__isnull=False) | ~Q(external_annotator=""), name="label_has_an_annotator"
+            ),
+        ]
+
+
+class AuditItem(models.Model):
+    """A comparison drawn into a run's audit sample, with the stratum it was drawn from."""
+
+    class Stratum(models.TextChoices):
+        RANDOM = "random", "Uniform random"
+        UNCERTAIN = "uncertain", "Uncertain"
+
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="audit_items")
+    comparison = models.ForeignKey(Comparison, on_delete=models.CASCADE, related_name="audit_items")
+    judgment = models.ForeignKey(Judgment, null=True, on_delete=models.CASCADE, related_name="audit_items")
+    stratum = models.CharField(max_length=10, choices=Stratum.choices)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["run", "comparison"], name="one_audit_item_per_comparison")]
+
+
+# --- Metrics and artifacts -------------------------------------------------------------------------
+
+
+class MetricPoint(models.Model):
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="metrics")
+    stage = models.CharField(max_length=20, choices=Stage.choices)
+    step = models.IntegerField()
+    name = models.CharField(max_length=100)
+    value = models.FloatField()
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["run", "stage", "name", "step"], name="one_metric_value_per_step")
+        ]
+        indexes = [models.Index(fields=["run", "name", "step"], name="metric_curve_idx")]
+
+
+class Artifact(models.Model):
+    class Kind(models.TextChoices):
+        SFT_MODEL = "sft_model", "SFT model"
+        REWARD_MODEL = "reward_model", "Reward model"
+        POLICY = "policy", "Tuned policy"
+        CHECKPOINT = "checkpoint", "Checkpoint"
+        DATASET = "dataset", "Dataset"
+        REPORT = "report", "Report"
+
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="artifacts")
+    kind = models.CharField(max_length=20, choices=Kind.choices)
+    name = models.CharField(max_length=200)
+    path = models.CharField(max_length=1000)
+    metrics = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["run", "kind", "name"], name="one_artifact_per_name")]

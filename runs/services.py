@@ -1,0 +1,225 @@
+"""Starting, advancing, cancelling and resuming runs: the one place that creates stage rows and enqueues
+jobs, shared by views, management commands and tests."""
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+
+from django.db import transaction
+from django.utils import timezone
+from rq.exceptions import NoSuchJobError
+from rq.job import Job, JobStatus
+
+from rlaif_site.queueing import get_queue
+from runs import gate
+from runs.models import STAGE_ORDER, Run, RunStatus, Stage, StageRun, StageStatus
+
+logger = logging.getLogger(__name__)
+
+#: RQ job_timeout per stage in seconds, unless the run config's ``timeouts`` overrides it.
+DEFAULT_TIMEOUTS = {
+    Stage.SFT: 6 * 3600,
+    Stage.GENERATE: 6 * 3600,
+    Stage.LABEL: 12 * 3600,
+    Stage.REWARD_MODEL: 6 * 3600,
+    Stage.POLICY: 24 * 3600,
+    Stage.EVALUATE: 6 * 3600,
+}
+#: A running stage whose reporter has not written for this long is considered dead at recovery.
+STALE_AFTER_SECONDS = 180
+
+
+def job_id_for(stage_run: StageRun) -> str:
+    """Deterministic RQ job id: one job per run stage, so a double enqueue cannot run it twice."""
+    return f"run-{stage_run.run_id}-{stage_run.stage}"
+
+
+def queue_name_for(run: Run, stage: str) -> str:
+    """The queue a stage goes to: model training may be routed to the ``gpu`` queue by the config."""
+    queues = run.config.get("queues") or {}
+    return queues.get(stage, "default")
+
+
+@transaction.atomic
+def launch_run(
+    *, name: str, owner, constitution_version, prompt_set, config: dict, stages: Sequence[str]
+) -> Run:
+    """Create a run with one StageRun per requested stage and enqueue the first one (on commit).
+
+    Args:
+        stages: stage names; they run in pipeline order (:data:`runs.models.STAGE_ORDER`) whatever the order given.
+
+    Raises:
+        ValueError: no stage, or an unknown stage name.
+    """
+    unknown = [s for s in stages if s not in Stage.values]
+    if unknown:
+        raise ValueError(f"Unknown stage(s): {', '.join(unknown)}")
+    if not stages:
+        raise ValueError("A run needs at least one stage.")
+    run = Run.objects.create(
+        name=name,
+        owner=owner,
+        constitution_version=constitution_version,
+        prompt_set=prompt_set,
+        config=config,
+        status=RunStatus.QUEUED,
+    )
+    StageRun.objects.bulk_create(StageRun(run=run, stage=s) for s in STAGE_ORDER if s in stages)
+    advance(run)
+    return run
+
+
+def enqueue_stage(stage_run: StageRun) -> None:
+    """Mark ``stage_run`` queued and enqueue its job (after the surrounding transaction commits)."""
+    from runs.jobs import run_stage
+
+    run = stage_run.run
+    stage_run.status = StageStatus.QUEUED
+    stage_run.job_id = job_id_for(stage_run)
+    stage_run.error = ""
+    stage_run.finished_at = None
+    stage_run.save(update_fields=["status", "job_id", "error", "finished_at"])
+    timeout = (run.config.get("timeouts") or {}).get(stage_run.stage, DEFAULT_TIMEOUTS[stage_run.stage])
+    queue = get_queue(queue_name_for(run, stage_run.stage))
+    queue.enqueue(
+        run_stage,
+        stage_run.pk,
+        job_id=stage_run.job_id,
+        job_timeout=int(timeout),
+        result_ttl=24 * 3600,
+        failure_ttl=7 * 24 * 3600,
+        description=f"{run} · {stage_run.stage}",
+    )
+
+
+def advance(run: Run) -> StageRun | None:
+    """Enqueue the first stage of ``run`` that has not succeeded; finish the run when none is left.
+
+    A stage behind an unmet audit gate (see :mod:`runs.gate`) is not enqueued: the run waits.
+
+    Returns:
+        The stage enqueued, or None when the run finished or waits.
+    """
+    run.refresh_from_db()
+    if run.cancel_requested or run.status in (RunStatus.CANCELLED, RunStatus.FAILED):
+        return None
+    pending = [s for s in run.ordered_stages() if s.status != StageStatus.SUCCEEDED]
+    if not pending:
+        Run.objects.filter(pk=run.pk).update(status=RunStatus.SUCCEEDED, current_stage="", finished_at=timezone.now())
+        return None
+    nxt = pending[0]
+    if nxt.status in (StageStatus.QUEUED, StageStatus.RUNNING):
+        return nxt
+    reason = gate.gate_reason(run, nxt.stage)
+    if reason:
+        StageRun.objects.filter(pk=nxt.pk).update(status=StageStatus.WAITING, message=reason[:500])
+        Run.objects.filter(pk=run.pk).update(status=RunStatus.WAITING, current_stage=nxt.stage)
+        return None
+    Run.objects.filter(pk=run.pk).update(current_stage=nxt.stage)
+    enqueue_stage(nxt)
+    return nxt
+
+
+@transaction.atomic
+def cancel_run(run: Run) -> None:
+    """Ask a run to stop. A running stage stops at its next safe point (it polls the flag) and keeps what
+    it finished; queued and waiting stages are cancelled at once."""
+    Run.objects.filter(pk=run.pk).update(cancel_requested=True)
+    for stage_run in run.stages.filter(status__in=[StageStatus.QUEUED, StageStatus.WAITING]):
+        _cancel_job(stage_run)
+        StageRun.objects.filter(pk=stage_run.pk).update(status=StageStatus.CANCELLED, finished_at=timezone.now())
+    if not run.stages.filter(status=StageStatus.RUNNING).exists():
+        Run.objects.filter(pk=run.pk).update(status=RunStatus.CANCELLED, finished_at=timezone.now())
+
+
+def _cancel_job(stage_run: StageRun) -> None:
+    if not stage_run.job_id:
+        return
+    queue = get_queue(queue_name_for(stage_run.run, stage_run.stage))
+    try:
+        job = Job.fetch(stage_run.job_id, connection=queue.connection)
+    except NoSuchJobError:
+        return
+    if job.get_status(refresh=True) in (JobStatus.QUEUED, JobStatus.DEFERRED, JobStatus.SCHEDULED):
+        job.cancel()
+
+
+@transaction.atomic
+def resume_run(run: Run, *, from_stage: str | None = None) -> StageRun | None:
+    """Continue a cancelled, failed or waiting run from its first unfinished stage (or re-run
+    ``from_stage`` and everything after it). Finished work inside a stage is kept: stages are idempotent.
+
+    Raises:
+        ValueError: the run is still queued or running, or ``from_stage`` is not one of its stages.
+    """
+    run.refresh_from_db()
+    if run.status in (RunStatus.QUEUED, RunStatus.RUNNING):
+        raise ValueError(f"{run} is {run.status}; cancel it before resuming.")
+    stages = run.ordered_stages()
+    if from_stage is not None:
+        names = [s.stage for s in stages]
+        if from_stage not in names:
+            raise ValueError(f"{run} has no stage {from_stage!r}.")
+        for stage_run in stages[names.index(from_stage) :]:
+            StageRun.objects.filter(pk=stage_run.pk).update(status=StageStatus.PENDING)
+    for stage_run in stages:
+        if stage_run.status in (StageStatus.FAILED, StageStatus.CANCELLED, StageStatus.WAITING):
+            StageRun.objects.filter(pk=stage_run.pk).update(status=StageStatus.PENDING)
+    Run.objects.filter(pk=run.pk).update(
+        status=RunStatus.QUEUED, cancel_requested=False, finished_at=None
+    )
+    return advance(run)
+
+
+def release_gate(run: Run) -> StageRun | None:
+    """Let a run that waits at its audit gate go on (an operator's decision)."""
+    Run.objects.filter(pk=run.pk).update(gate_released=True)
+    run.refresh_from_db()
+    if run.status == RunStatus.WAITING:
+        return resume_run(run)
+    return None
+
+
+def recover_interrupted() -> list[StageRun]:
+    """Re-enqueue stages whose job was lost (embedded queue after a restart, a killed worker).
+
+    Called when the app starts. A queued stage is re-enqueued unless its job still waits in Redis; a
+    running stage is re-enqueued when its job is gone or failed, or its heartbeat is older than
+    :data:`STALE_AFTER_SECONDS`. Stages are idempotent, so a re-run only does the missing work.
+
+    Returns:
+        The stage rows that were re-enqueued.
+    """
+    recovered = []
+    stale_before = timezone.now() - timezone.timedelta(seconds=STALE_AFTER_SECONDS)
+    active = StageRun.objects.filter(
+        status__in=[StageStatus.QUEUED, StageStatus.RUNNING], run__status__in=[RunStatus.QUEUED, RunStatus.RUNNING]
+    ).select_related("run")
+    for stage_run in active:
+        status = _job_status(stage_run)
+        if stage_run.status == StageStatus.QUEUED and status in (JobStatus.QUEUED, JobStatus.SCHEDULED):
+            continue
+        if stage_run.status == StageStatus.RUNNING and status == JobStatus.STARTED:
+            if stage_run.heartbeat_at and stage_run.heartbeat_at > stale_before:
+                continue
+        with transaction.atomic():
+            logger.info("re-enqueueing interrupted stage %s (job status %s)", stage_run, status)
+            if stage_run.run.cancel_requested:
+                StageRun.objects.filter(pk=stage_run.pk).update(status=StageStatus.CANCELLED)
+                Run.objects.filter(pk=stage_run.run_id).update(status=RunStatus.CANCELLED)
+                continue
+            enqueue_stage(stage_run)
+            recovered.append(stage_run)
+    return recovered
+
+
+def _job_status(stage_run: StageRun) -> str | None:
+    if not stage_run.job_id:
+        return None
+    queue = get_queue(queue_name_for(stage_run.run, stage_run.stage))
+    try:
+        job = Job.fetch(stage_run.job_id, connection=queue.connection)
+    except NoSuchJobError:
+        return None
+    return job.get_status(refresh=True)

@@ -1,0 +1,84 @@
+"""Test data builders: small functions that create valid rows with sensible defaults."""
+from __future__ import annotations
+
+import itertools
+
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group
+
+from constitutions.models import Category, Constitution, ConstitutionVersion
+from runs import models as m
+from runs.prompt_content import content_hash
+
+_seq = itertools.count(1)
+
+
+def make_user(username: str | None = None, roles: tuple[str, ...] = (), **extra):
+    user = get_user_model().objects.create_user(
+        username=username or f"user{next(_seq)}", password="pw-for-tests-123", **extra
+    )
+    if roles:
+        user.groups.set(Group.objects.filter(name__in=roles))
+    return user
+
+
+def principle(name: str = "Honest", **overrides) -> dict:
+    return {
+        "name": name,
+        "comparison": f"Which response is more {name.lower()}?",
+        "critique_request": "",
+        "revision_request": "",
+        "weight": 1.0,
+        "category": Category.HONESTY,
+        "enabled": True,
+        **overrides,
+    }
+
+
+def make_version(constitution: Constitution | None = None, principles=None, author=None, **kwargs):
+    constitution = constitution or Constitution.objects.create(name=f"Constitution {next(_seq)}")
+    version, _ = ConstitutionVersion.objects.create_version(
+        constitution, author=author, principles=principles or [principle("Honest"), principle("Helpful")], **kwargs
+    )
+    return version
+
+
+def make_prompt_set(n: int = 3, name: str | None = None, split_every: int = 0) -> m.PromptSet:
+    prompt_set = m.PromptSet.objects.create(name=name or f"Prompts {next(_seq)}")
+    m.Prompt.objects.bulk_create(
+        m.Prompt(
+            prompt_set=prompt_set,
+            index=i,
+            text=f"Prompt number {i}?",
+            content_hash=content_hash(f"Prompt number {i}?"),
+            split="eval" if split_every and i % split_every == 0 else "train",
+        )
+        for i in range(n)
+    )
+    return prompt_set
+
+
+def make_run(owner=None, stages=("generate",), config=None, status=m.RunStatus.QUEUED, **kwargs) -> m.Run:
+    """A run row with StageRun rows, not enqueued (use runs.services.launch_run to enqueue)."""
+    run = m.Run.objects.create(
+        name=kwargs.pop("name", f"run {next(_seq)}"),
+        owner=owner,
+        constitution_version=kwargs.pop("constitution_version", None) or make_version(),
+        prompt_set=kwargs.pop("prompt_set", None) or make_prompt_set(),
+        config=config or {},
+        status=status,
+        **kwargs,
+    )
+    for stage in stages:
+        m.StageRun.objects.create(run=run, stage=stage)
+    return run
+
+
+def make_comparison(run: m.Run, prompt: m.Prompt | None = None, texts=("first answer", "second answer")):
+    prompt = prompt or run.prompt_set.prompts.first()
+    base = m.Completion.objects.filter(run=run, prompt=prompt).count()
+    a, b = (
+        m.Completion.objects.create(run=run, prompt=prompt, sample_index=base + i, text=t, model="tiny")
+        for i, t in enumerate(texts)
+    )
+    return m.Comparison.objects.create(run=run, prompt=prompt, completion_a=a, completion_b=b)

@@ -1,0 +1,95 @@
+"""`manage.py studio`: the start-up path a newcomer runs (migrate, starter data, serve, worker, Ctrl-C)."""
+import os
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import time
+import urllib.request
+
+import pytest
+
+from tests.conftest import REPO_ROOT
+
+READY = "RLAIF Studio on"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _start(env, port):
+    proc = subprocess.Popen(
+        [sys.executable, "manage.py", "studio", "--port", str(port)],
+        cwd=REPO_ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    lines = []
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        line = proc.stdout.readline()
+        if not line and proc.poll() is not None:
+            break
+        lines.append(line)
+        if READY in line:
+            return proc, "".join(lines)
+    proc.kill()
+    pytest.fail("studio did not start:\n" + "".join(lines))
+
+
+def _stop(proc) -> str:
+    proc.send_signal(signal.SIGINT)
+    out, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 0, out
+    return out
+
+
+def test_studio_starts_serves_and_second_start_adds_no_starter_data(tmp_path):
+    db = tmp_path / "studio.sqlite3"
+    env = {
+        **os.environ,
+        "DATABASE_URL": f"sqlite:///{db}",
+        "STUDIO_DATA_DIR": str(tmp_path / "data"),
+        "STUDIO_ADMIN_PASSWORD": "a-long-test-password",
+    }
+    port = _free_port()
+    proc, out = _start(env, port)
+    try:
+        assert "Created admin account 'admin' (password from STUDIO_ADMIN_PASSWORD)" in out
+        assert "Created the starter constitution." in out and "Created the demo prompt set." in out
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/login/", timeout=10) as response:
+            assert response.status == 200 and b"Log in" in response.read()
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=10) as response:
+            assert response.url.endswith("/login/?next=/")  # redirected: login required
+    finally:
+        out = _stop(proc)
+    assert "Stopped." in out
+
+    proc, out = _start(env, port)
+    _stop(proc)
+    assert "Created" not in out
+    with sqlite3.connect(db) as conn:
+        counts = [
+            conn.execute(f"select count(*) from {table}").fetchone()[0]
+            for table in ("auth_user", "constitutions_constitution", "constitutions_constitutionversion", "runs_promptset")
+        ]
+        groups = {row[0] for row in conn.execute("select name from auth_group")}
+    assert counts == [1, 1, 1, 1]
+    assert groups == {"authors", "operators", "auditors"}
+
+
+def test_extra_workers_need_redis(tmp_path):
+    env = {**os.environ, "DATABASE_URL": f"sqlite:///{tmp_path / 'x.sqlite3'}"}
+    env.pop("REDIS_URL", None)
+    proc = subprocess.run(
+        [sys.executable, "manage.py", "studio", "--extra-workers", "2"],
+        cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=120,
+    )
+    assert proc.returncode != 0
+    assert "--extra-workers needs REDIS_URL" in proc.stderr
