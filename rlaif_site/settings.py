@@ -17,6 +17,7 @@ BASE_DIR = Path(__file__).resolve().parent.parent
 # Artifacts (models, checkpoints, exported datasets) and the default SQLite database live here.
 DATA_DIR = Path(os.environ.get("STUDIO_DATA_DIR") or BASE_DIR / "var").resolve()
 ARTIFACTS_DIR = DATA_DIR / "artifacts"
+MODELS_DIR = DATA_DIR / "models"  # offline demo models (demo://...) are built here
 
 DEBUG = env.boolean("DEBUG", False)
 SECRET_KEY = os.environ.get("SECRET_KEY") or "insecure-dev-key-set-SECRET_KEY-in-production"

