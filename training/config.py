@@ -42,6 +42,9 @@ class GenerationConfig:
         pairing: which pairs of samples become comparisons: ``first`` (samples 0 and 1), ``all``, or ``random``.
         pairs_per_prompt: with ``random``, M pairs per prompt.
         max_prompts: use at most this many prompts of the set (0 = all).
+        source: ``policy`` (sample the policy) or ``reference_pairs`` (compare the prompt set's imported
+            response pairs instead of generating).
+        concurrency, timeout_s, max_retries: HTTP behaviour of the openai backend.
     """
 
     model: str = "demo://policy"
@@ -57,9 +60,16 @@ class GenerationConfig:
     pairing: Literal["first", "all", "random"] = "first"
     pairs_per_prompt: int = 1
     max_prompts: int = 0
+    source: Literal["policy", "reference_pairs"] = "policy"
+    concurrency: int = 8
+    timeout_s: float = 120.0
+    max_retries: int = 4
 
     def validate(self, path: str) -> None:
         _at_least(self.samples_per_prompt, 2, f"{path}.samples_per_prompt")
+        _at_least(self.concurrency, 1, f"{path}.concurrency")
+        _at_least(self.max_retries, 0, f"{path}.max_retries")
+        _between(self.timeout_s, 0.001, 3600.0, f"{path}.timeout_s")
         _at_least(self.max_new_tokens, 1, f"{path}.max_new_tokens")
         _at_least(self.batch_size, 1, f"{path}.batch_size")
         _at_least(self.pairs_per_prompt, 1, f"{path}.pairs_per_prompt")

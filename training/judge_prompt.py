@@ -138,10 +138,18 @@ class JudgeRequest:
     Attributes:
         messages: chat messages (``[{"role": "user", "content": ...}]``) the judge receives.
         swapped: False when the first response of the comparison is shown as A, True for the B/A order.
+        conversation, shown_a, shown_b: the raw inputs behind ``messages`` (the prompt and the responses
+            shown as A and B), for backends that score responses directly (a reward model).
+        sample: index of the sample with self-consistency (0..n-1); distinct samples are sampled, and cached,
+            separately.
     """
 
     messages: tuple[Mapping[str, str], ...]
     swapped: bool
+    conversation: str | Sequence[Mapping[str, str]] | None = None
+    shown_a: str = ""
+    shown_b: str = ""
+    sample: int = 0
 
     @property
     def text(self) -> str:
@@ -181,7 +189,13 @@ def render(
         answer_format=ANSWER_FORMAT,
         examples=format_examples(examples),
     )
-    return JudgeRequest(messages=({"role": "user", "content": content},), swapped=swapped)
+    return JudgeRequest(
+        messages=({"role": "user", "content": content},),
+        swapped=swapped,
+        conversation=prompt,
+        shown_a=first,
+        shown_b=second,
+    )
 
 
 def render_both_orders(
