@@ -291,6 +291,16 @@ class Judgment(models.Model):
         return bool(self.error) and not self.verdict
 
 
+class JudgeCacheEntry(models.Model):
+    """One answered judge request, keyed by the SHA-256 of (judge, parameters, rendered prompt, sample), so the
+    same request is never paid for twice (see :func:`training.labeling.request_key`)."""
+
+    key = models.CharField(max_length=64, unique=True)
+    judge_id = models.CharField(max_length=300)
+    output = models.JSONField(help_text="The backend's OrderResult fields.")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+
 class HumanChoice(models.TextChoices):
     A = "A", "A"
     B = "B", "B"
