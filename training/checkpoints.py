@@ -1,0 +1,79 @@
+"""Checkpoint folders and the CPU-friendly ``TrainingArguments`` every training stage shares.
+
+Trainers save ``checkpoint-<step>`` folders under an output directory every ``save_steps`` steps; a re-run
+passes the last one to ``trainer.train(resume_from_checkpoint=...)`` so the step count, optimizer, scheduler
+and RNG state continue where they stopped (transformers' own resume).
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+
+def last_checkpoint(output_dir: Path | str) -> str | None:
+    """The newest ``checkpoint-<step>`` folder under ``output_dir`` (None when there is none)."""
+    from transformers.trainer_utils import get_last_checkpoint
+
+    output_dir = Path(output_dir)
+    if not output_dir.is_dir():
+        return None
+    return get_last_checkpoint(str(output_dir))
+
+
+def checkpoint_step(path: str | Path | None) -> int:
+    """The global step a checkpoint folder was written at (``checkpoint-40`` -> 40; 0 for None)."""
+    if not path:
+        return 0
+    return int(Path(path).name.rsplit("-", 1)[-1])
+
+
+def trainer_kwargs(
+    output_dir: Path | str,
+    *,
+    seed: int,
+    learning_rate: float,
+    batch_size: int,
+    save_every: int | None = None,
+    max_steps: int | None = None,
+    epochs: float | None = None,
+    keep_checkpoints: int = 2,
+) -> dict[str, Any]:
+    """Keyword arguments shared by every TRL config this project builds.
+
+    Full precision (no bf16: CPUs and older GPUs), no external loggers, metrics logged every step (the
+    :class:`~training.callbacks.ReporterCallback` streams them), checkpoints every ``save_every`` steps
+    keeping the last ``keep_checkpoints``, no gradient checkpointing (tiny models; TRL turns it on by
+    default), and the accelerator used when there is one.
+
+    Args:
+        max_steps: optimizer steps (takes precedence over ``epochs``).
+        epochs: passes over the data when ``max_steps`` is None.
+    """
+    import torch
+
+    kwargs: dict[str, Any] = {
+        "output_dir": str(output_dir),
+        "seed": seed,
+        "data_seed": seed,
+        "learning_rate": learning_rate,
+        "per_device_train_batch_size": batch_size,
+        "per_device_eval_batch_size": batch_size,
+        "bf16": False,
+        "fp16": False,
+        "use_cpu": not torch.cuda.is_available(),
+        "report_to": "none",
+        "logging_steps": 1,
+        "logging_first_step": True,
+        "gradient_checkpointing": False,
+        "disable_tqdm": True,
+        "dataloader_num_workers": 0,
+        "save_strategy": "steps" if save_every else "no",
+        "save_steps": save_every or 500,
+        "save_total_limit": keep_checkpoints,
+        "save_only_model": False,
+    }
+    if max_steps is not None:
+        kwargs["max_steps"] = max_steps
+    elif epochs is not None:
+        kwargs["num_train_epochs"] = epochs
+    return kwargs

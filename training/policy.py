@@ -1,0 +1,207 @@
+"""Policy optimisation from AI feedback with TRL: RLOO (default) or GRPO against a reward function with a
+KL penalty (coefficient beta) to the reference policy, or DPO straight on the preferences.
+
+* RLOO — REINFORCE Leave-One-Out (Kool et al. 2019; Ahmadian et al. 2024): ``num_generations`` rollouts per
+  prompt, each rollout's baseline is the mean reward of the others; the KL to the reference is subtracted
+  from the reward (``reward - beta * KL``).
+* GRPO — Group Relative Policy Optimization (Shao et al. 2024): group-normalised advantages, KL as a loss
+  term.
+* DPO — Direct Preference Optimization (Rafailov et al. 2023): no reward model, ``beta`` is DPO's
+  temperature, the implicit KL strength.
+
+Metrics stream through :class:`~training.callbacks.ReporterCallback` under TRL's names (``reward``,
+``reward_std``, ``kl``, ``entropy``, ``loss``, ``completions/mean_length``, DPO's ``rewards/margins``…).
+A checkpoint is saved every ``checkpoint_every`` steps; a re-run resumes from the last one.
+"""
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from training.callbacks import ReporterCallback
+from training.checkpoints import checkpoint_step, last_checkpoint, trainer_kwargs
+from training.config import PolicyConfig
+from training.progress import Cancelled, NullReporter, Reporter
+
+Conversation = str | Sequence[Mapping[str, str]]
+RewardFn = Callable[..., list[float]]
+CONFIG_FILE = "rlaif_policy.json"
+
+
+@dataclass
+class PolicyResult:
+    """What :func:`train_policy` produced.
+
+    Attributes:
+        path: folder of the tuned policy and tokenizer.
+        steps: optimizer steps done in total (including those before a resume).
+        resumed_from_step: the checkpoint step training continued from (0 = from scratch).
+        history: ``(step, {metric: value})`` as logged during this call.
+    """
+
+    path: Path
+    steps: int
+    resumed_from_step: int = 0
+    history: list[tuple[int, dict[str, float]]] = field(default_factory=list)
+
+
+def as_messages(conversation: Conversation) -> list[dict[str, str]]:
+    """A prompt as chat messages (TRL's conversational format)."""
+    if isinstance(conversation, str):
+        return [{"role": "user", "content": conversation}]
+    return [{"role": m["role"], "content": m["content"]} for m in conversation]
+
+
+def prompt_dataset(prompts: Sequence[Conversation], tokenizer):
+    """A ``datasets.Dataset`` with a ``prompt`` column for RLOO/GRPO: chat messages when the tokenizer has
+    a chat template, else ``Human: …\\n\\nAssistant:`` text."""
+    from datasets import Dataset
+
+    from training.generation import prompt_text
+
+    if getattr(tokenizer, "chat_template", None):
+        return Dataset.from_dict({"prompt": [as_messages(p) for p in prompts]})
+    return Dataset.from_dict({"prompt": [prompt_text(tokenizer, p) for p in prompts]})
+
+
+def dpo_dataset(preferences, tokenizer):
+    """Map a ``prompt``/``chosen``/``rejected`` preference dataset to DPO's format (conversational when the
+    tokenizer has a chat template)."""
+    from datasets import Dataset
+
+    from training.generation import prompt_text
+
+    chat = bool(getattr(tokenizer, "chat_template", None))
+    rows = {"prompt": [], "chosen": [], "rejected": []}
+    for prompt, chosen, rejected in zip(preferences["prompt"], preferences["chosen"], preferences["rejected"]):
+        if chat:
+            rows["prompt"].append(as_messages(prompt))
+            rows["chosen"].append([{"role": "assistant", "content": chosen}])
+            rows["rejected"].append([{"role": "assistant", "content": rejected}])
+        else:
+            rows["prompt"].append(prompt_text(tokenizer, prompt))
+            rows["chosen"].append(" " + chosen + (tokenizer.eos_token or ""))
+            rows["rejected"].append(" " + rejected + (tokenizer.eos_token or ""))
+    return Dataset.from_dict(rows)
+
+
+def train_policy(
+    config: PolicyConfig,
+    policy_model: str,
+    output_dir: Path,
+    *,
+    prompts: Sequence[Conversation] = (),
+    reward_fn: RewardFn | None = None,
+    preferences=None,
+    reporter: Reporter | None = None,
+    max_steps: int | None = None,
+) -> PolicyResult:
+    """Fine-tune ``policy_model`` with ``config.algorithm``.
+
+    Args:
+        config: algorithm, beta (KL coefficient), learning rate, steps, batch size, rollouts per prompt,
+            rollout length and temperature, checkpoint interval, seed.
+        policy_model: path or hub id of the starting policy; it is also the frozen reference model.
+        output_dir: checkpoints go to ``output_dir/checkpoints``, the tuned policy to ``output_dir/model``.
+        prompts: training prompts for RLOO/GRPO.
+        reward_fn: TRL reward function ``f(prompts=, completions=, **kw) -> list[float]`` (e.g. a
+            :class:`training.reward_model.RewardScorer`) for RLOO/GRPO.
+        preferences: ``prompt``/``chosen``/``rejected`` dataset for DPO.
+        max_steps: total optimizer steps (default ``config.steps``); a resumed run continues up to it.
+
+    Raises:
+        ValueError: inputs missing for the algorithm (no prompts, no reward function, no preferences), or
+            ``batch_size`` not a multiple of ``num_generations``.
+        training.progress.Cancelled: the reporter asked to stop (a checkpoint is saved first).
+    """
+    from transformers import AutoTokenizer, PrinterCallback
+
+    reporter = reporter or NullReporter()
+    output_dir = Path(output_dir)
+    steps = max_steps or config.steps
+    tokenizer = AutoTokenizer.from_pretrained(policy_model)
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    common = trainer_kwargs(
+        output_dir / "checkpoints",
+        seed=config.seed,
+        learning_rate=config.learning_rate,
+        batch_size=config.batch_size,
+        save_every=config.checkpoint_every,
+        max_steps=steps,
+    )
+    callback = ReporterCallback(reporter, f"policy: {config.algorithm}")
+    if config.algorithm == "dpo":
+        trainer = _dpo_trainer(config, policy_model, tokenizer, preferences, common, callback)
+    else:
+        trainer = _online_trainer(config, policy_model, tokenizer, prompts, reward_fn, common, callback)
+    trainer.remove_callback(PrinterCallback)
+
+    resume = last_checkpoint(output_dir / "checkpoints")
+    if resume:
+        reporter.log(f"policy: resuming from {Path(resume).name}")
+    trainer.train(resume_from_checkpoint=resume)
+    if callback.stopped:
+        raise Cancelled("policy training stopped on request; resume continues from the last checkpoint")
+
+    final = output_dir / "model"
+    trainer.save_model(str(final))
+    tokenizer.save_pretrained(str(final))
+    (final / CONFIG_FILE).write_text(
+        json.dumps({"config": asdict(config), "base_model": policy_model, "steps": trainer.state.global_step})
+    )
+    return PolicyResult(
+        path=final,
+        steps=trainer.state.global_step,
+        resumed_from_step=checkpoint_step(resume),
+        history=callback.history,
+    )
+
+
+def _online_trainer(config, policy_model, tokenizer, prompts, reward_fn, common, callback):
+    from trl import GRPOConfig, GRPOTrainer, RLOOConfig, RLOOTrainer
+
+    if not prompts:
+        raise ValueError(f"{config.algorithm}: no training prompts")
+    if reward_fn is None:
+        raise ValueError(f"{config.algorithm}: needs a reward function (train the reward model first)")
+    if config.batch_size % config.num_generations:
+        raise ValueError(
+            f"policy.batch_size ({config.batch_size}) must be a multiple of policy.num_generations "
+            f"({config.num_generations})"
+        )
+    config_cls, trainer_cls = (RLOOConfig, RLOOTrainer) if config.algorithm == "rloo" else (GRPOConfig, GRPOTrainer)
+    args = config_cls(
+        **common,
+        beta=config.beta,
+        num_generations=config.num_generations,
+        max_completion_length=config.max_new_tokens,
+        temperature=max(config.temperature, 1e-3),
+        remove_unused_columns=False,
+        log_completions=False,
+    )
+    return trainer_cls(
+        model=policy_model,
+        reward_funcs=reward_fn,
+        args=args,
+        train_dataset=prompt_dataset(prompts, tokenizer),
+        processing_class=tokenizer,
+        callbacks=[callback],
+    )
+
+
+def _dpo_trainer(config, policy_model, tokenizer, preferences, common, callback):
+    from trl import DPOConfig, DPOTrainer
+
+    if preferences is None or len(preferences) == 0:
+        raise ValueError("dpo: no preference pairs to train on")
+    args = DPOConfig(**common, beta=max(config.beta, 1e-3), max_length=512)
+    return DPOTrainer(
+        model=policy_model,
+        args=args,
+        train_dataset=dpo_dataset(preferences, tokenizer),
+        processing_class=tokenizer,
+        callbacks=[callback],
+    )

@@ -1,0 +1,134 @@
+"""Supervised fine-tuning with TRL's ``SFTTrainer`` on prompt/response pairs: demonstrations, or the
+revisions of Constitutional AI's critique-and-revise phase (Bai et al. 2022, section 3).
+
+Examples are given to TRL in its prompt-completion format, so the loss covers only the response tokens
+(``completion_only_loss``); with a chat template they are chat messages.
+"""
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from training.callbacks import ReporterCallback
+from training.checkpoints import checkpoint_step, last_checkpoint, trainer_kwargs
+from training.config import SFTConfig
+from training.progress import Cancelled, NullReporter, Reporter
+
+Conversation = str | Sequence[Mapping[str, str]]
+CONFIG_FILE = "rlaif_sft.json"
+
+
+@dataclass(frozen=True)
+class Demonstration:
+    """One SFT example: a prompt (text or chat messages) and the target response text."""
+
+    prompt: Conversation
+    response: str
+
+
+@dataclass
+class SFTResult:
+    """What :func:`train_sft` produced: the model folder, steps, the resume point, and logged metrics."""
+
+    path: Path
+    steps: int
+    resumed_from_step: int = 0
+    history: list[tuple[int, dict[str, float]]] = field(default_factory=list)
+
+
+def sft_dataset(examples: Sequence[Demonstration], tokenizer):
+    """TRL prompt-completion dataset: chat messages when the tokenizer has a chat template, else
+    ``Human: …\\n\\nAssistant:`` prompts and `` response<eos>`` completions."""
+    from datasets import Dataset
+
+    from training.generation import prompt_text
+    from training.policy import as_messages
+
+    if getattr(tokenizer, "chat_template", None):
+        return Dataset.from_dict(
+            {
+                "prompt": [as_messages(e.prompt) for e in examples],
+                "completion": [[{"role": "assistant", "content": e.response}] for e in examples],
+            }
+        )
+    return Dataset.from_dict(
+        {
+            "prompt": [prompt_text(tokenizer, e.prompt) for e in examples],
+            "completion": [" " + e.response + (tokenizer.eos_token or "") for e in examples],
+        }
+    )
+
+
+def train_sft(
+    examples: Sequence[Demonstration],
+    base_model: str,
+    config: SFTConfig,
+    output_dir: Path,
+    *,
+    reporter: Reporter | None = None,
+    max_steps: int | None = None,
+    checkpoint_every: int = 50,
+    max_length: int = 512,
+) -> SFTResult:
+    """Fine-tune ``base_model`` on ``examples``; save to ``output_dir/model``.
+
+    Args:
+        examples: prompt/response pairs (at least one).
+        base_model: path or hub id of a causal LM.
+        config: learning rate, epochs, batch size.
+        max_steps: cap on optimizer steps (overrides ``config.epochs``).
+        checkpoint_every: save a checkpoint every N steps under ``output_dir/checkpoints``; a re-run resumes.
+        max_length: longest tokenized example (longer ones are truncated by TRL).
+
+    Raises:
+        ValueError: no examples.
+        training.progress.Cancelled: the reporter asked to stop (a checkpoint is saved first).
+    """
+    from transformers import AutoTokenizer, PrinterCallback
+    from trl import SFTConfig as TRLSFTConfig
+    from trl import SFTTrainer
+
+    reporter = reporter or NullReporter()
+    if not examples:
+        raise ValueError("no SFT examples (demonstrations or revisions) to train on")
+    output_dir = Path(output_dir)
+    tokenizer = AutoTokenizer.from_pretrained(base_model)
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    args = TRLSFTConfig(
+        **trainer_kwargs(
+            output_dir / "checkpoints",
+            seed=0,
+            learning_rate=config.learning_rate,
+            batch_size=config.batch_size,
+            save_every=checkpoint_every,
+            max_steps=max_steps,
+            epochs=config.epochs,
+        ),
+        max_length=max_length,
+        completion_only_loss=True,
+    )
+    callback = ReporterCallback(reporter, "sft: training")
+    trainer = SFTTrainer(
+        model=base_model,
+        args=args,
+        train_dataset=sft_dataset(examples, tokenizer),
+        processing_class=tokenizer,
+        callbacks=[callback],
+    )
+    trainer.remove_callback(PrinterCallback)
+    resume = last_checkpoint(output_dir / "checkpoints")
+    if resume:
+        reporter.log(f"sft: resuming from {Path(resume).name}")
+    trainer.train(resume_from_checkpoint=resume)
+    if callback.stopped:
+        raise Cancelled("SFT stopped on request; resume continues from the last checkpoint")
+    final = output_dir / "model"
+    trainer.save_model(str(final))
+    tokenizer.save_pretrained(str(final))
+    (final / CONFIG_FILE).write_text(
+        json.dumps({"config": asdict(config), "base_model": base_model, "examples": len(examples)})
+    )
+    return SFTResult(final, trainer.state.global_step, checkpoint_step(resume), callback.history)
