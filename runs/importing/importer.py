@@ -1,0 +1,265 @@
+"""The import loop: read batches, parse and validate rows, de-duplicate, split, bulk insert.
+
+Atomic: every row of one import is written in one transaction, so a bad row (without "skip bad rows")
+leaves nothing behind. Memory is bounded by one batch plus the set of content hashes seen so far
+(32 bytes per prompt) used for de-duplication.
+"""
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from django.db import transaction
+
+from runs.importing.errors import BadInput, RowError
+from runs.importing.formats import ParsedRow, parse_row
+from runs.importing.options import ImportOptions, suggest_options
+from runs.importing.readers import DataSource
+from runs.models import Prompt, PromptSet, ReferencePair
+from runs.prompt_content import split_for
+
+#: At most this many skipped rows and warnings are listed in a report (the counts are always exact).
+MAX_LISTED = 10_000
+
+#: progress(rows_read, prompts_kept, rows_expected_or_None)
+ProgressFn = Callable[[int, int, "int | None"], None]
+
+
+@dataclass
+class Preview:
+    """The first rows of a source, raw and as the options would parse them."""
+
+    columns: list[str]
+    raw: list[dict]
+    parsed: list[dict]
+    suggested: dict = field(default_factory=dict)
+
+
+def preview(source: DataSource, options: ImportOptions | None = None, n: int = 5) -> Preview:
+    """Read the first ``n`` rows; parse them with ``options`` (default: the suggested mapping).
+
+    Returns:
+        A :class:`Preview`; ``parsed`` items are ``{"row", "text", "messages", "pair", "error"}``.
+
+    Raises:
+        BadInput: the source cannot be read or has no rows.
+    """
+    rows = source.head(n, options or ImportOptions())
+    if not rows:
+        raise source.error("has no rows")
+    columns = list(rows[0][1])
+    suggested = suggest_options(columns, rows[0][1])
+    options = options or ImportOptions(**suggested)
+    lines = source.line_numbers({r for r, _ in rows})
+    parsed = []
+    missing = _missing_columns(columns, options)
+    for row, record in rows:
+        item = {"row": lines[row], "text": "", "messages": None, "pair": None, "error": ""}
+        try:
+            if missing:
+                raise RowError(missing[0], f"no such column; the columns are: {', '.join(columns)}")
+            result = parse_row(record, options)
+            item.update(text=result.text, messages=result.messages, pair=result.pair)
+        except RowError as exc:
+            item["error"] = f"field '{exc.field}': {exc.message}"
+        parsed.append(item)
+    raw = [{k: _short(v) for k, v in record.items()} for _, record in rows]
+    return Preview(columns=columns, raw=raw, parsed=parsed, suggested=suggested)
+
+
+def import_prompt_set(
+    name: str,
+    source: DataSource,
+    options: ImportOptions,
+    *,
+    description: str = "",
+    created_by=None,
+    progress: ProgressFn | None = None,
+) -> PromptSet:
+    """Create a prompt set named ``name`` from ``source``, all or nothing (the command and tests).
+
+    Raises:
+        BadInput: the first bad row (or file problem); nothing is saved.
+    """
+    options.validate()
+    with transaction.atomic():
+        prompt_set = PromptSet.objects.create(
+            name=name, description=description, source=source.name[:500], created_by=created_by,
+            status=PromptSet.Status.IMPORTING,
+        )
+        report = fill_prompt_set(prompt_set, source, options, progress=progress)
+        _finish(prompt_set, report)
+    return prompt_set
+
+
+def import_into(prompt_set: PromptSet, source: DataSource, options: ImportOptions, *, progress=None) -> dict:
+    """Fill an existing (``importing``) prompt set: the browser's background job.
+
+    On success the set becomes ``ready``; on bad input its rows are rolled back, it becomes ``failed`` and
+    ``import_report["error"]`` holds the message.
+
+    Returns:
+        The import report.
+
+    Raises:
+        BadInput: after recording it on the prompt set.
+    """
+    try:
+        options.validate()
+        with transaction.atomic():
+            report = fill_prompt_set(prompt_set, source, options, progress=progress)
+            _finish(prompt_set, report)
+        return report
+    except BadInput as exc:
+        prompt_set.status = PromptSet.Status.FAILED
+        prompt_set.import_report = {**(prompt_set.import_report or {}), "error": exc.as_dict()}
+        prompt_set.save(update_fields=["status", "import_report"])
+        raise
+
+
+def _finish(prompt_set: PromptSet, report: dict) -> None:
+    prompt_set.status = PromptSet.Status.READY
+    prompt_set.import_report = {**(prompt_set.import_report or {}), **report}
+    prompt_set.save(update_fields=["status", "import_report"])
+
+
+def fill_prompt_set(
+    prompt_set: PromptSet, source: DataSource, options: ImportOptions, *, progress: ProgressFn | None = None
+) -> dict:
+    """Insert the prompts (and reference pairs) of ``source`` into ``prompt_set``; call inside a transaction.
+
+    Rows are parsed by layout, de-duplicated on the normalised content hash (first occurrence kept), given
+    a deterministic split (:func:`runs.prompt_content.split_for`) and bulk inserted per batch.
+
+    Returns:
+        The report: ``rows_read``, ``prompts``, ``duplicates``, ``reference_pairs``, ``splits``,
+        ``skipped`` (``[{"row", "unit", "field", "error"}]``), ``skipped_count``, ``warnings``,
+        ``warning_count``, ``seconds``, ``source``, ``format``, ``options``.
+
+    Raises:
+        BadInput: a file problem, or a bad row unless ``options.skip_bad_rows``.
+    """
+    started = time.monotonic()
+    try:
+        with transaction.atomic():  # a savepoint: a damaged file's partial rows roll back before the re-read
+            return _fill(prompt_set, source, options, progress, tolerant=False, started=started)
+    except BadInput as exc:
+        if not (options.skip_bad_rows and getattr(exc, "damaged", False)):
+            raise
+    # A damaged JSON-lines file with "skip bad rows": start again, reading line by line.
+    return _fill(prompt_set, source, options, progress, tolerant=True, started=started)
+
+
+def _fill(prompt_set, source, options, progress, *, tolerant: bool, started: float) -> dict:
+    expected = source.estimated_rows() if progress else None
+    pair_source = (options.pair_source or Path(source.name).name.split(".")[0])[:100]
+    seen: set[bytes] = set()
+    skipped: list[dict] = []
+    warnings: list[dict] = []
+    counts = {"rows_read": 0, "duplicates": 0, "reference_pairs": 0, "skipped_count": 0, "warning_count": 0}
+    splits = {"train": 0, "eval": 0}
+    index = 0
+    checked_columns = False
+    for batch in source.batches(options, tolerant=tolerant):
+        if not checked_columns and batch:
+            missing = _missing_columns(list(batch[0][1]), options)
+            if missing:
+                raise source.error(
+                    f"no such column; the columns are: {', '.join(batch[0][1])}", field=missing[0]
+                )
+            checked_columns = True
+        prompts: list[Prompt] = []
+        pairs: list[tuple[int, dict]] = []
+        for row, record in batch:
+            counts["rows_read"] += 1
+            try:
+                parsed: ParsedRow = parse_row(record, options)
+            except RowError as exc:
+                if not options.skip_bad_rows:
+                    line = source.line_numbers({row})[row]
+                    raise BadInput(exc.message, file=source.name, row=line, unit=source.unit, field=exc.field) from None
+                counts["skipped_count"] += 1
+                if len(skipped) < MAX_LISTED:
+                    skipped.append({"row": row, "unit": source.unit, "field": exc.field, "error": exc.message})
+                continue
+            for note in parsed.warnings:
+                counts["warning_count"] += 1
+                if len(warnings) < MAX_LISTED:
+                    warnings.append({"row": row, "unit": source.unit, "warning": note})
+            digest = parsed.content_hash
+            stored_hash = parsed.pair_hash() if options.dedupe == "pair" else digest
+            key = bytes.fromhex(stored_hash)
+            if key in seen:
+                counts["duplicates"] += 1
+                continue
+            seen.add(key)
+            split = split_for(digest, seed=options.seed, eval_ratio=options.eval_ratio)
+            splits[split] += 1
+            parsed.metadata.setdefault("source_row", row)
+            prompts.append(
+                Prompt(
+                    prompt_set=prompt_set, index=index, text=parsed.text, messages=parsed.messages,
+                    metadata=parsed.metadata, split=split, content_hash=stored_hash,
+                )
+            )
+            if parsed.pair is not None:
+                pairs.append((len(prompts) - 1, parsed.pair))
+            index += 1
+            if options.limit and index >= options.limit:
+                break
+        created = Prompt.objects.bulk_create(prompts, batch_size=options.batch_size)
+        if pairs:
+            ReferencePair.objects.bulk_create(
+                [ReferencePair(prompt=created[i], source=pair_source, **pair) for i, pair in pairs],
+                batch_size=options.batch_size,
+            )
+            counts["reference_pairs"] += len(pairs)
+        if progress:
+            progress(counts["rows_read"], index, expected)
+        if options.limit and index >= options.limit:
+            break
+    if tolerant:
+        for line, reason in source.bad_lines:
+            counts["skipped_count"] += 1
+            if len(skipped) < MAX_LISTED:
+                skipped.append({"row": line, "unit": "line", "field": "", "error": reason})
+        skipped.sort(key=lambda s: s["row"])
+    if index == 0 and counts["rows_read"] == 0 and not skipped:
+        raise source.error("has no rows")
+    if index == 0:
+        raise source.error(f"no usable prompts: {counts['skipped_count']} bad rows, {counts['duplicates']} duplicates")
+    _rows_to_lines(source, skipped, warnings)
+    return {
+        "source": source.name,
+        "format": source.kind,
+        "layout": options.layout,
+        **counts,
+        "prompts": index,
+        "splits": splits,
+        "skipped": skipped,
+        "warnings": warnings,
+        "pair_source": pair_source if counts["reference_pairs"] else "",
+        "seconds": round(time.monotonic() - started, 3),
+        "options": options.to_dict(),
+    }
+
+
+def _rows_to_lines(source: DataSource, *lists: list[dict]) -> None:
+    wanted = {item["row"] for items in lists for item in items if item["unit"] == "line"}
+    mapping = source.line_numbers(wanted)
+    for items in lists:
+        for item in items:
+            if item["unit"] == "line":
+                item["row"] = mapping.get(item["row"], item["row"])
+
+
+def _missing_columns(columns: list[str], options: ImportOptions) -> list[str]:
+    present = set(columns)
+    return [c for c in [*options.required_columns(), *options.optional_columns()] if c and c not in present]
+
+
+def _short(value, limit: int = 300):
+    text = value if isinstance(value, str) else repr(value)
+    return text if len(text) <= limit else text[:limit] + "…"
