@@ -3,25 +3,21 @@ its AI labels is large enough and agrees enough (config ``audit_gate``: ``{"min_
 "min_alignment": float}``)."""
 from __future__ import annotations
 
-from django.db.models import Count, Exists, OuterRef, Q
-
-from runs.models import AuditItem, HumanLabel, Judgment, Run, Stage
+from runs.models import Run, Stage
 
 
 def audit_alignment(run: Run) -> tuple[int, float | None]:
-    """AI labeler alignment on the run's random audit stratum (Lee et al. 2023): among human labels
-    that chose A or B on an audited comparison whose AI verdict is A or B, the share where they agree.
+    """AI labeler alignment on the run's random audit stratum (Lee et al. 2023): among the decisive (A/B)
+    human labels on audited comparisons, the share the audited AI verdict agrees with (counted in the
+    database by :func:`runs.audit.queries.alignment_counts`).
 
     Returns:
         ``(n, alignment)``; alignment is None when n is 0.
     """
-    audited = AuditItem.objects.filter(run=run, stratum=AuditItem.Stratum.RANDOM).values("comparison")
-    ai_verdict = Judgment.objects.filter(comparison=OuterRef("comparison"), verdict__in=["A", "B"])
-    labels = HumanLabel.objects.filter(comparison__in=audited, choice__in=["A", "B"]).filter(Exists(ai_verdict))
-    agree = Judgment.objects.filter(comparison=OuterRef("comparison"), verdict=OuterRef("choice"))
-    totals = labels.aggregate(n=Count("pk"), agree=Count("pk", filter=Q(Exists(agree))))
-    n = totals["n"]
-    return n, (totals["agree"] / n if n else None)
+    from runs.audit.queries import alignment_counts
+
+    agree, n = alignment_counts(run)
+    return n, (agree / n if n else None)
 
 
 def gate_reason(run: Run, stage: str) -> str | None:
@@ -38,6 +34,13 @@ def gate_reason(run: Run, stage: str) -> str | None:
     if n < min_n:
         return f"Waiting for the audit: {n} of {min_n} human labels on the random audit sample."
     if alignment is None or alignment < min_alignment:
-        shown = "n/a" if alignment is None else f"{alignment:.0%}"
-        return f"Waiting for the audit: AI labeler alignment {shown} is below the required {min_alignment:.0%}."
+        from training.agreement import proportion
+
+        if alignment is None:
+            return f"Waiting for the audit: AI labeler alignment n/a is below the required {min_alignment:.0%}."
+        estimate = proportion(round(alignment * n), n)
+        return (
+            f"Waiting for the audit: AI labeler alignment {alignment:.0%} (95% CI {estimate.low:.0%}–"
+            f"{estimate.high:.0%}, n={n}) is below the required {min_alignment:.0%}."
+        )
     return None

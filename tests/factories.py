@@ -82,3 +82,21 @@ def make_comparison(run: m.Run, prompt: m.Prompt | None = None, texts=("first an
         for i, t in enumerate(texts)
     )
     return m.Comparison.objects.create(run=run, prompt=prompt, completion_a=a, completion_b=b)
+
+
+def make_judgment(comparison, principle=None, *, p_a: float | None = 0.8, verdict: str | None = None,
+                  position_consistent: bool | None = True, rationale: str = "", judge_id: str = "judge:test"):
+    """An AI judgment; the verdict follows p_a (tie within 0.05 of 0.5) unless given."""
+    if verdict is None:
+        verdict = "tie" if p_a is None or abs(p_a - 0.5) <= 0.05 else ("A" if p_a > 0.5 else "B")
+    return m.Judgment.objects.create(
+        comparison=comparison, principle=principle, judge_id=judge_id, p_a=p_a, p_a_ab=p_a, p_a_ba=p_a,
+        verdict=verdict, position_consistent=position_consistent, rationale=rationale,
+    )
+
+
+def make_label(comparison, choice: str, auditor=None, external_annotator: str = "", **extra):
+    """A human label by an auditor or an external annotator."""
+    return m.HumanLabel.objects.create(
+        comparison=comparison, auditor=auditor, external_annotator=external_annotator, choice=choice, **extra
+    )

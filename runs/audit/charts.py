@@ -1,0 +1,96 @@
+"""Plotly figures of the audit dashboard (plain JSON, drawn by plotly.js served from static files)."""
+from __future__ import annotations
+
+from runs.audit.queries import COUNTED
+
+LAYOUT = {"margin": {"l": 50, "r": 20, "t": 40, "b": 50}, "height": 320, "font": {"size": 12}}
+
+
+def _bars(report: dict, figure: str) -> tuple[list, list, list, list]:
+    names, values, plus, minus = [], [], [], []
+    for name, section in report["principles"].items():
+        estimate = section["figures"][figure]
+        if estimate["value"] is None:
+            continue
+        names.append(f"{name} (n={estimate['n']})")
+        values.append(estimate["value"])
+        plus.append(estimate["high"] - estimate["value"])
+        minus.append(estimate["value"] - estimate["low"])
+    return names, values, plus, minus
+
+
+def per_principle(report: dict) -> dict:
+    """Alignment and kappa per principle as bars with their 95% intervals."""
+    data = []
+    for figure, label in (("alignment", "AI labeler alignment"), ("kappa", "Cohen's kappa")):
+        names, values, plus, minus = _bars(report, figure)
+        data.append({
+            "type": "bar", "name": label, "x": names, "y": values,
+            "error_y": {"type": "data", "symmetric": False, "array": plus, "arrayminus": minus},
+        })
+    return {"data": data, "layout": {**LAYOUT, "title": {"text": "Agreement per principle (95% CI)"},
+                                     "barmode": "group", "yaxis": {"range": [-0.2, 1]}}}
+
+
+def reliability(section: dict) -> dict:
+    """Reliability diagram: mean P(A) per bin against the share of humans who chose A; marker size ~ n."""
+    bins = section["calibration_bins"]
+    ece = section["figures"]["ece"]
+    title = "Calibration" if ece["value"] is None else (
+        f"Calibration: ECE {ece['value']:.3f} [{ece['low']:.3f}, {ece['high']:.3f}], n={ece['n']}"
+    )
+    return {
+        "data": [
+            {"type": "scatter", "mode": "lines", "x": [0, 1], "y": [0, 1], "name": "perfect",
+             "line": {"dash": "dot", "color": "#999"}},
+            {"type": "scatter", "mode": "lines+markers", "name": "judge",
+             "x": [b["mean_p"] for b in bins], "y": [b["share_a"] for b in bins],
+             "text": [f"n={b['n']}" for b in bins],
+             "marker": {"size": [6 + min(20, b["n"]) for b in bins]}},
+        ],
+        "layout": {**LAYOUT, "title": {"text": title},
+                   "xaxis": {"title": {"text": "judge P(A preferred)"}, "range": [0, 1]},
+                   "yaxis": {"title": {"text": "share of humans choosing A"}, "range": [0, 1]}},
+    }
+
+
+def confusion(section: dict) -> dict:
+    """Heatmap of human label (rows) against AI verdict (columns)."""
+    return {
+        "data": [{"type": "heatmap", "z": section["confusion"], "x": [f"AI {c}" for c in COUNTED],
+                  "y": [f"human {c}" for c in COUNTED], "colorscale": "Blues", "texttemplate": "%{z}",
+                  "showscale": False}],
+        "layout": {**LAYOUT, "title": {"text": "Confusion matrix"}, "yaxis": {"autorange": "reversed"}},
+    }
+
+
+def length_bias(section: dict) -> dict:
+    """Share preferring the longer response: judge next to humans, with 95% intervals."""
+    names, values, plus, minus = [], [], [], []
+    for figure, label in (("ai_prefers_longer", "judge"), ("human_prefers_longer", "humans")):
+        estimate = section["figures"][figure]
+        if estimate["value"] is None:
+            continue
+        names.append(f"{label} (n={estimate['n']})")
+        values.append(estimate["value"])
+        plus.append(estimate["high"] - estimate["value"])
+        minus.append(estimate["value"] - estimate["low"])
+    return {
+        "data": [{"type": "bar", "x": names, "y": values, "marker": {"color": ["#3355cc", "#1a7f37"]},
+                  "error_y": {"type": "data", "symmetric": False, "array": plus, "arrayminus": minus}}],
+        "layout": {**LAYOUT, "title": {"text": "Length bias: prefers the longer response"},
+                   "yaxis": {"range": [0, 1]},
+                   "shapes": [{"type": "line", "xref": "paper", "x0": 0, "x1": 1, "y0": 0.5, "y1": 0.5,
+                               "line": {"dash": "dot", "color": "#999"}}]},
+    }
+
+
+def dashboard_figures(report: dict) -> dict:
+    """Every figure of the dashboard, keyed by the element id it is drawn into."""
+    overall = report["overall"]
+    return {
+        "chart-principles": per_principle(report),
+        "chart-reliability": reliability(overall),
+        "chart-confusion": confusion(overall),
+        "chart-length": length_bias(overall),
+    }

@@ -1,0 +1,87 @@
+"""Forms of the audit pages: drawing a sample, a blind label, a rationale flag."""
+from __future__ import annotations
+
+import time
+
+from django import forms
+from django.core import signing
+
+from runs.audit.sampling import DEFAULT_MARGIN
+from runs.models import HumanLabel
+
+TICKET_SALT = "runs.audit.label-ticket"
+#: Time spent on a pair is capped (a tab left open overnight is not an hour of work).
+MAX_SECONDS = 3600.0
+
+
+class SampleForm(forms.Form):
+    random_size = forms.IntegerField(
+        min_value=0, max_value=100_000, initial=50, label="Random stratum",
+        help_text="Comparisons drawn uniformly at random (estimates use these).",
+    )
+    uncertain_size = forms.IntegerField(
+        min_value=0, max_value=100_000, initial=20, label="Uncertain stratum",
+        help_text="Comparisons with P(A) near 0.5 or whose two orders disagreed (shown separately).",
+    )
+    margin = forms.FloatField(min_value=0.0, max_value=0.5, initial=DEFAULT_MARGIN, label="Uncertainty margin")
+    seed = forms.IntegerField(min_value=0, initial=0)
+
+    def clean(self):
+        data = super().clean()
+        if not self.errors and data["random_size"] + data["uncertain_size"] == 0:
+            raise forms.ValidationError("Ask for at least one comparison in either stratum.")
+        return data
+
+
+def make_ticket(comparison_id: int, swapped: bool) -> str:
+    """A signed token carrying when the pair was shown and in which order (the order cannot be forged)."""
+    return signing.dumps({"c": comparison_id, "s": swapped, "t": time.time()}, salt=TICKET_SALT)
+
+
+class LabelForm(forms.Form):
+    """A blind choice on the pair as displayed: ``left`` / ``right`` are mapped back to the comparison's A/B
+    by :meth:`comparison_choice` using the order recorded in the ticket."""
+
+    choice = forms.ChoiceField(
+        choices=[("left", "A (left)"), ("right", "B (right)"), ("tie", "Tie"), ("skip", "Skip")],
+        widget=forms.RadioSelect,
+    )
+    confidence = forms.TypedChoiceField(
+        choices=[("", "—")] + [(str(i), str(i)) for i in range(1, 6)], coerce=int, empty_value=None, required=False,
+        help_text="1 (unsure) to 5 (certain)",
+    )
+    note = forms.CharField(required=False, max_length=5000, widget=forms.Textarea(attrs={"rows": 2}))
+    ticket = forms.CharField(widget=forms.HiddenInput)
+
+    def __init__(self, *args, comparison_id: int, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.comparison_id = comparison_id
+
+    def clean_ticket(self):
+        try:
+            data = signing.loads(self.cleaned_data["ticket"], salt=TICKET_SALT, max_age=7 * 24 * 3600)
+        except signing.BadSignature as exc:
+            raise forms.ValidationError("This page is stale or was altered; reload it and label again.") from exc
+        if data.get("c") != self.comparison_id:
+            raise forms.ValidationError("This label belongs to another pair; reload the page.")
+        return data
+
+    @property
+    def shown_swapped(self) -> bool:
+        return bool(self.cleaned_data["ticket"]["s"])
+
+    @property
+    def seconds_spent(self) -> float:
+        return round(min(MAX_SECONDS, max(0.0, time.time() - self.cleaned_data["ticket"]["t"])), 2)
+
+    def comparison_choice(self) -> str:
+        """The choice in the comparison's terms: "A", "B", "tie" or "skip"."""
+        choice = self.cleaned_data["choice"]
+        if choice in ("tie", "skip"):
+            return choice
+        left_is_a = not self.shown_swapped
+        return "A" if (choice == "left") == left_is_a else "B"
+
+
+class FlagForm(forms.Form):
+    rationale_flag = forms.ChoiceField(choices=HumanLabel.Flag.choices, required=False, label="Rationale")

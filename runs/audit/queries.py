@@ -1,0 +1,163 @@
+"""Database reads of the audit: the rows a report is computed from, human-majority labels, and the
+alignment counts the gate needs, aggregated in the database."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from django.db.models import Count, Exists, F, OuterRef, Q, QuerySet, Subquery
+from django.db.models.functions import Length
+
+from runs.models import AuditItem, Comparison, HumanChoice, HumanLabel, Judgment, Run
+
+#: What the dashboard and the disagreement list can be computed over.
+SCOPES = {
+    "random": "Random audit stratum (unbiased estimates)",
+    "uncertain": "Uncertain audit stratum (near 0.5, or orders disagreed)",
+    "labelled": "Every judged pair with a human label (incl. imported reference pairs)",
+}
+DECISIVE = (HumanChoice.A, HumanChoice.B)
+COUNTED = (HumanChoice.A, HumanChoice.B, HumanChoice.TIE)
+
+
+@dataclass
+class AuditRow:
+    """One AI judgment under audit, with the human labels of its comparison (skips left out).
+
+    Attributes:
+        labels: ``(annotator, choice)`` pairs; annotator is ``"user:<id>"`` or the external annotator's name.
+        flags: the rationale flags auditors set ("reason_wrong", "verdict_wrong").
+        length_a, length_b: response lengths in characters.
+    """
+
+    comparison_id: int
+    judgment_id: int
+    principle: str
+    verdict: str
+    p_a: float | None
+    position_consistent: bool | None
+    length_a: int
+    length_b: int
+    rationale: str = ""
+    stratum: str = ""
+    labels: list[tuple[str, str]] = field(default_factory=list)
+    flags: list[str] = field(default_factory=list)
+    confidences: list[int] = field(default_factory=list)
+
+
+def scoped_judgments(run: Run, scope: str) -> QuerySet[Judgment]:
+    """Successful judgments in ``scope`` (see :data:`SCOPES`) of ``run``.
+
+    Raises:
+        ValueError: an unknown scope.
+    """
+    if scope not in SCOPES:
+        raise ValueError(f"unknown audit scope {scope!r}; expected one of {', '.join(SCOPES)}")
+    judgments = Judgment.objects.filter(comparison__run=run).exclude(verdict="")
+    if scope == "labelled":
+        labelled = HumanLabel.objects.filter(comparison=OuterRef("comparison"), choice__in=COUNTED)
+        return judgments.filter(Exists(labelled))
+    return judgments.filter(audit_items__run=run, audit_items__stratum=scope)
+
+
+def audit_rows(run: Run, scope: str = "random") -> list[AuditRow]:
+    """The rows of ``scope``: judgment, principle, response lengths (computed in the database) and human labels."""
+    judgments = (
+        scoped_judgments(run, scope)
+        .annotate(
+            principle_name=F("principle__name"),
+            length_a=Length("comparison__completion_a__text"),
+            length_b=Length("comparison__completion_b__text"),
+            stratum=Subquery(AuditItem.objects.filter(run=run, comparison=OuterRef("comparison")).values("stratum")[:1]),
+        )
+        .values(
+            "id", "comparison_id", "principle_name", "verdict", "p_a", "position_consistent",
+            "length_a", "length_b", "rationale", "stratum",
+        )
+        .order_by("comparison_id", "id")
+    )
+    rows = [
+        AuditRow(
+            comparison_id=j["comparison_id"], judgment_id=j["id"], principle=j["principle_name"] or "(no principle)",
+            verdict=j["verdict"], p_a=j["p_a"], position_consistent=j["position_consistent"],
+            length_a=j["length_a"] or 0, length_b=j["length_b"] or 0, rationale=j["rationale"],
+            stratum=j["stratum"] or "",
+        )
+        for j in judgments
+    ]
+    by_comparison: dict[int, list[AuditRow]] = {}
+    for row in rows:
+        by_comparison.setdefault(row.comparison_id, []).append(row)
+    labels = (
+        HumanLabel.objects.filter(comparison_id__in=list(by_comparison))
+        .values_list("comparison_id", "auditor_id", "external_annotator", "choice", "rationale_flag", "confidence")
+        .order_by("comparison_id", "pk")
+    )
+    for comparison_id, auditor_id, external, choice, flag, confidence in labels:
+        for row in by_comparison[comparison_id]:
+            if flag:
+                row.flags.append(flag)
+            if choice in COUNTED:
+                row.labels.append((f"user:{auditor_id}" if auditor_id else external, choice))
+                if confidence:
+                    row.confidences.append(confidence)
+    return rows
+
+
+def human_majority(comparisons: QuerySet[Comparison]) -> dict[int, str]:
+    """The human verdict of each comparison that has human labels: the plurality of its A/B/tie labels
+    (skips excluded), counted in the database. When the top count is shared (1 A vs 1 B, or 2 A vs 2 tie)
+    the humans did not agree on a preference and the result is ``"tie"``.
+
+    Used by the preference export and reward-model training when ``reward_model.prefer_human_labels`` is on.
+
+    Args:
+        comparisons: a queryset of :class:`runs.models.Comparison`.
+
+    Returns:
+        ``{comparison_id: "A" | "B" | "tie"}``; comparisons without a counted label are absent.
+    """
+    counts = (
+        HumanLabel.objects.filter(comparison__in=comparisons.values("pk"), choice__in=COUNTED)
+        .values("comparison_id")
+        .annotate(
+            a=Count("pk", filter=Q(choice=HumanChoice.A)),
+            b=Count("pk", filter=Q(choice=HumanChoice.B)),
+            t=Count("pk", filter=Q(choice=HumanChoice.TIE)),
+        )
+    )
+    result = {}
+    for row in counts:
+        ranked = sorted((("A", row["a"]), ("B", row["b"]), ("tie", row["t"])), key=lambda kv: -kv[1])
+        result[row["comparison_id"]] = "tie" if ranked[0][1] == ranked[1][1] else ranked[0][0]
+    return result
+
+
+def alignment_counts(run: Run, stratum: str = AuditItem.Stratum.RANDOM) -> tuple[int, int]:
+    """AI labeler alignment counts on one audit stratum, in the database: ``(agreeing, n)`` where n counts
+    the decisive (A/B) human labels on audited comparisons whose audited AI judgment succeeded, and
+    agreeing those whose AI verdict is the same (an AI tie counts as a disagreement)."""
+    verdict = AuditItem.objects.filter(run=run, stratum=stratum, comparison=OuterRef("comparison")).values(
+        "judgment__verdict"
+    )[:1]
+    totals = (
+        HumanLabel.objects.filter(comparison__audit_items__run=run, comparison__audit_items__stratum=stratum)
+        .filter(choice__in=DECISIVE)
+        .annotate(ai=Subquery(verdict))
+        .filter(ai__in=COUNTED)
+        .aggregate(n=Count("pk"), agree=Count("pk", filter=Q(choice=F("ai"))))
+    )
+    return totals["agree"], totals["n"]
+
+
+def labelling_progress(run: Run, user) -> dict:
+    """Audit size per stratum, items with at least one label, and items the user labelled."""
+    items = AuditItem.objects.filter(run=run)
+    mine = HumanLabel.objects.filter(comparison=OuterRef("comparison"), auditor=user)
+    any_label = HumanLabel.objects.filter(comparison=OuterRef("comparison"), choice__in=COUNTED)
+    return items.aggregate(
+        total=Count("pk"),
+        random=Count("pk", filter=Q(stratum=AuditItem.Stratum.RANDOM)),
+        uncertain=Count("pk", filter=Q(stratum=AuditItem.Stratum.UNCERTAIN)),
+        labelled=Count("pk", filter=Q(Exists(any_label))),
+        mine=Count("pk", filter=Q(Exists(mine))),
+    )

@@ -1,0 +1,116 @@
+"""The agreement report of a run's audit: every figure of :mod:`training.agreement` computed over the
+audit rows, for the whole scope and per principle."""
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from runs.audit.queries import AuditRow, audit_rows
+from runs.models import Run
+from training import agreement
+
+#: The figures of a report section, in display order, with their meaning.
+FIGURES = {
+    "alignment": "AI labeler alignment: share of decisive human labels the AI verdict agrees with (Lee et al. 2023)",
+    "kappa": "Cohen's kappa, AI verdict vs human label (A/B/tie)",
+    "alpha": "Inter-human agreement, Krippendorff's alpha (nominal), pairs with 2+ labels",
+    "ece": "Expected calibration error of the judge's P(A) against decisive human labels (lower is better)",
+    "position_consistency": "Position consistency: share of judgments whose two orders agreed",
+    "ai_prefers_longer": "Length bias, judge: share of decisive verdicts that picked the longer response",
+    "human_prefers_longer": "Length bias, humans: share of decisive labels that picked the longer response",
+}
+
+
+def section(rows: Sequence[AuditRow], *, seed: int = 0) -> dict:
+    """All figures over ``rows``.
+
+    Units: alignment, kappa, calibration and the human length preference count one unit per (judgment,
+    human label); alpha one unit per comparison; position consistency and the judge's length preference
+    one unit per judgment.
+
+    Returns:
+        ``{"n_items", "n_labelled", "n_labels", "figures": {name: Estimate dict}, "confusion": 3×3 (rows human,
+        columns AI), "calibration_bins": [...]}``.
+    """
+    ai, human, p_a, human_lengths, human_choices = [], [], [], [], []
+    units: dict[int, list[str]] = {}
+    for row in rows:
+        units.setdefault(row.comparison_id, [choice for _, choice in row.labels])
+        for _, choice in row.labels:
+            ai.append(row.verdict)
+            human.append(choice)
+            human_choices.append(choice)
+            human_lengths.append((row.length_a, row.length_b))
+            if row.p_a is not None:
+                p_a.append((row.p_a, choice))
+    calibration = agreement.calibration([p for p, _ in p_a], [h for _, h in p_a], seed=seed)
+    figures = {
+        "alignment": agreement.alignment(ai, human),
+        "kappa": agreement.cohen_kappa(ai, human, seed=seed),
+        "alpha": agreement.krippendorff_alpha(list(units.values()), seed=seed),
+        "ece": calibration.ece,
+        "position_consistency": agreement.position_consistency([r.position_consistent for r in rows]),
+        "ai_prefers_longer": agreement.length_preference(
+            [r.verdict for r in rows], [(r.length_a, r.length_b) for r in rows]
+        ),
+        "human_prefers_longer": agreement.length_preference(human_choices, human_lengths),
+    }
+    return {
+        "n_items": len(rows),
+        "n_labelled": sum(1 for r in rows if r.labels),
+        "n_labels": len(human),
+        "figures": {name: estimate.as_dict() for name, estimate in figures.items()},
+        "confusion": agreement.confusion(ai, human),
+        "calibration_bins": calibration.bins,
+    }
+
+
+def build_report(run: Run, scope: str = "random", *, seed: int = 0) -> dict:
+    """The report of ``run`` over ``scope`` (see :data:`runs.audit.queries.SCOPES`): ``{"scope", "overall":
+    section, "principles": {name: section}}``, JSON-serialisable."""
+    rows = audit_rows(run, scope)
+    by_principle: dict[str, list[AuditRow]] = {}
+    for row in rows:
+        by_principle.setdefault(row.principle, []).append(row)
+    return {
+        "scope": scope,
+        "overall": section(rows, seed=seed),
+        "principles": {name: section(group, seed=seed) for name, group in sorted(by_principle.items())},
+    }
+
+
+def disagreements(rows: Sequence[AuditRow]) -> list[dict]:
+    """Rows where the human majority (plurality of A/B/tie labels; a shared top count is a tie) differs
+    from the AI verdict, or an auditor flagged the rationale, as plain dicts for the list and the exports."""
+    result = []
+    for row in rows:
+        choices = [choice for _, choice in row.labels]
+        if not choices and not row.flags:
+            continue
+        majority = _plurality(choices) if choices else ""
+        if majority == row.verdict and not row.flags:
+            continue
+        result.append(
+            {
+                "comparison_id": row.comparison_id,
+                "judgment_id": row.judgment_id,
+                "principle": row.principle,
+                "stratum": row.stratum,
+                "ai_verdict": row.verdict,
+                "p_a": row.p_a,
+                "ai_confidence": None if row.p_a is None else round(abs(row.p_a - 0.5) * 2, 4),
+                "position_consistent": row.position_consistent,
+                "human_majority": majority,
+                "human_labels": choices,
+                "n_labels": len(choices),
+                "flags": sorted(set(row.flags)),
+                "rationale": row.rationale,
+            }
+        )
+    return result
+
+
+def _plurality(choices: Sequence[str]) -> str:
+    counts = sorted(((choices.count(c), c) for c in set(choices)), reverse=True)
+    if len(counts) > 1 and counts[0][0] == counts[1][0]:
+        return "tie"
+    return counts[0][1]
