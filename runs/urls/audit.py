@@ -1,1 +1,13 @@
-urlpatterns: list = []
+from django.urls import path
+
+from runs.views import audit
+
+urlpatterns = [
+    path("runs/<int:run_id>/audit/", audit.dashboard, name="audit_dashboard"),
+    path("runs/<int:run_id>/audit/sample/", audit.sample, name="audit_sample"),
+    path("runs/<int:run_id>/audit/next/", audit.next_item, name="audit_next"),
+    path("runs/<int:run_id>/audit/items/<int:item_id>/", audit.item, name="audit_item"),
+    path("runs/<int:run_id>/audit/items/<int:item_id>/flag/", audit.flag, name="audit_flag"),
+    path("runs/<int:run_id>/audit/disagreements/", audit.disagreement_list, name="audit_disagreements"),
+    path("runs/<int:run_id>/audit/release/", audit.release, name="audit_release"),
+]

@@ -1,0 +1,297 @@
+"""Audit pages: the agreement dashboard, drawing a sample, blind labeling, disagreements and their export,
+and the operator's release of the audit gate."""
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+
+from django.contrib import messages
+from django.core.exceptions import PermissionDenied
+from django.http import HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import NoReverseMatch, reverse
+from django.views.decorators.http import require_POST
+
+from rlaif_site.roles import AUDITORS, OPERATORS, has_role, role_required
+from runs import gate, services
+from runs.audit import SCOPES, audit_rows, build_report, disagreements, draw_audit_sample
+from runs.audit.forms import FlagForm, LabelForm, SampleForm, make_ticket
+from runs.audit.queries import labelling_progress
+from runs.audit.charts import dashboard_figures
+from runs.audit.report import FIGURES
+from runs.models import AuditItem, HumanLabel, Run, RunStatus, Stage
+
+SORTS = {
+    "principle": lambda d: d["principle"],
+    "confidence": lambda d: -(d["ai_confidence"] or 0),
+    "labels": lambda d: -d["n_labels"],
+    "flags": lambda d: -len(d["flags"]),
+    "comparison": lambda d: d["comparison_id"],
+}
+EXPORT_FIELDS = [
+    "comparison_id", "judgment_id", "principle", "stratum", "ai_verdict", "p_a", "ai_confidence",
+    "position_consistent", "human_majority", "human_labels", "n_labels", "flags", "rationale",
+]
+
+
+def _run_url(run: Run) -> str:
+    try:
+        return reverse("runs:detail", args=[run.pk])
+    except NoReverseMatch:
+        return reverse("runs:list")
+
+
+def _scope(request) -> str:
+    scope = request.GET.get("scope", "random")
+    return scope if scope in SCOPES else "random"
+
+
+def _gate_context(run: Run) -> dict:
+    config = run.config.get("audit_gate") or {}
+    if not config:
+        return {"configured": False}
+    waiting_stage = run.stages.filter(stage=Stage.REWARD_MODEL, status="waiting").first()
+    return {
+        "configured": True,
+        "min_n": config.get("min_n", 0),
+        "min_alignment": config.get("min_alignment", 0.0),
+        "released": run.gate_released,
+        "waiting": run.status == RunStatus.WAITING and waiting_stage is not None,
+        "reason": waiting_stage.message if waiting_stage else gate.gate_reason(run, Stage.REWARD_MODEL),
+    }
+
+
+PROPORTIONS = {"alignment", "position_consistency", "ai_prefers_longer", "human_prefers_longer"}
+
+
+def _format(name: str, value: float | None) -> str:
+    if value is None:
+        return "—"
+    return f"{value:.1%}" if name in PROPORTIONS else f"{value:.3f}"
+
+
+def figure_rows(section: dict) -> list[dict]:
+    """The figures of a report section as display rows: name, meaning, value, 95% interval and n."""
+    rows = []
+    for name, meaning in FIGURES.items():
+        estimate = section["figures"][name]
+        rows.append({
+            "name": name,
+            "meaning": meaning,
+            "value": _format(name, estimate["value"]),
+            "interval": "—" if estimate["low"] is None else
+            f"[{_format(name, estimate['low'])}, {_format(name, estimate['high'])}]",
+            "n": estimate["n"],
+            "method": estimate["method"],
+        })
+    return rows
+
+
+def dashboard(request, run_id: int):
+    """Agreement figures with 95% intervals, overall and per principle, for one scope; readable by everyone."""
+    run = get_object_or_404(Run.objects.select_related("constitution_version__constitution"), pk=run_id)
+    scope = _scope(request)
+    report = build_report(run, scope)
+    can_label = has_role(request.user, AUDITORS)
+    return render(
+        request,
+        "runs/audit_dashboard.html",
+        {
+            "run": run,
+            "run_url": _run_url(run),
+            "scope": scope,
+            "scopes": SCOPES,
+            "report": report,
+            "overall_rows": figure_rows(report["overall"]),
+            "principle_rows": [(name, sec, figure_rows(sec)) for name, sec in report["principles"].items()],
+            "figures": dashboard_figures(report),
+            "progress": labelling_progress(run, request.user),
+            "gate": _gate_context(run),
+            "can_label": can_label,
+            "can_sample": can_label or has_role(request.user, OPERATORS),
+            "can_release": has_role(request.user, OPERATORS),
+            "sample_form": SampleForm(),
+        },
+    )
+
+
+@require_POST
+def sample(request, run_id: int):
+    """Draw (or top up) the audit sample; auditors and operators."""
+    if not (has_role(request.user, AUDITORS) or has_role(request.user, OPERATORS)):
+        raise PermissionDenied("Drawing an audit sample needs the 'auditors' or 'operators' role.")
+    run = get_object_or_404(Run, pk=run_id)
+    form = SampleForm(request.POST)
+    if form.is_valid():
+        result = draw_audit_sample(
+            run,
+            random_size=form.cleaned_data["random_size"],
+            uncertain_size=form.cleaned_data["uncertain_size"],
+            seed=form.cleaned_data["seed"],
+            margin=form.cleaned_data["margin"],
+        )
+        messages.success(
+            request,
+            f"Added {result.random} random and {result.uncertain} uncertain comparisons to the audit"
+            + (f" ({result.promoted} uncertain ones were also drawn at random)." if result.promoted else "."),
+        )
+    else:
+        errors = "; ".join(f"{k}: {' '.join(v)}" for k, v in form.errors.items())
+        messages.error(request, f"Audit sample not drawn: {errors}")
+    return redirect("runs:audit_dashboard", run_id=run.pk)
+
+
+def _order_key(run_id: int, item_id: int) -> str:
+    return hashlib.sha256(f"{run_id}:{item_id}".encode()).hexdigest()
+
+
+@role_required(AUDITORS)
+def next_item(request, run_id: int):
+    """Go to the next audit item this auditor has not labelled (a fixed shuffled order that mixes strata)."""
+    run = get_object_or_404(Run, pk=run_id)
+    done = HumanLabel.objects.filter(auditor=request.user, comparison__run=run).values("comparison_id")
+    todo = AuditItem.objects.filter(run=run).exclude(comparison_id__in=done).values_list("pk", flat=True)
+    todo = sorted(todo, key=lambda pk: _order_key(run.pk, pk))
+    if not todo:
+        messages.info(request, "You have labelled every item of this audit sample.")
+        return redirect("runs:audit_dashboard", run_id=run.pk)
+    return redirect("runs:audit_item", run_id=run.pk, item_id=todo[0])
+
+
+def shown_swapped_for(user_id: int, comparison_id: int) -> bool:
+    """The left/right order one auditor sees for one comparison: random, but stable across page loads."""
+    return hashlib.sha256(f"swap:{user_id}:{comparison_id}".encode()).digest()[0] % 2 == 1
+
+
+@role_required(AUDITORS)
+def item(request, run_id: int, item_id: int):
+    """Blind labeling of one pair. Before the auditor's label exists (or while editing it) the page holds
+    the prompt, the principle and the two responses only; the AI's verdict, probabilities and rationale
+    are shown after the label is submitted."""
+    audit_item = get_object_or_404(
+        AuditItem.objects.select_related(
+            "run", "comparison__prompt", "comparison__completion_a", "comparison__completion_b", "judgment__principle"
+        ),
+        pk=item_id,
+        run_id=run_id,
+    )
+    comparison = audit_item.comparison
+    label = HumanLabel.objects.filter(comparison=comparison, auditor=request.user).first()
+    swapped = label.shown_swapped if label else shown_swapped_for(request.user.pk, comparison.pk)
+    if request.method == "POST":
+        form = LabelForm(request.POST, comparison_id=comparison.pk)
+        if form.is_valid():
+            seconds = form.seconds_spent + (label.seconds_spent if label else 0.0)
+            HumanLabel.objects.update_or_create(
+                comparison=comparison,
+                auditor=request.user,
+                defaults={
+                    "choice": form.comparison_choice(),
+                    "confidence": form.cleaned_data["confidence"],
+                    "note": form.cleaned_data["note"],
+                    "seconds_spent": seconds,
+                    "shown_swapped": form.shown_swapped,
+                },
+            )
+            return redirect("runs:audit_item", run_id=run_id, item_id=item_id)
+        blind = True
+    else:
+        blind = label is None or request.GET.get("edit") == "1"
+        initial = {"ticket": make_ticket(comparison.pk, swapped)}
+        if label:
+            initial |= {"choice": _display_choice(label.choice, swapped), "confidence": label.confidence,
+                        "note": label.note}
+        form = LabelForm(initial=initial, comparison_id=comparison.pk)
+    a, b = comparison.completion_a.text, comparison.completion_b.text
+    context = {
+        "run": audit_item.run,
+        "item": audit_item,
+        "prompt": comparison.prompt,
+        "principle": audit_item.judgment.principle if audit_item.judgment else None,
+        "left": b if swapped else a,
+        "right": a if swapped else b,
+        "blind": blind,
+        "form": form,
+    }
+    if not blind:  # the AI's side enters the page only after the auditor's choice
+        judgment = audit_item.judgment
+        context |= {
+            "label": label,
+            "label_display": _display_choice(label.choice, swapped),
+            "judgment": judgment,
+            "ai_display": _display_choice(judgment.verdict, swapped) if judgment else "",
+            "p_left": None if not judgment or judgment.p_a is None else (1 - judgment.p_a if swapped else judgment.p_a),
+            "flag_form": FlagForm(initial={"rationale_flag": label.rationale_flag}),
+            "others": HumanLabel.objects.filter(comparison=comparison).exclude(pk=label.pk).count(),
+        }
+    return render(request, "runs/audit_item.html", context)
+
+
+def _display_choice(choice: str, swapped: bool) -> str:
+    """A/B of the comparison as the auditor saw them: "left" / "right", or "tie" / "skip"."""
+    if choice not in ("A", "B"):
+        return choice
+    return "left" if (choice == "A") != swapped else "right"
+
+
+@role_required(AUDITORS)
+@require_POST
+def flag(request, run_id: int, item_id: int):
+    """Flag the AI rationale of a pair the auditor has labelled ("verdict right, reason wrong" etc.)."""
+    audit_item = get_object_or_404(AuditItem, pk=item_id, run_id=run_id)
+    label = get_object_or_404(HumanLabel, comparison_id=audit_item.comparison_id, auditor=request.user)
+    form = FlagForm(request.POST)
+    if form.is_valid():
+        label.rationale_flag = form.cleaned_data["rationale_flag"]
+        label.save(update_fields=["rationale_flag", "updated_at"])
+        messages.success(request, "Flag saved.")
+    return redirect("runs:audit_item", run_id=run_id, item_id=item_id)
+
+
+def disagreement_list(request, run_id: int):
+    """Pairs where the human majority and the AI verdict differ (or the rationale was flagged), sortable;
+    ``?format=csv`` or ``?format=jsonl`` downloads them."""
+    run = get_object_or_404(Run, pk=run_id)
+    scope = request.GET.get("scope", "all")
+    if scope == "all":
+        rows = audit_rows(run, "random") + audit_rows(run, "uncertain")
+    else:
+        scope = _scope(request)
+        rows = audit_rows(run, scope)
+    sort = request.GET.get("sort", "confidence")
+    items = sorted(disagreements(rows), key=SORTS.get(sort, SORTS["confidence"]))
+    fmt = request.GET.get("format", "")
+    if fmt == "jsonl":
+        body = "".join(json.dumps(d, ensure_ascii=False) + "\n" for d in items)
+        return _download(body, f"run-{run.pk}-disagreements.jsonl", "application/x-ndjson")
+    if fmt == "csv":
+        out = io.StringIO()
+        writer = csv.DictWriter(out, fieldnames=EXPORT_FIELDS)
+        writer.writeheader()
+        for d in items:
+            writer.writerow({**d, "human_labels": " ".join(d["human_labels"]), "flags": " ".join(d["flags"])})
+        return _download(out.getvalue(), f"run-{run.pk}-disagreements.csv", "text/csv")
+    return render(
+        request,
+        "runs/audit_disagreements.html",
+        {"run": run, "items": items, "sort": sort, "sorts": list(SORTS), "scope": scope,
+         "scopes": {"all": "Both audit strata", **SCOPES}},
+    )
+
+
+def _download(body: str, filename: str, content_type: str) -> HttpResponse:
+    response = HttpResponse(body, content_type=f"{content_type}; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="{filename}"'
+    return response
+
+
+@role_required(OPERATORS)
+@require_POST
+def release(request, run_id: int):
+    """An operator lets a run waiting at its audit gate go on to reward-model training."""
+    run = get_object_or_404(Run, pk=run_id)
+    stage = services.release_gate(run)
+    messages.success(request, "Audit gate released" + (f"; {stage.get_stage_display()} is queued." if stage else "."))
+    return redirect("runs:audit_dashboard", run_id=run.pk)
