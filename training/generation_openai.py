@@ -1,0 +1,96 @@
+"""Sampling candidate responses through an OpenAI-compatible endpoint (a vLLM server for scale).
+
+Uses the chat-completions API, so the server applies the model's chat template as local generation does;
+``n=K`` asks for all samples of a prompt in one call, and servers that ignore ``n`` (Ollama, llama.cpp) are
+called again until K samples exist. Calls run ``config.concurrency`` at a time with the retry policy of
+:mod:`training.openai_http`.
+"""
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+
+from training.config import GenerationConfig
+from training.generation import Conversation, Sample
+from training.openai_http import RetriesExhausted, call_with_retries, make_client
+from training.progress import NullReporter, Reporter, check_cancelled
+
+
+class GenerationError(RuntimeError):
+    """The endpoint failed for a prompt after all retries (the stage fails; finished batches are kept)."""
+
+
+def _messages(conversation: Conversation) -> list[Mapping[str, str]]:
+    return [{"role": "user", "content": conversation}] if isinstance(conversation, str) else list(conversation)
+
+
+def generate_openai(
+    prompts: Sequence[Conversation],
+    config: GenerationConfig,
+    *,
+    num_samples: int | None = None,
+    reporter: Reporter | None = None,
+    progress_offset: int = 0,
+    progress_total: int | None = None,
+    client=None,
+) -> list[Sample]:
+    """Sample ``num_samples`` (default ``config.samples_per_prompt``) responses per prompt from the endpoint.
+
+    Args:
+        prompts: plain strings or chat message lists.
+        config: ``base_url``, ``model``, ``api_key_env``, sampling parameters, ``concurrency``,
+            ``timeout_s``, ``max_retries``; prompt ``i`` is sampled with seed ``config.seed + progress_offset + i``.
+        client: an ``openai.OpenAI`` client to use instead of one built from the config.
+
+    Returns:
+        Samples ordered by prompt, then sample index (``token_count`` from the server's usage, split evenly).
+
+    Raises:
+        GenerationError: a prompt's calls failed after all retries.
+        training.progress.Cancelled: the reporter asked to stop (checked before the calls).
+    """
+    reporter = reporter or NullReporter()
+    check_cancelled(reporter)
+    k = num_samples or config.samples_per_prompt
+    own_client = client is None
+    client = client or make_client(config.base_url, config.api_key_env, config.timeout_s, config.concurrency)
+    total = progress_total if progress_total is not None else progress_offset + len(prompts)
+
+    def sample_prompt(index: int) -> list[Sample]:
+        texts: list[str] = []
+        tokens: list[int] = []
+        calls = 0
+        while len(texts) < k and calls < k:
+            calls += 1
+            kwargs = dict(
+                model=config.model,
+                messages=[dict(m) for m in _messages(prompts[index])],
+                n=k - len(texts),
+                max_tokens=config.max_new_tokens,
+                temperature=config.temperature,
+                top_p=config.top_p,
+                seed=config.seed + progress_offset + index + 7919 * (calls - 1),
+            )
+            try:
+                response, _ = call_with_retries(
+                    lambda kwargs=kwargs: client.chat.completions.create(**kwargs), max_retries=config.max_retries
+                )
+            except RetriesExhausted as exc:
+                raise GenerationError(f"prompt {progress_offset + index}: {exc}") from exc.error
+            choices = list(response.choices or [])
+            completion_tokens = getattr(getattr(response, "usage", None), "completion_tokens", 0) or 0
+            for choice in choices[: k - len(texts)]:
+                texts.append((choice.message.content or "").strip())
+                tokens.append(completion_tokens // max(1, len(choices)))
+        if len(texts) < k:
+            raise GenerationError(f"prompt {progress_offset + index}: the endpoint returned {len(texts)} of {k} samples")
+        return [Sample(index, s, texts[s], tokens[s]) for s in range(k)]
+
+    try:
+        with ThreadPoolExecutor(max_workers=config.concurrency, thread_name_prefix="generate") as pool:
+            per_prompt = list(pool.map(sample_prompt, range(len(prompts))))
+    finally:
+        if own_client:
+            client.close()
+    reporter.progress(progress_offset + len(prompts), total, "generating")
+    return [s for samples in per_prompt for s in samples]

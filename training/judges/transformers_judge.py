@@ -1,0 +1,176 @@
+"""The ``transformers`` judge backend: a local causal LM scored on the option labels.
+
+The judge prompt is rendered with the tokenizer's chat template (a generation prompt added), followed by
+:data:`~training.judge_prompt.VERDICT_PREFIX`; the soft preference is the softmax over the log-probabilities
+of the next token being "A" or "B" (Lee et al. 2023, "RLAIF vs. RLHF", section 2.1: the probabilities of the
+option tokens, not a sampled answer). With ``chain_of_thought`` a rationale is generated first (greedy, or
+sampled at ``temperature`` with self-consistency) and the verdict is scored after it. Prompts are batched with
+left padding; too-long prompts lose their beginning, never the verdict position.
+"""
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from training.config import JudgeConfig
+from training.generation import load_causal_lm, prompt_text
+from training.judge_prompt import VERDICT_PREFIX, JudgeRequest
+from training.judges.base import OrderResult
+
+
+def label_token_ids(tokenizer, label: str) -> list[int]:
+    """Token ids that spell ``label`` as one token, with and without a leading space (" A", "A")."""
+    ids = []
+    for variant in (f" {label}", label):
+        encoded = tokenizer.encode(variant, add_special_tokens=False)
+        if len(encoded) == 1 and encoded[0] not in ids:
+            ids.append(encoded[0])
+    if not ids:
+        raise ValueError(f"the judge's tokenizer has no single token for the label {label!r}")
+    return ids
+
+
+class TransformersJudge:
+    """Judge with a local causal LM.
+
+    Args:
+        config: the run's judge config (``model``, ``chain_of_thought``, ``max_new_tokens``, ``temperature``,
+            ``self_consistency``, ``seed``).
+        models_dir: where ``demo://`` models live.
+        model, tokenizer: an already loaded pair to use instead of loading ``config.model`` (tests).
+        batch_size: prompts per forward pass.
+
+    Attributes:
+        judge_id: ``transformers:<model>``.
+        generates_rationale: True with ``chain_of_thought`` (only then can self-consistency sample).
+        order_invariant: False.
+        params: what, besides the prompt, determines the answer (part of the request cache key).
+    """
+
+    order_invariant = False
+
+    def __init__(
+        self,
+        config: JudgeConfig,
+        models_dir: Path | None = None,
+        *,
+        model=None,
+        tokenizer=None,
+        batch_size: int = 8,
+    ) -> None:
+        from training.judges import judge_id_for
+
+        self.config = config
+        self.judge_id = judge_id_for(config)
+        if model is None or tokenizer is None:
+            model, tokenizer = load_causal_lm(config.model, models_dir)
+        self.model, self.tokenizer = model, tokenizer
+        self.tokenizer.padding_side = "left"
+        self.tokenizer.truncation_side = "left"
+        if self.tokenizer.pad_token is None:
+            self.tokenizer.pad_token = self.tokenizer.eos_token
+        self.batch_size = batch_size
+        self.generates_rationale = config.chain_of_thought
+        self.sampled = config.chain_of_thought and config.self_consistency > 1
+        self.ids_a = label_token_ids(self.tokenizer, "A")
+        self.ids_b = label_token_ids(self.tokenizer, "B")
+        self.max_context = (
+            getattr(model.config, "n_positions", None) or getattr(model.config, "max_position_embeddings", None) or 2048
+        )
+        self.params = {
+            "chain_of_thought": config.chain_of_thought,
+            "max_new_tokens": config.max_new_tokens if config.chain_of_thought else 0,
+            "temperature": config.temperature if self.sampled else 0.0,
+            "seed": config.seed if self.sampled else None,
+        }
+
+    def score(self, requests: Sequence[JudgeRequest]) -> list[OrderResult]:
+        """Score ``requests`` in batches; a batch that raises (e.g. out of memory) fails its requests."""
+        results: list[OrderResult] = []
+        for start in range(0, len(requests), self.batch_size):
+            batch = list(requests[start : start + self.batch_size])
+            began = time.perf_counter()
+            try:
+                scored = self._score_batch(batch)
+            except Exception as exc:  # noqa: BLE001 - recorded on each judgment of the batch
+                message = f"{type(exc).__name__}: {exc}"[:1000]
+                scored = [OrderResult(p_first=None, error=message) for _ in batch]
+            latency = (time.perf_counter() - began) * 1000.0 / max(1, len(batch))
+            for result in scored:
+                result.latency_ms = latency
+            results.extend(scored)
+        return results
+
+    def _encode(self, texts: list[str], room: int):
+        return self.tokenizer(
+            texts,
+            return_tensors="pt",
+            padding=True,
+            truncation=True,
+            max_length=max(8, self.max_context - room),
+            add_special_tokens=False,
+        )
+
+    def _rationales(self, prompts: list[str], samples: list[int]) -> tuple[list[str], list[int]]:
+        import torch
+
+        encoded = self._encode(prompts, self.config.max_new_tokens + 8)
+        torch.manual_seed(self.config.seed + (samples[0] if samples else 0))
+        with torch.no_grad():
+            output = self.model.generate(
+                **encoded,
+                do_sample=self.sampled,
+                temperature=self.config.temperature if self.sampled else None,
+                top_p=None,
+                top_k=None,
+                max_new_tokens=self.config.max_new_tokens,
+                pad_token_id=self.tokenizer.pad_token_id,
+                eos_token_id=self.tokenizer.eos_token_id,
+            )
+        new_tokens = output[:, encoded["input_ids"].shape[1] :]
+        texts, counts = [], []
+        for tokens in new_tokens:
+            text = self.tokenizer.decode(tokens, skip_special_tokens=True)
+            cut = text.find(VERDICT_PREFIX)
+            texts.append((text[:cut] if cut >= 0 else text).strip())
+            counts.append(int((tokens != self.tokenizer.pad_token_id).sum()))
+        return texts, counts
+
+    def _score_batch(self, batch: list[JudgeRequest]) -> list[OrderResult]:
+        import torch
+
+        prompts = [prompt_text(self.tokenizer, list(r.messages)) for r in batch]
+        rationales, generated = [""] * len(batch), [0] * len(batch)
+        if self.config.chain_of_thought:
+            # One generate call per distinct sample index keeps seeding reproducible per sample.
+            for sample in sorted({r.sample for r in batch}):
+                rows = [i for i, r in enumerate(batch) if r.sample == sample]
+                texts, counts = self._rationales([prompts[i] for i in rows], [sample])
+                for i, text, count in zip(rows, texts, counts, strict=True):
+                    rationales[i], generated[i] = text, count
+        scored_texts = [
+            f"{p} {r}\n{VERDICT_PREFIX}" if r else f"{p} {VERDICT_PREFIX}" for p, r in zip(prompts, rationales, strict=True)
+        ]
+        encoded = self._encode(scored_texts, 1)
+        with torch.no_grad():
+            logits = self.model(**encoded).logits[:, -1, :].float()
+        logprobs = torch.log_softmax(logits, dim=-1)
+        lp_a = torch.logsumexp(logprobs[:, self.ids_a], dim=-1)
+        lp_b = torch.logsumexp(logprobs[:, self.ids_b], dim=-1)
+        p_first = torch.sigmoid(lp_a - lp_b).tolist()
+        prompt_tokens = encoded["attention_mask"].sum(dim=1).tolist()
+        results = []
+        for i in range(len(batch)):
+            label = "A" if p_first[i] >= 0.5 else "B"
+            raw = f"{rationales[i]}\n{VERDICT_PREFIX} {label}".strip()
+            results.append(
+                OrderResult(
+                    p_first=float(p_first[i]),
+                    rationale=rationales[i],
+                    raw=raw,
+                    prompt_tokens=int(prompt_tokens[i]),
+                    completion_tokens=generated[i] + 1,
+                )
+            )
+        return results

@@ -1,0 +1,47 @@
+"""Which of a prompt's K samples are compared: the first pair, all pairs, or M random pairs.
+
+RLAIF labels pairs of policy samples (Lee et al. 2023 use two per prompt); more pairs per prompt give the
+reward model more preferences from the same generations at the cost of more judge calls.
+"""
+from __future__ import annotations
+
+import itertools
+import random
+from collections.abc import Hashable
+
+
+def pair_indices(
+    num_samples: int, rule: str = "first", *, pairs_per_prompt: int = 1, seed: int = 0, key: Hashable = 0
+) -> list[tuple[int, int]]:
+    """Pairs of sample indices ``(i, j)``, ``i < j``, to compare for one prompt.
+
+    Args:
+        num_samples: K, the number of samples of the prompt (>= 2).
+        rule: ``first`` (samples 0 and 1), ``all`` (every one of the K·(K−1)/2 pairs) or ``random``
+            (``pairs_per_prompt`` distinct pairs drawn without replacement; all pairs when M is at least
+            their number).
+        pairs_per_prompt: M for ``random``.
+        seed, key: the random draw depends only on ``(seed, key)`` (use the prompt's id as key), so a
+            resumed stage forms the same pairs.
+
+    Returns:
+        Pairs in ascending order.
+
+    Raises:
+        ValueError: fewer than two samples, M < 1, or an unknown rule.
+    """
+    if num_samples < 2:
+        raise ValueError(f"pairing needs at least 2 samples per prompt; got {num_samples}")
+    if rule == "first":
+        return [(0, 1)]
+    every = list(itertools.combinations(range(num_samples), 2))
+    if rule == "all":
+        return every
+    if rule == "random":
+        if pairs_per_prompt < 1:
+            raise ValueError(f"pairs_per_prompt must be at least 1; got {pairs_per_prompt}")
+        if pairs_per_prompt >= len(every):
+            return every
+        rng = random.Random(f"{seed}\x1f{key}")
+        return sorted(rng.sample(every, pairs_per_prompt))
+    raise ValueError(f"pairing: unknown rule {rule!r} (first, all, random)")
