@@ -1,7 +1,19 @@
 from django.urls import path
 
-from runs.views import runs
+from runs.views import charts, pairs, runs
 
 urlpatterns = [
     path("", runs.run_list, name="list"),
+    path("runs/launch/", runs.run_launch, name="launch"),
+    path("runs/launch/estimate/", runs.launch_estimate, name="launch_estimate"),
+    path("runs/compare/", charts.compare, name="compare"),
+    path("runs/compare/charts.json", charts.compare_charts_json, name="compare_charts"),
+    path("runs/<int:pk>/", runs.run_detail, name="detail"),
+    path("runs/<int:pk>/progress.json", runs.run_progress, name="progress"),
+    path("runs/<int:pk>/charts.json", charts.run_charts_json, name="charts"),
+    path("runs/<int:pk>/pairs/", pairs.pair_list, name="pairs"),
+    path("runs/<int:pk>/cancel/", runs.run_cancel, name="cancel"),
+    path("runs/<int:pk>/resume/", runs.run_resume, name="resume"),
+    path("runs/<int:pk>/stages/<str:stage>/retry/", runs.stage_retry, name="retry_stage"),
+    path("runs/<int:pk>/release-gate/", runs.run_release_gate, name="release_gate"),
 ]

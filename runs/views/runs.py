@@ -1,23 +1,307 @@
-"""Run list and run pages."""
+"""Run list, launch, run detail, its progress JSON and the operator actions (cancel, resume, retry, release)."""
 from __future__ import annotations
 
+from django.contrib import messages
+from django.contrib.auth import get_user_model
 from django.core.paginator import Paginator
-from django.shortcuts import render
+from django.db.models import Count, Prefetch, Q, Sum
+from django.http import Http404, JsonResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import NoReverseMatch, reverse
+from django.utils import timezone
+from django.views.decorators.http import require_GET, require_POST
 
-from runs.models import Run, RunStatus
+from constitutions.models import Constitution, ConstitutionVersion
+from rlaif_site.roles import OPERATORS, role_required
+from runs import services
+from runs.estimate import estimate_for
+from runs.forms import LaunchForm, initial_from_config, presets_for_js
+from runs.models import (
+    ACTIVE_STATUSES,
+    Artifact,
+    Comparison,
+    Completion,
+    HumanLabel,
+    Judgment,
+    PromptSet,
+    Run,
+    RunStatus,
+    StageRun,
+    StageStatus,
+)
+from runs.presets import DEFAULT_PRESET, PRESETS
+from runs.templatetags.runs_extras import format_seconds
+
+ERROR_TAIL_CHARS = 3000
+RESUMABLE = (RunStatus.FAILED, RunStatus.CANCELLED, RunStatus.WAITING, RunStatus.SUCCEEDED)
 
 
 def run_list(request):
-    """All runs, newest first, filterable by status and owner."""
-    runs = Run.objects.select_related("owner", "constitution_version__constitution", "prompt_set")
-    status = request.GET.get("status", "")
-    if status in RunStatus.values:
-        runs = runs.filter(status=status)
-    if request.GET.get("mine"):
+    """All runs, newest first, with their current stage's progress; filters: status, owner, constitution,
+    prompt set, name search, "mine"."""
+    runs = Run.objects.select_related("owner", "constitution_version__constitution", "prompt_set").prefetch_related(
+        Prefetch("stages", queryset=StageRun.objects.only(
+            "id", "run_id", "stage", "status", "progress_done", "progress_total"))
+    )
+    f = {key: request.GET.get(key, "").strip() for key in ("status", "owner", "constitution", "prompt_set", "q")}
+    if f["status"] in RunStatus.values:
+        runs = runs.filter(status=f["status"])
+    if f["owner"].isdigit():
+        runs = runs.filter(owner_id=int(f["owner"]))
+    if f["constitution"].isdigit():
+        runs = runs.filter(constitution_version__constitution_id=int(f["constitution"]))
+    if f["prompt_set"].isdigit():
+        runs = runs.filter(prompt_set_id=int(f["prompt_set"]))
+    if f["q"]:
+        runs = runs.filter(name__icontains=f["q"])
+    mine = bool(request.GET.get("mine"))
+    if mine:
         runs = runs.filter(owner=request.user)
     page = Paginator(runs, 50).get_page(request.GET.get("page"))
-    return render(
-        request,
-        "runs/run_list.html",
-        {"page": page, "statuses": RunStatus.choices, "status": status, "mine": bool(request.GET.get("mine"))},
+    for run in page:
+        run.stage_rows = run.ordered_stages()
+        run.current = next((s for s in run.stage_rows if s.stage == run.current_stage), None)
+        run.stages_done = sum(s.status == StageStatus.SUCCEEDED for s in run.stage_rows)
+    query = request.GET.copy()
+    query.pop("page", None)
+    return render(request, "runs/run_list.html", {
+        "page": page, "statuses": RunStatus.choices, "filters": f, "mine": mine, "query": query.urlencode(),
+        "status": f["status"],
+        "owners": get_user_model().objects.filter(runs__isnull=False).distinct().order_by("username"),
+        "constitutions": Constitution.objects.filter(versions__runs__isnull=False).distinct(),
+        "prompt_sets": PromptSet.objects.filter(runs__isnull=False).distinct(),
+    })
+
+
+# --- launch ----------------------------------------------------------------------------------------
+
+
+@role_required(OPERATORS)
+def run_launch(request):
+    """The launch form (operators). GET ``?preset=`` fills it from a preset; POST with ``action=estimate``
+    re-renders with the estimate; a valid POST launches the run and goes to its page."""
+    estimate = None
+    if request.method == "POST":
+        form = LaunchForm(request.POST)
+        if form.is_valid():
+            data = form.cleaned_data
+            estimate = estimate_for(
+                data["run_config"], data["prompt_set"], data["constitution_version"], data["stages"]
+            )
+            if request.POST.get("action") != "estimate":
+                run = services.launch_run(
+                    name=data["name"], owner=request.user, constitution_version=data["constitution_version"],
+                    prompt_set=data["prompt_set"], config=data["config"], stages=data["stages"],
+                )
+                messages.success(request, f"Launched {run}.")
+                return redirect("runs:detail", pk=run.pk)
+    else:
+        key = request.GET.get("preset", DEFAULT_PRESET)
+        preset = PRESETS.get(key) or PRESETS[DEFAULT_PRESET]
+        initial = initial_from_config(preset.full_config())
+        initial.update(preset=preset.key, stages=list(preset.stages), name=f"{preset.label} {timezone.localdate()}")
+        version = ConstitutionVersion.objects.filter(constitution__archived=False).order_by("-created_at").first()
+        prompt_set = PromptSet.objects.filter(status=PromptSet.Status.READY).first()
+        initial.update(constitution_version=version, prompt_set=prompt_set)
+        if request.GET.get("from_run", "").isdigit():
+            initial.update(_initial_from_run(int(request.GET["from_run"])))
+        form = LaunchForm(initial=initial)
+        for path, example in preset.placeholders.items():
+            form.fields[path.replace(".", "__")].widget.attrs["placeholder"] = example
+    return render(request, "runs/run_launch.html", {
+        "form": form, "estimate": estimate, "presets": presets_for_js(), "preset_list": PRESETS.values(),
+    })
+
+
+def _initial_from_run(run_id: int) -> dict:
+    """Form values copied from an earlier run ("launch again with changes")."""
+    run = Run.objects.filter(pk=run_id).first()
+    if run is None:
+        return {}
+    initial = initial_from_config(run.config)
+    initial.update(
+        name=f"{run.name} (copy)", constitution_version=run.constitution_version_id, prompt_set=run.prompt_set_id,
+        stages=[s.stage for s in run.ordered_stages()], preset="",
     )
+    return initial
+
+
+@role_required(OPERATORS)
+@require_POST
+def launch_estimate(request):
+    """The launch form's estimate as JSON.
+
+    ``{"ok": true, "estimate": {...}}``, or ``{"ok": false, "errors": {field: [messages]}}``.
+    """
+    form = LaunchForm(request.POST)
+    if not form.is_valid():
+        return JsonResponse({"ok": False, "errors": {k: [str(e) for e in v] for k, v in form.errors.items()}})
+    data = form.cleaned_data
+    est = estimate_for(data["run_config"], data["prompt_set"], data["constitution_version"], data["stages"])
+    return JsonResponse({"ok": True, "estimate": est.as_dict()})
+
+
+# --- run page ----------------------------------------------------------------------------------------
+
+
+def constitution_version_url(version: ConstitutionVersion) -> str:
+    """Link to a pinned constitution version, whatever the constitutions app names its page."""
+    if hasattr(version, "get_absolute_url"):
+        return version.get_absolute_url()
+    candidates = [
+        ("constitutions:version", (version.constitution_id, version.number)),
+        ("constitutions:version", (version.pk,)),
+        ("constitutions:version_detail", (version.constitution_id, version.number)),
+        ("constitutions:version_detail", (version.pk,)),
+        ("constitutions:detail", (version.constitution_id,)),
+    ]
+    for name, args in candidates:
+        try:
+            return reverse(name, args=args)
+        except NoReverseMatch:
+            continue
+    return reverse("constitutions:list")
+
+
+def _optional_url(name: str, *args) -> str | None:
+    try:
+        return reverse(name, args=args)
+    except NoReverseMatch:
+        return None
+
+
+def run_detail(request, pk: int):
+    """A run: stage timeline with live progress, operator actions, config, artifacts, counts and charts."""
+    run = get_object_or_404(
+        Run.objects.select_related("owner", "constitution_version__constitution", "prompt_set"), pk=pk
+    )
+    stages = run.ordered_stages()
+    counts = {
+        "completions": Completion.objects.filter(run=run).count(),
+        "comparisons": Comparison.objects.filter(run=run).count(),
+        "human_labels": HumanLabel.objects.filter(comparison__run=run).count(),
+    }
+    counts.update(Judgment.objects.filter(comparison__run=run).aggregate(
+        judgments=Count("id"), failed=Count("id", filter=Q(verdict="")), cost=Sum("cost"),
+        consistent=Count("id", filter=Q(position_consistent=True)),
+        checked=Count("id", filter=Q(position_consistent__isnull=False)),
+    ))
+    other_runs = Run.objects.exclude(pk=run.pk).only("pk", "name", "created_at")[:100]
+    return render(request, "runs/run_detail.html", {
+        "run": run, "stages": stages, "counts": counts, "state": progress_state(run, stages),
+        "artifacts": Artifact.objects.filter(run=run).order_by("created_at"),
+        "version_url": constitution_version_url(run.constitution_version),
+        "audit_url": _optional_url("runs:audit", run.pk) or _optional_url("runs:audit_dashboard", run.pk),
+        "other_runs": other_runs,
+        "config_json": run.config,
+    })
+
+
+def _stage_state(stage_run: StageRun, now) -> dict:
+    duration = None
+    if stage_run.started_at:
+        duration = ((stage_run.finished_at or now) - stage_run.started_at).total_seconds()
+    fraction = stage_run.fraction
+    if stage_run.status == StageStatus.SUCCEEDED:
+        fraction = 1.0
+    return {
+        "stage": stage_run.stage,
+        "label": stage_run.get_stage_display(),
+        "status": stage_run.status,
+        "status_display": stage_run.get_status_display(),
+        "done": stage_run.progress_done,
+        "total": stage_run.progress_total,
+        "fraction": fraction,
+        "message": stage_run.message,
+        "attempt": stage_run.attempt,
+        "started_at": stage_run.started_at.isoformat() if stage_run.started_at else None,
+        "finished_at": stage_run.finished_at.isoformat() if stage_run.finished_at else None,
+        "duration_s": duration,
+        "duration": format_seconds(duration) if duration is not None else "—",
+        "error": stage_run.error[-ERROR_TAIL_CHARS:] if stage_run.error else "",
+        "log_tail": stage_run.log_tail,
+        "retryable": stage_run.status in (StageStatus.FAILED, StageStatus.CANCELLED, StageStatus.SUCCEEDED),
+    }
+
+
+def progress_state(run: Run, stages: list[StageRun] | None = None) -> dict:
+    """The run's live state as plain data (what the progress JSON returns and the page first renders)."""
+    now = timezone.now()
+    stages = stages if stages is not None else run.ordered_stages()
+    active = run.status in ACTIVE_STATUSES
+    return {
+        "id": run.pk,
+        "status": run.status,
+        "status_display": run.get_status_display(),
+        "current_stage": run.current_stage,
+        "active": active,
+        "cancel_requested": run.cancel_requested,
+        "can_cancel": active and not run.cancel_requested,
+        "can_resume": run.status in (RunStatus.FAILED, RunStatus.CANCELLED, RunStatus.WAITING),
+        "waiting": run.status == RunStatus.WAITING,
+        "finished_at": run.finished_at.isoformat() if run.finished_at else None,
+        "stages": [_stage_state(s, now) for s in stages],
+    }
+
+
+@require_GET
+def run_progress(request, pk: int):
+    """``GET /runs/<pk>/progress.json``: the run's status and each stage's progress (polled by the run page)."""
+    run = Run.objects.filter(pk=pk).first()
+    if run is None:
+        raise Http404("No such run.")
+    return JsonResponse(progress_state(run))
+
+
+# --- operator actions ------------------------------------------------------------------------------------
+
+
+@role_required(OPERATORS)
+@require_POST
+def run_cancel(request, pk: int):
+    """Ask the run to stop; a running stage stops at its next safe point and keeps its work."""
+    run = get_object_or_404(Run, pk=pk)
+    if run.status not in ACTIVE_STATUSES:
+        messages.error(request, f"{run} is {run.get_status_display().lower()}; there is nothing to cancel.")
+    else:
+        services.cancel_run(run)
+        messages.success(request, f"Cancel requested for {run}; finished work is kept.")
+    return redirect("runs:detail", pk=pk)
+
+
+@role_required(OPERATORS)
+@require_POST
+def run_resume(request, pk: int):
+    """Continue a failed, cancelled or waiting run from its first unfinished stage."""
+    run = get_object_or_404(Run, pk=pk)
+    try:
+        stage = services.resume_run(run)
+    except ValueError as exc:
+        messages.error(request, str(exc))
+    else:
+        messages.success(request, f"Resumed {run}" + (f" at {stage.get_stage_display()}." if stage else "."))
+    return redirect("runs:detail", pk=pk)
+
+
+@role_required(OPERATORS)
+@require_POST
+def stage_retry(request, pk: int, stage: str):
+    """Run ``stage`` again (and every stage after it); work the stage already stored is kept."""
+    run = get_object_or_404(Run, pk=pk)
+    try:
+        services.resume_run(run, from_stage=stage)
+    except ValueError as exc:
+        messages.error(request, str(exc))
+    else:
+        messages.success(request, f"Retrying {stage} of {run}.")
+    return redirect("runs:detail", pk=pk)
+
+
+@role_required(OPERATORS)
+@require_POST
+def run_release_gate(request, pk: int):
+    """Let a run that waits at its audit gate continue (an operator's decision, recorded on the run)."""
+    run = get_object_or_404(Run, pk=pk)
+    services.release_gate(run)
+    messages.success(request, f"Audit gate released for {run}.")
+    return redirect("runs:detail", pk=pk)

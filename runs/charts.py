@@ -1,0 +1,369 @@
+"""Figure data for the run pages, built in Python from rows aggregated in the database.
+
+Metric curves are data-driven: whatever ``MetricPoint`` names a run's stages wrote are plotted; the names TRL
+logs (``loss``, ``eval_accuracy``, ``reward``/``reward_std``, ``kl``, ``entropy``, ``completions/mean_length``…)
+are placed in panels that belong together, anything else gets a panel of its own under "more metrics".
+Long curves are averaged into at most :data:`MAX_POINTS` buckets of steps by the database, so a run with
+tens of thousands of points still answers quickly. Several runs overlay in one figure (one dash style per run).
+
+Figures are plain plotly JSON (``{"data": [...], "layout": {...}}``) drawn by plotly.js in the browser.
+"""
+from __future__ import annotations
+
+import math
+import re
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+from django.db.models import Avg, Case, Count, F, IntegerField, Max, Min, Q, Value, When
+from django.db.models.functions import Floor
+
+from runs.models import Judgment, MetricPoint, Run
+
+#: At most this many points per curve; longer stages are averaged over buckets of consecutive steps.
+MAX_POINTS = 400
+#: Bars of the judge latency histogram.
+LATENCY_BINS = 30
+DASHES = ("solid", "dash", "dot", "dashdot", "longdash")
+BAND_COLORS = ("rgba(51,85,204,0.15)", "rgba(198,40,40,0.15)", "rgba(26,127,55,0.15)", "rgba(178,106,0,0.15)")
+
+
+@dataclass
+class PanelSpec:
+    """A panel of known metrics: ``match(stage, name)`` says whether a series belongs to it."""
+
+    id: str
+    title: str
+    stage: str
+    names: tuple[str, ...] = ()
+    pattern: str | None = None
+    y_title: str = ""
+
+    def match(self, stage: str, name: str) -> bool:
+        if stage != self.stage:
+            return False
+        return name in self.names or bool(self.pattern and re.fullmatch(self.pattern, name))
+
+
+#: Known metrics, in display order. Reward mean ± std is drawn specially (:func:`_reward_panel`).
+PANELS: list[PanelSpec] = [
+    PanelSpec("rm_loss", "Reward model: loss", "reward_model", ("loss", "train_loss", "eval_loss"), y_title="loss"),
+    PanelSpec("rm_accuracy", "Reward model: pairwise accuracy", "reward_model",
+              pattern=r"(eval_)?(\w+_)?accuracy", y_title="accuracy"),
+    PanelSpec("policy_reward", "Policy: reward (mean ± std)", "policy",
+              ("reward", "rewards/chosen", "rewards/rejected", "rewards/margins"), pattern=r"rewards/[^/]+/mean",
+              y_title="reward"),
+    PanelSpec("policy_kl", "Policy: KL to the reference", "policy", ("kl", "objective/kl"), y_title="KL"),
+    PanelSpec("policy_loss", "Policy: loss", "policy", ("loss", "policy_loss"), y_title="loss"),
+    PanelSpec("policy_entropy", "Policy: entropy", "policy", ("entropy", "objective/entropy"), y_title="nats"),
+    PanelSpec("policy_length", "Policy: completion length", "policy",
+              ("completions/mean_length", "completions/min_length", "completions/max_length", "completion_length"),
+              y_title="tokens"),
+]
+#: Series drawn as the ± band of another: std name -> mean name.
+BANDS = {"reward_std": "reward"}
+BANDS_PATTERN = re.compile(r"rewards/([^/]+)/std")
+STAGE_LABELS = dict(Run._meta.get_field("current_stage").choices)
+
+
+@dataclass
+class Series:
+    run_id: int
+    stage: str
+    name: str
+    steps: list[float] = field(default_factory=list)
+    values: list[float] = field(default_factory=list)
+
+
+# --- database ----------------------------------------------------------------------------------------
+
+
+def stage_bucket_widths(run_id: int) -> dict[str, int]:
+    """Per stage, how many consecutive steps one plotted point averages (1 = every step): one query."""
+    widths = {}
+    rows = MetricPoint.objects.filter(run_id=run_id).values("stage").annotate(lo=Min("step"), hi=Max("step"))
+    for row in rows:
+        span = row["hi"] - row["lo"] + 1
+        widths[row["stage"]] = max(1, math.ceil(span / MAX_POINTS))
+    return widths
+
+
+def load_series(run_id: int) -> list[Series]:
+    """Every metric curve of a run, bucket-averaged in the database (two queries)."""
+    widths = stage_bucket_widths(run_id)
+    if not widths:
+        return []
+    points = MetricPoint.objects.filter(run_id=run_id)
+    if all(w == 1 for w in widths.values()):
+        rows = points.order_by("stage", "name", "step").values_list("stage", "name", "step", "value")
+    else:
+        bucket = Case(
+            *[When(stage=stage, then=F("step") / Value(w)) for stage, w in widths.items()],
+            output_field=IntegerField(),
+        )
+        rows = (
+            points.annotate(bucket=bucket)
+            .values("stage", "name", "bucket")
+            .annotate(x=Avg("step"), y=Avg("value"))
+            .order_by("stage", "name", "bucket")
+            .values_list("stage", "name", "x", "y")
+        )
+    series: dict[tuple[str, str], Series] = {}
+    for stage, name, step, value in rows:
+        s = series.get((stage, name))
+        if s is None:
+            s = series[(stage, name)] = Series(run_id, stage, name)
+        s.steps.append(step)
+        s.values.append(value)
+    return list(series.values())
+
+
+# --- figures -----------------------------------------------------------------------------------------
+
+
+def _layout(title: str, x_title: str = "step", y_title: str = "", **extra) -> dict:
+    return {
+        "title": {"text": title, "font": {"size": 14}},
+        "xaxis": {"title": {"text": x_title}},
+        "yaxis": {"title": {"text": y_title}},
+        "margin": {"l": 55, "r": 15, "t": 40, "b": 45},
+        "height": 300,
+        "legend": {"orientation": "h", "y": -0.25},
+        **extra,
+    }
+
+
+def _trace_name(name: str, run_id: int, overlay: bool) -> str:
+    return f"#{run_id} {name}" if overlay else name
+
+
+def _line(s: Series, run_index: int, overlay: bool, color_index: int) -> dict:
+    return {
+        "type": "scatter", "mode": "lines+markers" if len(s.steps) < 30 else "lines",
+        "x": s.steps, "y": s.values, "name": _trace_name(s.name, s.run_id, overlay),
+        "line": {"dash": DASHES[run_index % len(DASHES)]},
+        "legendgroup": f"{s.run_id}-{s.name}",
+        "marker": {"size": 5}, "meta": {"run": s.run_id, "stage": s.stage, "metric": s.name},
+        "_color": color_index,
+    }
+
+
+def _band(mean: Series, std: Series, run_index: int, overlay: bool, color_index: int) -> list[dict]:
+    """Two traces filling mean − std … mean + std, matched by step."""
+    std_at = dict(zip(std.steps, std.values, strict=False))
+    xs = [x for x in mean.steps if x in std_at]
+    if not xs:
+        return []
+    mean_at = dict(zip(mean.steps, mean.values, strict=False))
+    upper = [mean_at[x] + std_at[x] for x in xs]
+    lower = [mean_at[x] - std_at[x] for x in xs]
+    color = BAND_COLORS[color_index % len(BAND_COLORS)]
+    group = f"{mean.run_id}-{mean.name}"
+    return [
+        {"type": "scatter", "mode": "lines", "x": xs, "y": upper, "line": {"width": 0}, "showlegend": False,
+         "hoverinfo": "skip", "legendgroup": group},
+        {"type": "scatter", "mode": "lines", "x": xs, "y": lower, "line": {"width": 0}, "fill": "tonexty",
+         "fillcolor": color, "name": _trace_name(f"{mean.name} ± std", mean.run_id, overlay),
+         "legendgroup": group, "hoverinfo": "skip"},
+    ]
+
+
+def _std_partner(name: str) -> str | None:
+    if name in BANDS:
+        return BANDS[name]
+    m = BANDS_PATTERN.fullmatch(name)
+    return f"rewards/{m.group(1)}/mean" if m else None
+
+
+def metric_panels(run_ids: Sequence[int]) -> list[dict]:
+    """Panels of metric curves for one or more runs (overlaid when several)."""
+    overlay = len(run_ids) > 1
+    all_series: list[tuple[int, Series]] = []
+    for index, run_id in enumerate(run_ids):
+        all_series.extend((index, s) for s in load_series(run_id))
+    by_key = {(s.run_id, s.stage, s.name): s for _, s in all_series}
+    used: set[tuple[int, str, str]] = set()
+    panels = []
+    for spec in PANELS:
+        traces: list[dict] = []
+        names: list[str] = []
+        for run_index, s in all_series:
+            if not spec.match(s.stage, s.name):
+                continue
+            if s.name not in names:
+                names.append(s.name)
+            color = names.index(s.name)
+            partner_name = next((std for std, mean in BANDS.items() if mean == s.name), None)
+            m = re.fullmatch(r"rewards/([^/]+)/mean", s.name)
+            if m:
+                partner_name = f"rewards/{m.group(1)}/std"
+            partner = by_key.get((s.run_id, s.stage, partner_name)) if partner_name else None
+            if partner is not None:
+                traces.extend(_band(s, partner, run_index, overlay, color))
+                used.add((s.run_id, s.stage, partner.name))
+            traces.append(_line(s, run_index, overlay, color))
+            used.add((s.run_id, s.stage, s.name))
+        if traces:
+            panels.append(_panel(spec.id, spec.title, spec.stage, "main", traces, y_title=spec.y_title))
+    reward_vs_kl = _reward_vs_kl(all_series, overlay)
+    if reward_vs_kl:
+        panels.append(reward_vs_kl)
+    # Everything else: one panel per stage and metric family ("clip_ratio/low_mean" joins "clip_ratio/…").
+    families: dict[tuple[str, str], list[tuple[int, Series]]] = defaultdict(list)
+    for run_index, s in all_series:
+        key = (s.run_id, s.stage, s.name)
+        if key in used or _std_partner(s.name) and (s.run_id, s.stage, _std_partner(s.name)) in by_key:
+            continue
+        families[(s.stage, s.name.split("/")[0])].append((run_index, s))
+    for (stage, family), members in sorted(families.items(), key=lambda kv: _stage_order(kv[0][0]) + kv[0][1]):
+        names = list(dict.fromkeys(s.name for _, s in members))
+        traces = [_line(s, run_index, overlay, names.index(s.name)) for run_index, s in members]
+        title = f"{STAGE_LABELS.get(stage, stage)}: {family}"
+        panels.append(_panel(f"{stage}-{family}", title, stage, "more", traces, y_title=family))
+    return panels
+
+
+def _stage_order(stage: str) -> str:
+    order = list(STAGE_LABELS)
+    return f"{order.index(stage) if stage in order else 99:02d}"
+
+
+def _reward_vs_kl(all_series: Iterable[tuple[int, Series]], overlay: bool) -> dict | None:
+    """Reward against KL per step of the policy stage: the trade-off the KL coefficient controls."""
+    by_run: dict[int, dict[str, Series]] = defaultdict(dict)
+    run_index_of: dict[int, int] = {}
+    for run_index, s in all_series:
+        if s.stage == "policy" and s.name in ("reward", "kl"):
+            by_run[s.run_id][s.name] = s
+            run_index_of[s.run_id] = run_index
+    traces = []
+    symbols = ("circle", "square", "diamond", "triangle-up", "x")
+    for run_id, series in by_run.items():
+        if "reward" not in series or "kl" not in series:
+            continue
+        kl_at = dict(zip(series["kl"].steps, series["kl"].values, strict=False))
+        pairs = [(kl_at[x], y, x) for x, y in zip(series["reward"].steps, series["reward"].values, strict=False)
+                 if x in kl_at]
+        if not pairs:
+            continue
+        traces.append({
+            "type": "scatter", "mode": "markers", "name": f"#{run_id}" if overlay else "steps",
+            "x": [p[0] for p in pairs], "y": [p[1] for p in pairs], "text": [f"step {p[2]:g}" for p in pairs],
+            "marker": {"color": [p[2] for p in pairs], "colorscale": "Viridis", "size": 7,
+                       "symbol": symbols[run_index_of[run_id] % len(symbols)],
+                       "showscale": len(traces) == 0, "colorbar": {"title": {"text": "step"}}},
+        })
+    if not traces:
+        return None
+    return _panel("reward_vs_kl", "Policy: reward vs KL", "policy", "main", traces, x_title="KL", y_title="reward")
+
+
+def _panel(panel_id: str, title: str, stage: str, group: str, traces: list[dict], x_title: str = "step",
+           y_title: str = "", **layout) -> dict:
+    for t in traces:
+        color = t.pop("_color", None)
+        if color is not None:
+            t["line"]["color"] = COLORS[color % len(COLORS)]
+            t["marker"]["color"] = COLORS[color % len(COLORS)]
+    return {"id": panel_id, "title": title, "stage": stage, "group": group,
+            "figure": {"data": traces, "layout": _layout(title, x_title, y_title, **layout)}}
+
+
+COLORS = ("#3355cc", "#c62828", "#1a7f37", "#b26a00", "#6a3d9a", "#0097a7", "#8d6e63", "#d81b60")
+VERDICT_COLORS = {"A": "#3355cc", "B": "#c62828", "tie": "#9e9e9e", "": "#212121"}
+VERDICT_NAMES = {"A": "A preferred", "B": "B preferred", "tie": "tie", "": "failed"}
+
+
+# --- judge figures -----------------------------------------------------------------------------------
+
+
+def judge_panels(run_ids: Sequence[int]) -> list[dict]:
+    """Verdicts and position consistency per principle, and the judge's latency histogram (three queries per run)."""
+    overlay = len(run_ids) > 1
+    verdict_traces: dict[str, dict] = {}
+    consistency_traces = []
+    latency_traces = []
+    for run_index, run_id in enumerate(run_ids):
+        judgments = Judgment.objects.filter(comparison__run_id=run_id)
+        rows = list(
+            judgments.values("principle__name", "verdict")
+            .annotate(n=Count("id"), consistent=Count("id", filter=Q(position_consistent=True)),
+                      checked=Count("id", filter=Q(position_consistent__isnull=False)))
+            .order_by("principle__name", "verdict")
+        )
+        if not rows:
+            continue
+        prefix = f"#{run_id} · " if overlay else ""
+        per_principle: dict[str, list[int]] = defaultdict(lambda: [0, 0])
+        for row in rows:
+            principle = prefix + (row["principle__name"] or "(no principle)")
+            verdict = row["verdict"] or ""
+            trace = verdict_traces.setdefault(verdict, {
+                "type": "bar", "name": VERDICT_NAMES.get(verdict, verdict), "x": [], "y": [],
+                "marker": {"color": VERDICT_COLORS.get(verdict, "#777")},
+            })
+            trace["x"].append(principle)
+            trace["y"].append(row["n"])
+            per_principle[principle][0] += row["consistent"]
+            per_principle[principle][1] += row["checked"]
+        checked = {p: c for p, c in per_principle.items() if c[1]}
+        if checked:
+            consistency_traces.append({
+                "type": "bar", "name": f"#{run_id}" if overlay else "position consistency",
+                "x": list(checked), "y": [c[0] / c[1] for c in checked.values()],
+                "text": [f"{c[0]}/{c[1]}" for c in checked.values()], "textposition": "auto",
+                "marker": {"color": COLORS[run_index % len(COLORS)]},
+            })
+        latency = _latency_histogram(judgments, run_id, overlay, run_index)
+        if latency:
+            latency_traces.append(latency)
+    panels = []
+    if verdict_traces:
+        order = [v for v in ("A", "B", "tie", "") if v in verdict_traces]
+        traces = [verdict_traces[v] for v in order]
+        panels.append(_panel("judge_verdicts", "Judge: verdicts per principle", "label", "main", traces,
+                             x_title="principle", y_title="judgments", barmode="stack"))
+    if consistency_traces:
+        panels.append(_panel("judge_consistency", "Judge: position consistency per principle", "label", "main",
+                             consistency_traces, x_title="principle", y_title="share consistent",
+                             barmode="group"))
+    if latency_traces:
+        panels.append(_panel("judge_latency", "Judge: latency per call", "label", "main", latency_traces,
+                             x_title="latency (ms)", y_title="judgments", barmode="overlay"))
+    return panels
+
+
+def _latency_histogram(judgments, run_id: int, overlay: bool, run_index: int) -> dict | None:
+    """Latency histogram with :data:`LATENCY_BINS` bins, counted by the database."""
+    stats = judgments.exclude(latency_ms__lte=0).aggregate(lo=Min("latency_ms"), hi=Max("latency_ms"))
+    if stats["lo"] is None:
+        return None
+    lo, hi = stats["lo"], stats["hi"]
+    width = (hi - lo) / LATENCY_BINS or 1.0
+    rows = (
+        judgments.exclude(latency_ms__lte=0)
+        .annotate(bin=Floor((F("latency_ms") - Value(lo)) / Value(width)))
+        .values("bin").annotate(n=Count("id")).order_by("bin")
+    )
+    xs, ys = [], []
+    for row in rows:
+        b = min(int(row["bin"]), LATENCY_BINS - 1)
+        x = lo + (b + 0.5) * width
+        if xs and xs[-1] == x:
+            ys[-1] += row["n"]
+        else:
+            xs.append(round(x, 2))
+            ys.append(row["n"])
+    return {"type": "bar", "name": f"#{run_id}" if overlay else "calls", "x": xs, "y": ys, "width": width,
+            "opacity": 0.6 if overlay else 1.0, "marker": {"color": COLORS[run_index % len(COLORS)]}}
+
+
+def run_charts(run_ids: Sequence[int]) -> dict:
+    """All panels for ``run_ids`` (the first is the run whose page it is): ``{"runs": [...], "panels": [...]}``."""
+    runs = {r.pk: r for r in Run.objects.filter(pk__in=run_ids).only("pk", "name")}
+    ids = [i for i in run_ids if i in runs]
+    return {
+        "runs": [{"id": i, "name": runs[i].name} for i in ids],
+        "panels": metric_panels(ids) + judge_panels(ids),
+    }

@@ -1,0 +1,167 @@
+"""What a run will cost before it starts: comparisons, judge calls, tokens and money.
+
+The arithmetic (:func:`estimate`) is plain; :func:`estimate_for` reads the counts it needs from the database.
+Judge calls follow the labeling protocol of Lee et al. (2023): every comparison is judged under each of its
+principles, in both orders when position debiasing is on, ``self_consistency`` times each.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from math import comb
+
+from django.db.models import Avg, Count, Q
+from django.db.models.functions import Length
+
+from training.config import RunConfig
+
+#: Rough characters per token for English text, used only for estimates.
+CHARS_PER_TOKEN = 4.0
+#: Tokens of the judge's answer when it only scores the verdict labels (no rationale generated).
+VERDICT_ONLY_TOKENS = 1
+
+
+@dataclass
+class Estimate:
+    """An estimate of a run's labeling work.
+
+    Attributes:
+        prompts: prompts generation will use (train split, capped by ``generation.max_prompts``).
+        responses: policy samples (prompts × K).
+        comparisons: pairs the judge labels.
+        principles_per_comparison: 1 with principle sampling, else the number of enabled principles.
+        judge_calls: comparisons × principles × (2 if both orders) × self-consistency.
+        eval_judge_calls: calls of the evaluate stage (eval prompts × orders × self-consistency).
+        prompt_tokens, completion_tokens: judge tokens over all calls (estimates).
+        generation_tokens: at most this many tokens sampled from the policy.
+        cost: judge cost with the configured prices (0 when no price is set).
+        budget: the configured cap (0 = none).
+        calls_within_budget: judge calls the budget pays for (None without a budget).
+        warnings: plain sentences shown next to the figures.
+    """
+
+    prompts: int
+    responses: int
+    comparisons: int
+    principles_per_comparison: int
+    judge_calls: int
+    eval_judge_calls: int
+    prompt_tokens: int
+    completion_tokens: int
+    generation_tokens: int
+    cost: float
+    budget: float
+    calls_within_budget: int | None
+    warnings: list[str]
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def pairs_per_prompt(pairing: str, samples_per_prompt: int, pairs_requested: int) -> int:
+    """Comparisons formed per prompt from K samples.
+
+    ``first`` → 1, ``all`` → K choose 2, ``random`` → min(M, K choose 2).
+    """
+    if pairing == "all":
+        return comb(samples_per_prompt, 2)
+    if pairing == "random":
+        return min(pairs_requested, comb(samples_per_prompt, 2))
+    return 1
+
+
+def estimate(
+    config: RunConfig,
+    *,
+    train_prompts: int,
+    eval_prompts: int,
+    enabled_principles: int,
+    avg_prompt_chars: float = 200.0,
+    template_chars: int = 800,
+    stages: tuple[str, ...] | list[str] = ("generate", "label"),
+) -> Estimate:
+    """Estimate the labeling work of a run.
+
+    Args:
+        config: a validated run config.
+        train_prompts, eval_prompts: prompts in the set's train and eval splits.
+        enabled_principles: enabled principles of the constitution version.
+        avg_prompt_chars: mean prompt length in characters (token counts use :data:`CHARS_PER_TOKEN`).
+        template_chars: length of the judge instructions template plus one principle.
+        stages: the stages that will run; calls of stages not selected count as 0.
+    """
+    gen, judge = config.generation, config.judge
+    warnings: list[str] = []
+    prompts = min(train_prompts, gen.max_prompts) if gen.max_prompts else train_prompts
+    pairs = pairs_per_prompt(gen.pairing, gen.samples_per_prompt, gen.pairs_per_prompt)
+    comparisons = prompts * pairs
+    principles = 1 if judge.principle_sampling == "sample" else enabled_principles
+    if enabled_principles == 0:
+        warnings.append("The constitution version has no enabled principle: the judge has nothing to apply.")
+    orders = 2 if judge.both_orders else 1
+    judge_calls = comparisons * principles * orders * judge.self_consistency if "label" in stages else 0
+    eval_n = min(eval_prompts, config.evaluation.max_prompts) if config.evaluation.max_prompts else eval_prompts
+    eval_calls = eval_n * principles * orders * judge.self_consistency if "evaluate" in stages else 0
+    if "evaluate" in stages and eval_prompts == 0:
+        warnings.append("The prompt set has no eval split: the evaluate stage has nothing to compare on.")
+    if prompts == 0 and ("generate" in stages or "label" in stages):
+        warnings.append("The prompt set has no train prompts.")
+
+    response_tokens = gen.max_new_tokens
+    call_prompt_tokens = round((template_chars + avg_prompt_chars) / CHARS_PER_TOKEN + 2 * response_tokens)
+    writes_rationale = judge.backend == "openai" or judge.chain_of_thought or judge.self_consistency > 1
+    call_completion_tokens = judge.max_new_tokens if writes_rationale else VERDICT_ONLY_TOKENS
+    all_calls = judge_calls + eval_calls
+    prompt_tokens = all_calls * call_prompt_tokens
+    completion_tokens = all_calls * call_completion_tokens
+    cost_per_call = (
+        call_prompt_tokens / 1000 * judge.price_per_1k_prompt_tokens
+        + call_completion_tokens / 1000 * judge.price_per_1k_completion_tokens
+    )
+    cost = all_calls * cost_per_call
+    within = None
+    if judge.budget > 0:
+        within = int(judge.budget // cost_per_call) if cost_per_call > 0 else all_calls
+        if within < judge_calls:
+            share = within / judge_calls if judge_calls else 0
+            warnings.append(
+                f"The budget of {judge.budget:g} pays for about {within:,} of {judge_calls:,} judge calls "
+                f"({share:.0%}); labeling stops when it is spent."
+            )
+    elif cost_per_call == 0 and judge.backend == "openai":
+        warnings.append("No price is set for the judge endpoint: cost is not estimated.")
+    generation_tokens = prompts * gen.samples_per_prompt * gen.max_new_tokens if "generate" in stages else 0
+    return Estimate(
+        prompts=prompts,
+        responses=prompts * gen.samples_per_prompt,
+        comparisons=comparisons,
+        principles_per_comparison=principles,
+        judge_calls=judge_calls,
+        eval_judge_calls=eval_calls,
+        prompt_tokens=prompt_tokens,
+        completion_tokens=completion_tokens,
+        generation_tokens=generation_tokens,
+        cost=round(cost, 4),
+        budget=judge.budget,
+        calls_within_budget=within,
+        warnings=warnings,
+    )
+
+
+def estimate_for(config: RunConfig, prompt_set, constitution_version, stages) -> Estimate:
+    """:func:`estimate` with the counts read from ``prompt_set`` and ``constitution_version`` (two queries)."""
+    counts = prompt_set.prompts.aggregate(
+        train=Count("pk", filter=Q(split="train")),
+        eval=Count("pk", filter=Q(split="eval")),
+        avg_chars=Avg(Length("text")),
+    )
+    principles = constitution_version.principles.filter(enabled=True)
+    principle_chars = principles.aggregate(avg=Avg(Length("comparison")))["avg"] or 0
+    return estimate(
+        config,
+        train_prompts=counts["train"],
+        eval_prompts=counts["eval"],
+        enabled_principles=principles.count(),
+        avg_prompt_chars=float(counts["avg_chars"] or 0),
+        template_chars=len(constitution_version.judge_template) + int(principle_chars),
+        stages=tuple(stages),
+    )

@@ -1,0 +1,267 @@
+"""The launch form: constitution version, prompt set, stages, and every field of the run config.
+
+The config fields are generated from the dataclasses of :mod:`training.config` (one form field per config
+field, named ``section__field``), so the form, ``manage.py launch_run`` and the config stay in step. The
+config is validated by :meth:`training.config.RunConfig.from_dict`; its :class:`ConfigError` is attached to
+the form field its dotted path names.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import typing
+from typing import Any, Literal
+
+from django import forms
+
+from constitutions.models import ConstitutionVersion
+from runs.models import STAGE_ORDER, PromptSet
+from runs.presets import PRESETS, deep_merge
+from training.config import (
+    ConfigError,
+    EvaluationConfig,
+    GenerationConfig,
+    JudgeConfig,
+    PolicyConfig,
+    RewardModelConfig,
+    RunConfig,
+    SFTConfig,
+)
+
+#: (config section, dataclass, fieldset title, open by default) in the order the form shows them.
+SECTIONS: list[tuple[str, type, str, bool]] = [
+    ("generation", GenerationConfig, "Policy model and sampling", True),
+    ("judge", JudgeConfig, "AI judge", True),
+    ("reward_model", RewardModelConfig, "Reward model", True),
+    ("policy", PolicyConfig, "RL fine-tuning", True),
+    ("sft", SFTConfig, "Supervised fine-tuning (optional stage)", False),
+    ("evaluation", EvaluationConfig, "Evaluation", False),
+]
+
+#: Labels for config fields whose name alone is unclear (dotted path -> label).
+LABELS = {
+    "generation.model": "Policy model (hub id, path or demo://)",
+    "generation.samples_per_prompt": "Samples per prompt (K)",
+    "generation.pairing": "Pairs formed from the samples",
+    "generation.max_prompts": "Max prompts (0 = all)",
+    "judge.model": "Judge model",
+    "judge.base_url": "Endpoint base URL",
+    "judge.api_key_env": "API key environment variable",
+    "judge.both_orders": "Ask in both orders (A/B and B/A)",
+    "judge.self_consistency": "Self-consistency samples (n)",
+    "judge.tie_margin": "Tie margin on |P(A) − 0.5|",
+    "judge.budget": "Budget cap (0 = none)",
+    "reward_model.base_model": "Reward model backbone",
+    "reward_model.min_confidence": "Min confidence |P(A) − 0.5| × 2",
+    "reward_model.use_margin": "Soft preference as margin",
+    "policy.beta": "KL coefficient β",
+    "policy.num_generations": "Rollouts per prompt",
+    "evaluation.max_prompts": "Max eval prompts (0 = all)",
+}
+#: Config fields that may not be left empty (the model names).
+REQUIRED_TEXT = {"generation.model", "judge.model", "reward_model.base_model"}
+#: Stages whose jobs go to the ``gpu`` queue when "Training on the GPU queue" is ticked.
+GPU_STAGES = ("sft", "reward_model", "policy", "evaluate")
+
+
+def field_name(path: str) -> str:
+    """Form field name of a dotted config path: ``judge.concurrency`` → ``judge__concurrency``."""
+    return path.replace(".", "__")
+
+
+def _form_field(path: str, hint, default) -> forms.Field:
+    label = LABELS.get(path, path.split(".")[-1].replace("_", " ").capitalize())
+    if typing.get_origin(hint) is Literal:
+        choices = [(v, v) for v in typing.get_args(hint)]
+        return forms.ChoiceField(label=label, choices=choices, initial=default)
+    if hint is bool:
+        return forms.BooleanField(label=label, required=False, initial=default)
+    if hint is int:
+        return forms.IntegerField(label=label, initial=default)
+    if hint is float:
+        return forms.FloatField(label=label, initial=default)
+    return forms.CharField(label=label, required=path in REQUIRED_TEXT, initial=default, max_length=500)
+
+
+def config_fields() -> list[tuple[str, str, forms.Field]]:
+    """Every (dotted path, form field name, field) generated from the config dataclasses."""
+    out = []
+    for section, cls, _title, _open in SECTIONS:
+        hints = typing.get_type_hints(cls)
+        for f in dataclasses.fields(cls):
+            path = f"{section}.{f.name}"
+            default = f.default if f.default is not dataclasses.MISSING else None
+            out.append((path, field_name(path), _form_field(path, hints[f.name], default)))
+    return out
+
+
+class LaunchForm(forms.Form):
+    """Everything a run needs. ``cleaned_data["config"]`` is the validated, complete config dict."""
+
+    name = forms.CharField(max_length=200)
+    constitution_version = forms.ModelChoiceField(
+        queryset=ConstitutionVersion.objects.select_related("constitution").filter(constitution__archived=False)
+        .order_by("constitution__name", "-number"),
+        label="Constitution version",
+    )
+    prompt_set = forms.ModelChoiceField(queryset=PromptSet.objects.filter(status=PromptSet.Status.READY))
+    stages = forms.MultipleChoiceField(
+        choices=[(s.value, s.label) for s in STAGE_ORDER], widget=forms.CheckboxSelectMultiple,
+        initial=["generate", "label", "reward_model", "policy", "evaluate"],
+    )
+    preset = forms.ChoiceField(
+        required=False, choices=[("", "—")] + [(p.key, p.label) for p in PRESETS.values()],
+        help_text="Fills the fields below; change anything afterwards.",
+    )
+    gpu_queue = forms.BooleanField(
+        required=False, label="Training stages on the 'gpu' queue",
+        help_text="SFT, reward model, policy and evaluation jobs go to workers started with `rqworker gpu`.",
+    )
+    audit_gate__min_n = forms.IntegerField(
+        label="Audit gate: min labels (0 = no gate)", initial=0, min_value=0, required=False,
+        help_text="Pause before reward-model training until the audit has this many human labels…",
+    )
+    audit_gate__min_alignment = forms.FloatField(
+        label="Audit gate: min AI labeler alignment", initial=0.0, required=False,
+        help_text="…and this alignment (0–1).",
+    )
+    extra_config = forms.JSONField(
+        required=False, label="Extra config (JSON, merged over the fields)",
+        help_text='e.g. {"timeouts": {"policy": 7200}}', widget=forms.Textarea(attrs={"rows": 3}),
+    )
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.config_paths: dict[str, str] = {}
+        for path, name, form_field in config_fields():
+            self.fields[name] = form_field
+            self.config_paths[name] = path
+        self.fields["stages"].choices = [(s.value, s.label) for s in STAGE_ORDER]
+
+    # --- layout helpers for the template -----------------------------------------------------------
+    def fieldsets(self) -> list[dict[str, Any]]:
+        """Config fields grouped by section: ``[{"key", "title", "open", "fields": [BoundField]}]``."""
+        groups = []
+        for section, _cls, title, is_open in SECTIONS:
+            bound = [self[name] for name, path in self.config_paths.items() if path.startswith(section + ".")]
+            groups.append({
+                "key": section, "title": title,
+                "open": is_open or any(b.errors for b in bound), "fields": bound,
+            })
+        return groups
+
+    # --- validation --------------------------------------------------------------------------------
+    def clean_stages(self) -> list[str]:
+        stages = self.cleaned_data["stages"]
+        return [s for s in STAGE_ORDER if s in stages]
+
+    def build_config(self) -> dict[str, Any]:
+        """The nested config dict from the cleaned fields (before validation by RunConfig)."""
+        data: dict[str, Any] = {}
+        for name, path in self.config_paths.items():
+            if name not in self.cleaned_data:
+                continue
+            section, key = path.split(".", 1)
+            data.setdefault(section, {})[key] = self.cleaned_data[name]
+        min_n = self.cleaned_data.get("audit_gate__min_n") or 0
+        min_alignment = self.cleaned_data.get("audit_gate__min_alignment") or 0.0
+        if min_n or min_alignment:
+            data["audit_gate"] = {"min_n": min_n, "min_alignment": min_alignment}
+        if self.cleaned_data.get("gpu_queue"):
+            data["queues"] = {s: "gpu" for s in GPU_STAGES}
+        extra = self.cleaned_data.get("extra_config")
+        if extra:
+            data = deep_merge(data, extra)
+        return data
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean()
+        extra = cleaned.get("extra_config")
+        if extra is not None and extra != "" and not isinstance(extra, dict):
+            self.add_error("extra_config", "must be a JSON object")
+            return cleaned
+        if self.errors:
+            return cleaned
+        try:
+            config = RunConfig.from_dict(self.build_config())
+        except ConfigError as exc:
+            self._attach_config_error(exc)
+            return cleaned
+        cleaned["config"] = config.to_dict()
+        cleaned["run_config"] = config
+        return cleaned
+
+    def _attach_config_error(self, exc: ConfigError) -> None:
+        """Put ``exc`` on the field its dotted path names; paths without a field go to ``extra_config``."""
+        name = field_name(exc.path)
+        if name in self.fields:
+            self.add_error(name, exc.message)
+        elif exc.path.split(".")[0] in ("queues", "timeouts") or self.cleaned_data.get("extra_config"):
+            self.add_error("extra_config", f"{exc.path}: {exc.message}")
+        else:
+            self.add_error(None, str(exc))
+
+
+def initial_from_config(config: dict[str, Any]) -> dict[str, Any]:
+    """Form initial/data values for a (partial) nested config: ``{"judge": {"concurrency": 4}}`` →
+    ``{"judge__concurrency": 4}``; keys the form has no field for go to ``extra_config``."""
+    known = {path for path, _name, _f in config_fields()}
+    values: dict[str, Any] = {}
+    extra: dict[str, Any] = {}
+    for section, content in config.items():
+        if section == "audit_gate":
+            if content:
+                values["audit_gate__min_n"] = content.get("min_n", 0)
+                values["audit_gate__min_alignment"] = content.get("min_alignment", 0.0)
+            continue
+        if section == "queues" and content and set(content.values()) == {"gpu"} and set(content) == set(GPU_STAGES):
+            values["gpu_queue"] = True
+            continue
+        if not isinstance(content, dict) or section in ("queues", "timeouts"):
+            if content:
+                extra[section] = content
+            continue
+        for key, value in content.items():
+            path = f"{section}.{key}"
+            if path in known:
+                values[field_name(path)] = value
+            else:
+                extra.setdefault(section, {})[key] = value
+    if extra:
+        values["extra_config"] = json.dumps(extra)
+    return values
+
+
+def form_data_from_config(config: dict[str, Any], **top: Any) -> dict[str, Any]:
+    """POST-like data for :class:`LaunchForm` from a full config plus the top-level fields (name, stages…).
+
+    Booleans that are False are left out, as a browser leaves out unticked checkboxes; model instances are
+    given by primary key.
+    """
+    data: dict[str, Any] = {}
+    for key, value in {**initial_from_config(config), **top}.items():
+        if value is False or value is None:
+            continue
+        if hasattr(value, "pk"):
+            value = value.pk
+        data[key] = value
+    return data
+
+
+def presets_for_js() -> dict[str, Any]:
+    """Preset data for the launch page's script.
+
+    ``{key: {"values": {field name: value}, "stages": [...], "placeholders": {...}, "description": str}}``.
+    """
+    out = {}
+    for key, preset in PRESETS.items():
+        values = initial_from_config(preset.full_config())
+        values.setdefault("gpu_queue", False)
+        values.setdefault("extra_config", "")
+        out[key] = {
+            "values": values,
+            "stages": list(preset.stages),
+            "placeholders": {field_name(p): v for p, v in preset.placeholders.items()},
+            "description": preset.description,
+        }
+    return out

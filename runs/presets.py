@@ -1,0 +1,133 @@
+"""Launch presets: complete starting points for the launch form and ``manage.py launch_run --preset``.
+
+A preset is a partial run config (merged over :class:`training.config.RunConfig`'s defaults), the stages to
+run, and, for fields the user must fill (hub ids, endpoints), placeholders shown in the form.
+"""
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field
+from typing import Any
+
+from training.config import RunConfig
+
+
+@dataclass(frozen=True)
+class Preset:
+    """One preset.
+
+    Attributes:
+        key: identifier used in URLs and on the command line (``offline-demo``).
+        label, description: what the form shows.
+        config: partial run config (nested dicts, the shape of ``RunConfig.to_dict()``).
+        stages: stage names selected by default.
+        placeholders: dotted config path -> example value shown in an empty field the user must fill.
+    """
+
+    key: str
+    label: str
+    description: str
+    config: dict[str, Any]
+    stages: tuple[str, ...]
+    placeholders: dict[str, str] = field(default_factory=dict)
+
+    def full_config(self) -> dict[str, Any]:
+        """The preset merged over the defaults, as plain JSON data (not validated: placeholders may be empty)."""
+        return deep_merge(RunConfig().to_dict(), self.config)
+
+
+def deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+    """A copy of ``base`` with ``override`` merged in, recursively for nested dicts."""
+    merged = copy.deepcopy(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = deep_merge(merged[key], value)
+        else:
+            merged[key] = copy.deepcopy(value)
+    return merged
+
+
+PIPELINE = ("generate", "label", "reward_model", "policy", "evaluate")
+
+PRESETS: dict[str, Preset] = {
+    p.key: p
+    for p in (
+        Preset(
+            key="offline-demo",
+            label="Offline demo on CPU",
+            description=(
+                "Tiny demo policy and judge built locally, MiniLM reward model, a few RLOO steps: shows the whole "
+                "loop on a 2-core CPU without network in minutes. The models only show the wiring."
+            ),
+            config={
+                "generation": {
+                    "model": "demo://policy", "backend": "transformers", "samples_per_prompt": 2,
+                    "max_new_tokens": 32, "batch_size": 8, "pairing": "first", "max_prompts": 40,
+                },
+                "judge": {
+                    "backend": "transformers", "model": "demo://judge", "concurrency": 1,
+                    "principle_sampling": "sample", "both_orders": True, "self_consistency": 1,
+                    "chain_of_thought": False, "max_new_tokens": 32,
+                },
+                "reward_model": {"base_model": "minilm", "epochs": 1.0, "batch_size": 8, "max_length": 128},
+                "policy": {
+                    "algorithm": "rloo", "beta": 0.05, "learning_rate": 1e-5, "steps": 20, "batch_size": 4,
+                    "num_generations": 2, "max_new_tokens": 24, "checkpoint_every": 10,
+                },
+                "evaluation": {"max_prompts": 10, "max_new_tokens": 32},
+            },
+            stages=PIPELINE,
+        ),
+        Preset(
+            key="single-gpu",
+            label="Single GPU",
+            description=(
+                "Realistic sizes for one 24-80 GB GPU: fill in the policy and judge hub ids (or a vLLM / "
+                "OpenAI-compatible judge endpoint). Training stages go to the 'gpu' queue."
+            ),
+            config={
+                "generation": {
+                    "model": "", "backend": "transformers", "samples_per_prompt": 4, "max_new_tokens": 256,
+                    "temperature": 0.9, "batch_size": 32, "pairing": "random", "pairs_per_prompt": 2,
+                    "max_prompts": 5000,
+                },
+                "judge": {
+                    "backend": "openai", "model": "", "base_url": "", "api_key_env": "JUDGE_API_KEY",
+                    "concurrency": 32, "timeout_s": 120.0, "principle_sampling": "sample", "both_orders": True,
+                    "self_consistency": 1, "max_new_tokens": 256,
+                },
+                "reward_model": {
+                    "base_model": "", "learning_rate": 1e-5, "epochs": 1.0, "batch_size": 16, "max_length": 1024,
+                    "min_confidence": 0.2,
+                },
+                "policy": {
+                    "algorithm": "rloo", "beta": 0.05, "learning_rate": 1e-6, "steps": 500, "batch_size": 16,
+                    "num_generations": 4, "max_new_tokens": 256, "checkpoint_every": 50,
+                },
+                "evaluation": {"max_prompts": 500, "max_new_tokens": 256},
+                "queues": {"sft": "gpu", "reward_model": "gpu", "policy": "gpu", "evaluate": "gpu"},
+            },
+            stages=PIPELINE,
+            placeholders={
+                "generation.model": "Qwen/Qwen2.5-1.5B-Instruct",
+                "judge.model": "Qwen/Qwen2.5-7B-Instruct",
+                "judge.base_url": "http://127.0.0.1:8001/v1",
+                "reward_model.base_model": "Qwen/Qwen2.5-0.5B",
+            },
+        ),
+    )
+}
+
+DEFAULT_PRESET = "offline-demo"
+
+
+def get_preset(key: str) -> Preset:
+    """The preset named ``key``.
+
+    Raises:
+        KeyError: unknown key; the message lists the known ones.
+    """
+    try:
+        return PRESETS[key]
+    except KeyError:
+        raise KeyError(f"unknown preset {key!r} (known: {', '.join(PRESETS)})") from None

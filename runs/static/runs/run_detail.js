@@ -1,0 +1,83 @@
+// Run page: polls the progress JSON every 2 s while the run is active and updates the stage timeline,
+// status and buttons in place (no reload); refreshes the charts every 10 s while active and once at the end.
+(function () {
+  "use strict";
+  const timeline = document.getElementById("timeline");
+  const charts = document.getElementById("charts");
+  if (!timeline) return;
+  const POLL_MS = 2000, CHARTS_MS = 10000;
+  let state = JSON.parse(document.getElementById("run-state").textContent);
+  let compareQuery = "";
+  let lastCharts = 0;
+
+  function setHidden(el, hidden) { if (el) el.hidden = hidden; }
+
+  function updateStage(s, runActive) {
+    const row = timeline.querySelector('tr[data-stage="' + s.stage + '"]');
+    if (!row) return;
+    row.className = s.status;
+    const badge = row.querySelector('[data-role="status"]');
+    badge.className = "badge " + s.status;
+    badge.textContent = s.status_display;
+    const pct = s.fraction === null ? 0 : Math.round(s.fraction * 100);
+    const bar = row.querySelector('[data-role="bar"]');
+    bar.style.width = pct + "%";
+    bar.className = s.status === "succeeded" ? "done" : s.status === "failed" ? "failed" : "";
+    bar.parentElement.setAttribute("aria-valuenow", String(pct));
+    row.querySelector('[data-role="count"]').textContent = s.done + (s.total === null ? "" : " / " + s.total);
+    row.querySelector('[data-role="duration"]').textContent = s.duration;
+    row.querySelector('[data-role="message"]').textContent = s.message;
+    setHidden(row.querySelector('[data-role="retry"]'), !s.retryable || runActive);
+    const detail = timeline.querySelector('tr[data-detail-for="' + s.stage + '"]');
+    const error = detail.querySelector('[data-role="error"]');
+    error.textContent = s.error;
+    setHidden(error, !s.error);
+    const log = detail.querySelector('[data-role="log"]');
+    log.querySelector("pre").textContent = s.log_tail;
+    setHidden(log, !s.log_tail);
+  }
+
+  function render(next) {
+    const runBadge = document.getElementById("run-status");
+    runBadge.className = "badge " + next.status;
+    runBadge.textContent = next.status_display;
+    document.body.dataset.runStatus = next.status;
+    setHidden(document.getElementById("cancel-form"), !next.can_cancel);
+    setHidden(document.getElementById("resume-form"), !next.can_resume);
+    setHidden(document.getElementById("release-form"), !next.waiting);
+    next.stages.forEach(function (s) { updateStage(s, next.active); });
+  }
+
+  function loadCharts() {
+    lastCharts = Date.now();
+    if (window.StudioCharts && charts) return window.StudioCharts.load(charts, compareQuery);
+  }
+
+  function poll() {
+    fetch(timeline.dataset.progressUrl, { credentials: "same-origin" })
+      .then(function (r) { if (!r.ok) throw new Error(r.status); return r.json(); })
+      .then(function (next) {
+        const wasActive = state.active;
+        state = next;
+        render(next);
+        if (wasActive && !next.active) loadCharts();
+        else if (next.active && Date.now() - lastCharts > CHARTS_MS) loadCharts();
+      })
+      .catch(function (err) { console.error("progress", err); })
+      .finally(function () { if (state.active) setTimeout(poll, POLL_MS); });
+  }
+
+  const compareForm = document.getElementById("compare-form");
+  if (compareForm) {
+    compareForm.addEventListener("submit", function (ev) {
+      ev.preventDefault();
+      const ids = Array.from(document.getElementById("compare-runs").selectedOptions).map(function (o) { return o.value; });
+      compareQuery = ids.length ? "compare=" + ids.join(",") : "";
+      loadCharts();
+    });
+  }
+
+  render(state);
+  loadCharts();
+  if (state.active) setTimeout(poll, POLL_MS);
+})();

@@ -1,0 +1,110 @@
+"""The pair browser: a run's judged pairs with prompt, both responses, verdict, each order's probability,
+position consistency, principle, rationale and human labels; filterable and keyset-paginated so that a run
+with 100,000 judgments pages as fast as one with ten."""
+from __future__ import annotations
+
+from django.db.models import Exists, OuterRef, Prefetch, Q
+from django.shortcuts import get_object_or_404, render
+from django.utils.http import urlencode
+
+from runs.models import HumanLabel, Judgment, Run, Verdict
+
+PAGE_SIZE = 25
+VERDICT_FILTERS = {"A": Verdict.A, "B": Verdict.B, "tie": Verdict.TIE, "failed": Verdict.FAILED}
+
+
+def _float(value: str | None, low: float = 0.0, high: float = 1.0) -> float | None:
+    try:
+        number = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return None
+    return min(high, max(low, number))
+
+
+def filter_judgments(run: Run, params) -> tuple:
+    """The filtered queryset of a run's judgments and the filter values actually applied.
+
+    Filters (query parameters): ``principle`` (id), ``min_conf``/``max_conf`` (confidence |P(A) − 0.5| × 2,
+    applied as ranges of P(A) so the index on ``p_a`` serves them), ``consistent`` (yes/no/unknown),
+    ``verdict`` (A/B/tie/failed), ``audit`` (labelled/unlabelled), ``purpose`` (train/eval).
+    """
+    qs = Judgment.objects.filter(comparison__run_id=run.pk)
+    applied: dict[str, str] = {}
+    principle = params.get("principle", "")
+    if principle.isdigit():
+        qs = qs.filter(principle_id=int(principle))
+        applied["principle"] = principle
+    min_conf, max_conf = _float(params.get("min_conf")), _float(params.get("max_conf"))
+    if min_conf is not None and min_conf > 0:
+        qs = qs.filter(Q(p_a__lte=0.5 - min_conf / 2) | Q(p_a__gte=0.5 + min_conf / 2))
+        applied["min_conf"] = f"{min_conf:g}"
+    if max_conf is not None and max_conf < 1:
+        qs = qs.filter(p_a__gte=0.5 - max_conf / 2, p_a__lte=0.5 + max_conf / 2)
+        applied["max_conf"] = f"{max_conf:g}"
+    consistent = params.get("consistent", "")
+    if consistent in ("yes", "no"):
+        qs = qs.filter(position_consistent=(consistent == "yes"))
+        applied["consistent"] = consistent
+    elif consistent == "unknown":
+        qs = qs.filter(position_consistent__isnull=True)
+        applied["consistent"] = consistent
+    verdict = params.get("verdict", "")
+    if verdict in VERDICT_FILTERS:
+        qs = qs.filter(verdict=VERDICT_FILTERS[verdict])
+        applied["verdict"] = verdict
+    audit = params.get("audit", "")
+    if audit in ("labelled", "unlabelled"):
+        labelled = Exists(HumanLabel.objects.filter(comparison_id=OuterRef("comparison_id")))
+        qs = qs.filter(labelled if audit == "labelled" else ~labelled)
+        applied["audit"] = audit
+    purpose = params.get("purpose", "")
+    if purpose in ("train", "eval"):
+        qs = qs.filter(comparison__purpose=purpose)
+        applied["purpose"] = purpose
+    return qs, applied
+
+
+def page_of(qs, before: int | None, after: int | None, size: int = PAGE_SIZE) -> tuple[list, bool, bool]:
+    """One keyset page of ``qs`` ordered newest first (by id).
+
+    Returns:
+        ``(rows, has_older, has_newer)``; ``before`` pages to older rows, ``after`` to newer ones.
+    """
+    if after is not None:
+        rows = list(qs.filter(pk__gt=after).order_by("pk")[: size + 1])
+        has_newer = len(rows) > size
+        rows = rows[:size][::-1]
+        return rows, True, has_newer
+    if before is not None:
+        qs = qs.filter(pk__lt=before)
+    rows = list(qs.order_by("-pk")[: size + 1])
+    return rows[:size], len(rows) > size, before is not None
+
+
+def _int(value: str | None) -> int | None:
+    return int(value) if value and value.isdigit() else None
+
+
+def pair_list(request, pk: int):
+    """``/runs/<pk>/pairs/``: the judged pairs of a run, newest first, 25 a page."""
+    run = get_object_or_404(Run.objects.select_related("constitution_version__constitution"), pk=pk)
+    qs, applied = filter_judgments(run, request.GET)
+    qs = qs.select_related(
+        "principle", "comparison__prompt", "comparison__completion_a", "comparison__completion_b"
+    ).prefetch_related(
+        Prefetch("comparison__human_labels", queryset=HumanLabel.objects.select_related("auditor").order_by("pk"))
+    )
+    rows, has_older, has_newer = page_of(qs, _int(request.GET.get("before")), _int(request.GET.get("after")))
+    for judgment in rows:
+        judgment.confidence = abs(judgment.p_a - 0.5) * 2 if judgment.p_a is not None else None
+    base = urlencode(applied)
+    return render(request, "runs/pair_list.html", {
+        "run": run,
+        "judgments": rows,
+        "applied": applied,
+        "principles": run.constitution_version.principles.order_by("position"),
+        "older_url": f"?{base}&before={rows[-1].pk}" if rows and has_older else None,
+        "newer_url": f"?{base}&after={rows[0].pk}" if rows and has_newer else None,
+        "first_url": f"?{base}" if _int(request.GET.get("before")) or _int(request.GET.get("after")) else None,
+        "verdicts": list(VERDICT_FILTERS),
+    })
