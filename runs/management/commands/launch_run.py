@@ -4,7 +4,8 @@ launch form (the options are turned into the form's data and validated by :class
 Examples::
 
     python manage.py launch_run --preset offline-demo --name demo \\
-        --constitution "Helpful, harmless and honest (starter)" --prompt-set "Demo prompts (starter)" --set generation.max_prompts=20 --wait
+        --constitution "Helpful, harmless and honest (starter)" --prompt-set "Demo prompts (starter)" \\
+        --set generation.max_prompts=20 --wait
     python manage.py launch_run --config run.yaml --stages generate,label --estimate-only
 """
 from __future__ import annotations
@@ -103,7 +104,8 @@ class Command(BaseCommand):
         parser.add_argument("--constitution", required=True,
                             help="Constitution version: id, name (latest) or name@vN.")
         parser.add_argument("--prompt-set", required=True, help="Prompt set id or name.")
-        parser.add_argument("--preset", choices=sorted(PRESETS), help="Start from a preset (default: the config defaults).")
+        parser.add_argument("--preset", choices=sorted(PRESETS),
+                            help="Start from a preset (default: the config defaults).")
         parser.add_argument("--config", help="JSON or YAML file with config sections, merged over the preset.")
         parser.add_argument("--set", action="append", default=[], metavar="PATH=VALUE",
                             help="Override one config field, e.g. --set judge.concurrency=4 (repeatable).")
