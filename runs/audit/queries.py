@@ -45,14 +45,15 @@ class AuditRow:
 
 
 def scoped_judgments(run: Run, scope: str) -> QuerySet[Judgment]:
-    """Successful judgments in ``scope`` (see :data:`SCOPES`) of ``run``.
+    """Judgments in ``scope`` (see :data:`SCOPES`) of ``run``, failed ones included (their verdict is "";
+    they count for inter-human agreement only).
 
     Raises:
         ValueError: an unknown scope.
     """
     if scope not in SCOPES:
         raise ValueError(f"unknown audit scope {scope!r}; expected one of {', '.join(SCOPES)}")
-    judgments = Judgment.objects.filter(comparison__run=run).exclude(verdict="")
+    judgments = Judgment.objects.filter(comparison__run=run)
     if scope == "labelled":
         labelled = HumanLabel.objects.filter(comparison=OuterRef("comparison"), choice__in=COUNTED)
         return judgments.filter(Exists(labelled))
@@ -67,7 +68,9 @@ def audit_rows(run: Run, scope: str = "random") -> list[AuditRow]:
             principle_name=F("principle__name"),
             length_a=Length("comparison__completion_a__text"),
             length_b=Length("comparison__completion_b__text"),
-            stratum=Subquery(AuditItem.objects.filter(run=run, comparison=OuterRef("comparison")).values("stratum")[:1]),
+            stratum=Subquery(
+                AuditItem.objects.filter(run=run, comparison=OuterRef("comparison")).values("stratum")[:1]
+            ),
         )
         .values(
             "id", "comparison_id", "principle_name", "verdict", "p_a", "position_consistent",

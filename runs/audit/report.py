@@ -23,18 +23,21 @@ FIGURES = {
 def section(rows: Sequence[AuditRow], *, seed: int = 0) -> dict:
     """All figures over ``rows``.
 
+    Rows whose judgment failed (verdict "") count only for inter-human agreement.
     Units: alignment, kappa, calibration and the human length preference count one unit per (judgment,
     human label); alpha one unit per comparison; position consistency and the judge's length preference
     one unit per judgment.
 
     Returns:
-        ``{"n_items", "n_labelled", "n_labels", "figures": {name: Estimate dict}, "confusion": 3×3 (rows human,
-        columns AI), "calibration_bins": [...]}``.
+        ``{"n_items" (judged), "n_failed", "n_labelled", "n_labels", "figures": {name: Estimate dict},
+        "confusion": 3×3 (rows human, columns AI), "calibration_bins": [...]}``.
     """
     ai, human, p_a, human_lengths, human_choices = [], [], [], [], []
     units: dict[int, list[str]] = {}
     for row in rows:
         units.setdefault(row.comparison_id, [choice for _, choice in row.labels])
+    judged = [row for row in rows if row.verdict]  # a failed judgment counts for inter-human agreement only
+    for row in judged:
         for _, choice in row.labels:
             ai.append(row.verdict)
             human.append(choice)
@@ -48,15 +51,16 @@ def section(rows: Sequence[AuditRow], *, seed: int = 0) -> dict:
         "kappa": agreement.cohen_kappa(ai, human, seed=seed),
         "alpha": agreement.krippendorff_alpha(list(units.values()), seed=seed),
         "ece": calibration.ece,
-        "position_consistency": agreement.position_consistency([r.position_consistent for r in rows]),
+        "position_consistency": agreement.position_consistency([r.position_consistent for r in judged]),
         "ai_prefers_longer": agreement.length_preference(
-            [r.verdict for r in rows], [(r.length_a, r.length_b) for r in rows]
+            [r.verdict for r in judged], [(r.length_a, r.length_b) for r in judged]
         ),
         "human_prefers_longer": agreement.length_preference(human_choices, human_lengths),
     }
     return {
-        "n_items": len(rows),
-        "n_labelled": sum(1 for r in rows if r.labels),
+        "n_items": len(judged),
+        "n_failed": len(rows) - len(judged),
+        "n_labelled": sum(1 for r in judged if r.labels),
         "n_labels": len(human),
         "figures": {name: estimate.as_dict() for name, estimate in figures.items()},
         "confusion": agreement.confusion(ai, human),
@@ -79,12 +83,13 @@ def build_report(run: Run, scope: str = "random", *, seed: int = 0) -> dict:
 
 
 def disagreements(rows: Sequence[AuditRow]) -> list[dict]:
-    """Rows where the human majority (plurality of A/B/tie labels; a shared top count is a tie) differs
-    from the AI verdict, or an auditor flagged the rationale, as plain dicts for the list and the exports."""
+    """Successfully judged rows where the human majority (plurality of A/B/tie labels; a shared top count is a
+    tie) differs from the AI verdict, or an auditor flagged the rationale, as plain dicts for the list and the
+    exports."""
     result = []
     for row in rows:
         choices = [choice for _, choice in row.labels]
-        if not choices and not row.flags:
+        if not row.verdict or (not choices and not row.flags):
             continue
         majority = _plurality(choices) if choices else ""
         if majority == row.verdict and not row.flags:

@@ -107,10 +107,11 @@ def draw_audit_sample(
         c for c in pool if c["comparison_id"] not in taken and is_uncertain(c["p_a"], c["position_consistent"], margin)
     ]
     new_uncertain = _draw(uncertain_pool, uncertain_size, rng)
+    strata = ((AuditItem.Stratum.RANDOM, new_random), (AuditItem.Stratum.UNCERTAIN, new_uncertain))
     AuditItem.objects.bulk_create(
         [
             AuditItem(run=run, comparison_id=c["comparison_id"], judgment_id=c["id"], stratum=stratum)
-            for stratum, chosen in ((AuditItem.Stratum.RANDOM, new_random), (AuditItem.Stratum.UNCERTAIN, new_uncertain))
+            for stratum, chosen in strata
             for c in chosen
         ],
         ignore_conflicts=True,

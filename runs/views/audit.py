@@ -17,9 +17,9 @@ from django.views.decorators.http import require_POST
 from rlaif_site.roles import AUDITORS, OPERATORS, has_role, role_required
 from runs import gate, services
 from runs.audit import SCOPES, audit_rows, build_report, disagreements, draw_audit_sample
+from runs.audit.charts import dashboard_figures
 from runs.audit.forms import FlagForm, LabelForm, SampleForm, make_ticket
 from runs.audit.queries import labelling_progress
-from runs.audit.charts import dashboard_figures
 from runs.audit.report import FIGURES
 from runs.models import AuditItem, HumanLabel, Run, RunStatus, Stage
 

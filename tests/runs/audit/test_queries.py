@@ -14,7 +14,9 @@ pytestmark = pytest.mark.django_db
 def audited(auditor):
     """Four audited comparisons (random stratum) with AI verdicts A, B, A, tie and two auditors' labels."""
     second = factories.make_user("bea", roles=("auditors",))
-    run = factories.make_run(prompt_set=factories.make_prompt_set(n=1), config={"audit_gate": {"min_n": 4, "min_alignment": 0.7}})
+    run = factories.make_run(
+        prompt_set=factories.make_prompt_set(n=1), config={"audit_gate": {"min_n": 4, "min_alignment": 0.7}}
+    )
     honest = run.constitution_version.principles.get(name="Honest")
     rows = [  # (p_a, verdict, texts, first auditor, second auditor)
         (0.9, "A", ("a long answer here", "short"), "A", "A"),

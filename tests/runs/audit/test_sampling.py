@@ -59,7 +59,8 @@ def test_same_seed_draws_the_same_sample_and_topping_up_adds_new_pairs():
 
 def _promoted(run, first):
     uncertain_before = {c for c, s in first if s == "uncertain"}
-    return len(uncertain_before & set(AuditItem.objects.filter(run=run, stratum="random").values_list("comparison_id", flat=True)))
+    random_now = AuditItem.objects.filter(run=run, stratum="random").values_list("comparison_id", flat=True)
+    return len(uncertain_before & set(random_now))
 
 
 def test_drawing_everything_at_random_promotes_uncertain_items():
