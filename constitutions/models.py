@@ -15,6 +15,7 @@ from django.conf import settings
 from django.core.validators import MinValueValidator
 from django.db import models, transaction
 from django.db.models import Q
+from django.urls import reverse
 
 from training import judge_prompt
 
@@ -55,6 +56,9 @@ class Constitution(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    def get_absolute_url(self) -> str:
+        return reverse("constitutions:detail", args=[self.pk])
 
     @property
     def latest_version(self) -> ConstitutionVersion | None:
@@ -167,6 +171,10 @@ class ConstitutionVersion(models.Model):
 
     def __str__(self) -> str:
         return f"{self.constitution.name} v{self.number}"
+
+    def get_absolute_url(self) -> str:
+        """The version's page (its principles, template and examples)."""
+        return reverse("constitutions:version", args=[self.constitution_id, self.number])
 
     def save(self, *args, **kwargs):
         if self.pk is not None and not kwargs.get("force_insert"):
