@@ -1,0 +1,272 @@
+"""A run's AI-labelled preferences as a Hugging Face ``datasets.Dataset`` in TRL's preference formats.
+
+One row per comparison of the run with ``purpose="train"``:
+
+* standard format: ``prompt`` (text), ``chosen``, ``rejected`` (texts);
+* conversational format: ``prompt`` (list of ``{role, content}`` messages), ``chosen`` and ``rejected``
+  (one assistant message each);
+
+plus judge metadata columns (:func:`metadata_features`): the averaged probability ``p_a`` (mean over the
+comparison's judgments of P(A preferred), each already averaged over both presentation orders), its
+``confidence`` = |p_a - 0.5| * 2, ``principle``, ``rationale``, ``position_consistent``, ``judge``,
+``ai_verdict``, the human majority ``human_label`` and ``human_votes`` (number of non-skip human labels),
+``label_source`` (``ai`` or ``human``) and ``chosen_side`` (A or B). Both formats are accepted unchanged by
+TRL's ``RewardTrainer`` and ``DPOTrainer`` (extra columns are ignored).
+
+Who decides chosen vs rejected: the AI judge's verdicts (majority of A/B verdicts over the comparison's
+judgments; ties, failures and even splits are left out). With ``prefer_human_labels`` (a run's
+``reward_model.prefer_human_labels``, default on) a comparison with human labels is decided by the human
+majority instead (a human tie or an even split leaves it out).
+
+The reward-model stage builds its training data with :func:`preference_dataset`.
+"""
+from __future__ import annotations
+
+import shutil
+import zipfile
+from collections import Counter, defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+
+from django.db.models import Count
+
+from runs.models import Comparison, HumanChoice, HumanLabel, Judgment, Run, Verdict
+
+FORMATS = ("disk", "jsonl")
+
+
+@dataclass
+class PreferenceFilters:
+    """Which preferences to export.
+
+    Parameters:
+        min_confidence: keep AI-decided rows with confidence |p_a - 0.5| * 2 >= this (0..1).
+        position_consistent_only: keep AI-decided rows only where every judgment agreed across both orders.
+        human_verified_only: keep only rows with at least one non-skip human label.
+        split: ``train`` or ``eval`` (the prompt's split), or "" for both.
+        prefer_human_labels: let the human majority decide where humans labelled; None = the run's
+            ``reward_model.prefer_human_labels`` (default True).
+
+    Human-decided rows are not subject to the two AI filters: a human's label does not depend on the judge's
+    confidence or consistency.
+    """
+
+    min_confidence: float = 0.0
+    position_consistent_only: bool = False
+    human_verified_only: bool = False
+    split: str = ""
+    prefer_human_labels: bool | None = None
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= float(self.min_confidence) <= 1.0:
+            raise ValueError(f"min_confidence must be between 0 and 1; got {self.min_confidence}")
+        if self.split not in ("", "train", "eval"):
+            raise ValueError(f"split must be train, eval or empty; got {self.split!r}")
+
+    @classmethod
+    def from_run_config(cls, run: Run, **overrides) -> PreferenceFilters:
+        """The filters a run's ``reward_model`` config asks for (min_confidence, position_consistent_only,
+        prefer_human_labels), with ``overrides``."""
+        rm = (run.config or {}).get("reward_model") or {}
+        values = {
+            "min_confidence": float(rm.get("min_confidence", 0.0)),
+            "position_consistent_only": bool(rm.get("position_consistent_only", False)),
+            "prefer_human_labels": bool(rm.get("prefer_human_labels", True)),
+        }
+        return cls(**{**values, **overrides})
+
+
+def _features(conversational: bool):
+    from datasets import Features, Value
+
+    message = {"role": Value("string"), "content": Value("string")}
+    text = [message] if conversational else Value("string")
+    return Features({"prompt": text, "chosen": text, "rejected": text, **metadata_features()})
+
+
+def metadata_features() -> dict:
+    """The judge metadata columns and their ``datasets`` types."""
+    from datasets import Value
+
+    return {
+        "comparison_id": Value("int64"),
+        "prompt_id": Value("int64"),
+        "split": Value("string"),
+        "p_a": Value("float64"),
+        "confidence": Value("float64"),
+        "principle": Value("string"),
+        "rationale": Value("string"),
+        "position_consistent": Value("bool"),
+        "judge": Value("string"),
+        "ai_verdict": Value("string"),
+        "human_label": Value("string"),
+        "human_votes": Value("int32"),
+        "label_source": Value("string"),
+        "chosen_side": Value("string"),
+    }
+
+
+def preference_features(conversational: bool = False):
+    """The ``datasets.Features`` of :func:`preference_dataset` (also for an empty run)."""
+    return _features(conversational)
+
+
+def preference_rows(run: Run, filters: PreferenceFilters | None = None, *, conversational: bool = False) -> list[dict]:
+    """The rows of :func:`preference_dataset` as plain dicts (ordered by comparison id)."""
+    filters = filters or PreferenceFilters.from_run_config(run)
+    prefer_human = (
+        PreferenceFilters.from_run_config(run).prefer_human_labels
+        if filters.prefer_human_labels is None else filters.prefer_human_labels
+    )
+    comparisons = Comparison.objects.filter(run=run, purpose="train")
+    if filters.split:
+        comparisons = comparisons.filter(prompt__split=filters.split)
+    judgments = defaultdict(list)
+    for j in (
+        Judgment.objects.filter(comparison__in=comparisons)
+        .values("comparison_id", "p_a", "verdict", "position_consistent", "rationale", "principle__name",
+                "judge_id")
+        .order_by("comparison_id", "id")
+    ):
+        judgments[j["comparison_id"]].append(j)
+    humans: dict[int, Counter] = defaultdict(Counter)
+    for h in (
+        HumanLabel.objects.filter(comparison__in=comparisons).exclude(choice=HumanChoice.SKIP)
+        .values("comparison_id", "choice").annotate(n=Count("id"))
+    ):
+        humans[h["comparison_id"]][h["choice"]] += h["n"]
+    rows = []
+    for c in comparisons.values(
+        "id", "prompt_id", "prompt__text", "prompt__messages", "prompt__split", "completion_a__text",
+        "completion_b__text",
+    ).order_by("id"):
+        row = _row(c, judgments.get(c["id"], []), humans.get(c["id"], Counter()), prefer_human, conversational)
+        if row is None or not _keep(row, filters):
+            continue
+        rows.append(row)
+    return rows
+
+
+def preference_dataset(run: Run, filters: PreferenceFilters | None = None, *, conversational: bool = False):
+    """The run's preferences as a ``datasets.Dataset`` in TRL's standard (default) or conversational
+    preference format, with judge metadata columns (see the module docstring).
+
+    Args:
+        run: the run whose ``purpose="train"`` comparisons are exported.
+        filters: :class:`PreferenceFilters`; None = the run's reward-model config.
+        conversational: messages instead of plain text for prompt/chosen/rejected.
+
+    Returns:
+        A ``datasets.Dataset`` (empty, with the same columns, when nothing qualifies).
+    """
+    from datasets import Dataset
+
+    rows = preference_rows(run, filters, conversational=conversational)
+    features = _features(conversational)
+    columns = {name: [row[name] for row in rows] for name in features}
+    return Dataset.from_dict(columns, features=features)
+
+
+def save_preferences(dataset, path: Path | str, fmt: str = "disk") -> Path:
+    """Write ``dataset`` with ``Dataset.save_to_disk`` (``fmt="disk"``, a folder) or as JSON lines
+    (``fmt="jsonl"``, one row per line; an empty dataset gives an empty file).
+
+    Raises:
+        ValueError: unknown ``fmt``.
+    """
+    path = Path(path)
+    if fmt == "disk":
+        if path.exists():
+            shutil.rmtree(path)
+        dataset.save_to_disk(str(path))
+    elif fmt == "jsonl":
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if len(dataset):
+            dataset.to_json(str(path), lines=True, force_ascii=False)
+        else:
+            path.write_text("", encoding="utf-8")
+    else:
+        raise ValueError(f"format must be one of {', '.join(FORMATS)}; got {fmt!r}")
+    return path
+
+
+def zip_folder(folder: Path, handle) -> None:
+    """Write ``folder`` (e.g. a ``save_to_disk`` output) as a zip archive into the binary file ``handle``;
+    paths inside start with the folder's name."""
+    with zipfile.ZipFile(handle, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        for file in sorted(folder.rglob("*")):
+            if file.is_file():
+                archive.write(file, Path(folder.name) / file.relative_to(folder))
+
+
+def _row(c: dict, judgments: list[dict], humans: Counter, prefer_human: bool, conversational: bool) -> dict | None:
+    valid = [j for j in judgments if j["verdict"] in (Verdict.A, Verdict.B, Verdict.TIE)]
+    votes = Counter(j["verdict"] for j in valid)
+    ai = "A" if votes["A"] > votes["B"] else "B" if votes["B"] > votes["A"] else ""
+    ai_verdict = (ai or "tie") if valid else ""  # an even A/B split counts as a tie
+    probs = [j["p_a"] for j in valid if j["p_a"] is not None]
+    p_a = sum(probs) / len(probs) if probs else None
+    consistency = [j["position_consistent"] for j in valid if j["position_consistent"] is not None]
+    human = _majority(humans)
+    if prefer_human and humans:
+        side, source = (human if human in ("A", "B") else ""), "human"
+    else:
+        side, source = ai, "ai"
+    if not side:
+        return None
+    a, b = c["completion_a__text"], c["completion_b__text"]
+    chosen, rejected = (a, b) if side == "A" else (b, a)
+    if conversational:
+        prompt = c["prompt__messages"] or [{"role": "user", "content": c["prompt__text"]}]
+        prompt = [{"role": m["role"], "content": m["content"]} for m in prompt]
+        chosen = [{"role": "assistant", "content": chosen}]
+        rejected = [{"role": "assistant", "content": rejected}]
+    else:
+        prompt = c["prompt__text"]
+    names = list(dict.fromkeys(j["principle__name"] for j in valid if j["principle__name"]))
+    if len(valid) == 1:
+        rationale = valid[0]["rationale"]
+    else:
+        rationale = "\n\n".join(
+            f"[{j['principle__name'] or 'judge'}] {j['rationale']}" for j in valid if j["rationale"]
+        )
+    return {
+        "prompt": prompt,
+        "chosen": chosen,
+        "rejected": rejected,
+        "comparison_id": c["id"],
+        "prompt_id": c["prompt_id"],
+        "split": c["prompt__split"],
+        "p_a": p_a,
+        "confidence": abs(p_a - 0.5) * 2 if p_a is not None else None,
+        "principle": "; ".join(names),
+        "rationale": rationale,
+        "position_consistent": all(consistency) if consistency else None,
+        "judge": "; ".join(dict.fromkeys(j["judge_id"] for j in valid)),
+        "ai_verdict": ai_verdict,
+        "human_label": human,
+        "human_votes": sum(humans.values()),
+        "label_source": source,
+        "chosen_side": side,
+    }
+
+
+def _majority(counts: Counter) -> str:
+    ranked = counts.most_common()
+    if not ranked or (len(ranked) > 1 and ranked[0][1] == ranked[1][1]):
+        return ""
+    return ranked[0][0]
+
+
+def _keep(row: dict, filters: PreferenceFilters) -> bool:
+    if filters.human_verified_only and not row["human_votes"]:
+        return False
+    if row["label_source"] == "ai":
+        if filters.min_confidence and (row["confidence"] is None or row["confidence"] < filters.min_confidence):
+            return False
+        if filters.position_consistent_only and row["position_consistent"] is not True:
+            return False
+    return True
+
+
+
