@@ -9,6 +9,7 @@ timeouts and connection errors, waiting at least what the server asks for in ``R
 from __future__ import annotations
 
 import email.utils
+import logging
 import os
 import random
 import time
@@ -36,6 +37,8 @@ def make_client(base_url: str, api_key_env: str, timeout_s: float, max_connectio
     import httpx2
     from openai import DefaultHttpxClient, OpenAI
 
+    # One INFO line per HTTP request would flood a stage's log; keep warnings and errors.
+    logging.getLogger("httpx2").setLevel(logging.WARNING)
     key = None
     if api_key_env:
         key = os.environ.get(api_key_env)

@@ -82,6 +82,7 @@ class RewardModelJudge:
             model, tokenizer = load_reward_model(config.model, models_dir)
         self.model, self.tokenizer = model, tokenizer
         self.tokenizer.truncation_side = "left"
+        self.tokenizer.padding_side = "right"  # positions start at 0 in every row; the model pools the last real token
         self.batch_size = batch_size
         limit = getattr(tokenizer, "model_max_length", max_length) or max_length
         self.max_length = min(max_length, limit if limit < 1_000_000 else max_length)

@@ -78,6 +78,9 @@ class TransformersJudge:
         self.max_context = (
             getattr(model.config, "n_positions", None) or getattr(model.config, "max_position_embeddings", None) or 2048
         )
+        import inspect
+
+        self._takes_position_ids = "position_ids" in inspect.signature(model.forward).parameters
         self.params = {
             "chain_of_thought": config.chain_of_thought,
             "max_new_tokens": config.max_new_tokens if config.chain_of_thought else 0,
@@ -153,8 +156,12 @@ class TransformersJudge:
             f"{p} {r}\n{VERDICT_PREFIX}" if r else f"{p} {VERDICT_PREFIX}" for p, r in zip(prompts, rationales, strict=True)
         ]
         encoded = self._encode(scored_texts, 1)
+        inputs = dict(encoded)
+        if self._takes_position_ids:
+            # Left padding: positions count real tokens only, so a padded row scores as it would alone.
+            inputs["position_ids"] = (encoded["attention_mask"].cumsum(dim=-1) - 1).clamp(min=0)
         with torch.no_grad():
-            logits = self.model(**encoded).logits[:, -1, :].float()
+            logits = self.model(**inputs).logits[:, -1, :].float()
         logprobs = torch.log_softmax(logits, dim=-1)
         lp_a = torch.logsumexp(logprobs[:, self.ids_a], dim=-1)
         lp_b = torch.logsumexp(logprobs[:, self.ids_b], dim=-1)

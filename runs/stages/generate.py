@@ -1,0 +1,167 @@
+"""The generate stage: K policy samples per train prompt, then comparisons by the pairing rule.
+
+Thin: prompts come from the run's prompt set (train split, by index, at most ``generation.max_prompts``);
+prompts that already have their K samples are skipped, so a resumed stage generates only what is missing.
+Each batch's completions and comparisons are written in one transaction. The policy is the run's SFT model
+when an SFT stage produced one, else ``generation.model``. With ``generation.source == "reference_pairs"``
+the prompt set's imported response pairs are compared instead (:mod:`runs.reference_pairs`).
+"""
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import Count
+
+from runs.models import Artifact, Comparison, Completion, CompletionSource, Prompt, Run, Split
+from training.config import GenerationConfig, RunConfig
+from training.generation import Sample
+from training.pairing import pair_indices
+from training.progress import check_cancelled
+
+
+def run(stage_run, reporter) -> None:
+    """The generate stage (see the module docstring).
+
+    Raises:
+        ValueError: the prompt set has no train prompts.
+        training.modeling.ModelNotFound: the policy model does not exist.
+        training.progress.Cancelled: the reporter asked to stop (finished batches are stored).
+    """
+    run_row = stage_run.run
+    config = RunConfig.from_dict(run_row.config).generation
+    if config.source == "reference_pairs":
+        from runs.reference_pairs import materialise_reference_pairs
+
+        result = materialise_reference_pairs(run_row)
+        reporter.log(f"generate: reference pairs materialised ({result})")
+        return
+    prompts = train_prompts(run_row, config)
+    if not prompts:
+        raise ValueError(f"prompt set {run_row.prompt_set.name!r} has no train prompts to generate for")
+    k = config.samples_per_prompt
+    have = dict(
+        Completion.objects.filter(
+            run=run_row, source=CompletionSource.POLICY, sample_index__lt=k, prompt__in=[p.pk for p in prompts]
+        )
+        .values("prompt")
+        .annotate(n=Count("pk"))
+        .values_list("prompt", "n")
+    )
+    position = {p.pk: i for i, p in enumerate(prompts)}
+    missing = [p for p in prompts if have.get(p.pk, 0) < k]
+    done = len(prompts) - len(missing)
+    reporter.progress(done, len(prompts), "generating")
+    model_name = policy_model_name(run_row, config)
+    if missing:
+        reporter.log(f"generate: {len(missing)} of {len(prompts)} prompts to sample with {model_name} (K={k})")
+        sampler = make_sampler(config, model_name)
+        for start in range(0, len(missing), config.batch_size):
+            check_cancelled(reporter)
+            chunk = missing[start : start + config.batch_size]
+            samples = sampler([p.conversation for p in chunk], position[chunk[0].pk], len(prompts), reporter)
+            _write(run_row, config, model_name, chunk, samples)
+            done += len(chunk)
+            reporter.progress(done, len(prompts), "generating")
+    created = form_comparisons(run_row, prompts, config)
+    reporter.log(f"generate: {len(prompts)} prompts sampled; {created} comparisons formed ({config.pairing} pairs)")
+
+
+def train_prompts(run: Run, config: GenerationConfig) -> list[Prompt]:
+    """The prompts a run generates for: its prompt set's train split in index order, capped by max_prompts."""
+    query = run.prompt_set.prompts.filter(split=Split.TRAIN).order_by("index")
+    if config.max_prompts:
+        query = query[: config.max_prompts]
+    return list(query)
+
+
+def policy_model_name(run: Run, config: GenerationConfig) -> str:
+    """The run's SFT model when its SFT stage saved one, else ``config.model``."""
+    sft = run.artifacts.filter(kind=Artifact.Kind.SFT_MODEL).order_by("-created_at").first()
+    return sft.path if sft else config.model
+
+
+def make_sampler(config: GenerationConfig, model_name: str) -> Callable[[Sequence, int, int, object], list[Sample]]:
+    """A function ``(conversations, offset, total, reporter) -> samples`` for the configured backend; the
+    local model is loaded here (inside the job, never in the web process)."""
+    if config.backend == "openai":
+        from training.generation_openai import generate_openai
+
+        def sample_openai(conversations, offset, total, reporter):
+            return generate_openai(
+                conversations, config, reporter=reporter, progress_offset=offset, progress_total=total
+            )
+
+        return sample_openai
+
+    from training.generation import generate, load_causal_lm
+
+    model, tokenizer = load_causal_lm(model_name, settings.MODELS_DIR)
+
+    def sample_local(conversations, offset, total, reporter):
+        return generate(
+            model, tokenizer, list(conversations), config, reporter=reporter, progress_offset=offset, progress_total=total
+        )
+
+    return sample_local
+
+
+def _write(run: Run, config: GenerationConfig, model_name: str, chunk: list[Prompt], samples: list[Sample]) -> None:
+    params = {
+        "temperature": config.temperature,
+        "top_p": config.top_p,
+        "max_new_tokens": config.max_new_tokens,
+        "seed": config.seed,
+        "backend": config.backend,
+    }
+    rows = [
+        Completion(
+            run=run,
+            prompt=chunk[s.prompt_index],
+            source=CompletionSource.POLICY,
+            sample_index=s.sample_index,
+            text=s.text,
+            model=model_name[:300],
+            sampling_params=params,
+            token_count=s.token_count,
+        )
+        for s in samples
+    ]
+    with transaction.atomic():
+        Completion.objects.bulk_create(rows, batch_size=500, ignore_conflicts=True)
+        form_comparisons(run, chunk, config)
+
+
+def form_comparisons(run: Run, prompts: Sequence[Prompt], config: GenerationConfig) -> int:
+    """Create the train comparisons of ``prompts`` that have all K samples (idempotent).
+
+    Returns:
+        Comparisons that did not exist before.
+    """
+    k = config.samples_per_prompt
+    prompt_ids = [p.pk for p in prompts]
+    by_prompt: dict[int, dict[int, int]] = {}
+    for start in range(0, len(prompt_ids), 500):
+        rows = Completion.objects.filter(
+            run=run, source=CompletionSource.POLICY, sample_index__lt=k, prompt_id__in=prompt_ids[start : start + 500]
+        ).values_list("prompt_id", "sample_index", "pk")
+        for prompt_id, index, pk in rows:
+            by_prompt.setdefault(prompt_id, {})[index] = pk
+    before = Comparison.objects.filter(run=run, purpose="train").count()
+    comparisons = []
+    for prompt_id, completions in by_prompt.items():
+        if len(completions) < k:
+            continue
+        for i, j in pair_indices(k, config.pairing, pairs_per_prompt=config.pairs_per_prompt, seed=config.seed, key=prompt_id):
+            comparisons.append(
+                Comparison(
+                    run=run,
+                    prompt_id=prompt_id,
+                    completion_a_id=completions[i],
+                    completion_b_id=completions[j],
+                    purpose="train",
+                )
+            )
+    Comparison.objects.bulk_create(comparisons, batch_size=500, ignore_conflicts=True)
+    return Comparison.objects.filter(run=run, purpose="train").count() - before

@@ -1,0 +1,112 @@
+"""The generate stage: K samples per train prompt from a tiny policy, comparisons by the pairing rule,
+resume after a cancel without duplicates, and the reference-pairs route."""
+from __future__ import annotations
+
+import sys
+import types
+
+import pytest
+
+from runs.models import Comparison, Completion, StageRun
+from runs.stages import generate
+from tests import factories
+from tests.feedback_fixtures import chat_server, tiny_lm_dir  # noqa: F401 - fixtures
+from training.progress import Cancelled, NullReporter, RecordingReporter
+
+pytestmark = pytest.mark.django_db
+
+
+def _run(config: dict, prompt_set=None):
+    run = factories.make_run(stages=("generate",), config={"generation": config}, prompt_set=prompt_set)
+    return run, StageRun.objects.get(run=run, stage="generate")
+
+
+def _texts(run):
+    return list(
+        Completion.objects.filter(run=run).order_by("prompt__index", "sample_index").values_list(
+            "prompt__index", "sample_index", "text"
+        )
+    )
+
+
+@pytest.mark.slow
+def test_samples_k_per_train_prompt_and_pairs_them(tiny_lm_dir):
+    prompt_set = factories.make_prompt_set(5, split_every=5)  # prompt 0 is in the eval split
+    config = {"model": str(tiny_lm_dir), "samples_per_prompt": 3, "pairing": "all", "max_new_tokens": 6, "batch_size": 2}
+    run, stage_run = _run(config, prompt_set)
+    reporter = RecordingReporter()
+    generate.run(stage_run, reporter)
+
+    completions = Completion.objects.filter(run=run)
+    assert completions.count() == 12
+    assert sorted(set(completions.values_list("prompt__index", flat=True))) == [1, 2, 3, 4]
+    first = completions.first()
+    assert first.source == "policy" and first.model == str(tiny_lm_dir) and first.token_count >= 1
+    assert first.sampling_params["max_new_tokens"] == 6
+    comparisons = Comparison.objects.filter(run=run, purpose="train")
+    assert comparisons.count() == 4 * 3
+    for comparison in comparisons:
+        assert comparison.completion_a.prompt_id == comparison.completion_b.prompt_id == comparison.prompt_id
+        assert comparison.completion_a.sample_index < comparison.completion_b.sample_index
+    assert reporter.progress_calls[-1][:2] == (4, 4)
+
+    generate.run(stage_run, NullReporter())  # nothing missing: nothing new
+    assert Completion.objects.filter(run=run).count() == 12 and comparisons.count() == 12
+
+
+@pytest.mark.slow
+def test_cancelled_generation_resumes_to_the_same_result(tiny_lm_dir):
+    prompt_set = factories.make_prompt_set(6)
+    config = {"model": str(tiny_lm_dir), "samples_per_prompt": 2, "max_new_tokens": 5, "batch_size": 2, "seed": 3}
+    straight, straight_stage = _run(config, prompt_set)
+    generate.run(straight_stage, NullReporter())
+
+    resumed, resumed_stage = _run(config, prompt_set)
+    with pytest.raises(Cancelled):
+        generate.run(resumed_stage, RecordingReporter(stop_after=2))
+    assert Completion.objects.filter(run=resumed).count() == 4  # the first batch (2 prompts x 2 samples)
+    assert Comparison.objects.filter(run=resumed).count() == 2
+    generate.run(resumed_stage, NullReporter())
+
+    assert Completion.objects.filter(run=resumed).count() == 12
+    assert Comparison.objects.filter(run=resumed).count() == 6
+    assert _texts(resumed) == _texts(straight)  # seeded by prompt position: resume changes nothing
+
+
+@pytest.mark.slow
+def test_max_prompts_and_first_pair(tiny_lm_dir):
+    config = {"model": str(tiny_lm_dir), "samples_per_prompt": 3, "max_new_tokens": 4, "max_prompts": 2}
+    run, stage_run = _run(config, factories.make_prompt_set(5))
+    generate.run(stage_run, NullReporter())
+    assert sorted(set(Completion.objects.filter(run=run).values_list("prompt__index", flat=True))) == [0, 1]
+    pairs = Comparison.objects.filter(run=run).values_list("completion_a__sample_index", "completion_b__sample_index")
+    assert sorted(pairs) == [(0, 1), (0, 1)]
+
+
+def test_openai_backend_generates_through_the_endpoint(chat_server):
+    config = {"backend": "openai", "base_url": chat_server.url, "model": "served", "samples_per_prompt": 2,
+              "pairing": "random", "pairs_per_prompt": 1}
+    run, stage_run = _run(config, factories.make_prompt_set(3))
+    generate.run(stage_run, NullReporter())
+    assert _texts(run)[:2] == [(0, 0, "sample 0 of Prompt number 0?"), (0, 1, "sample 1 of Prompt number 0?")]
+    assert Comparison.objects.filter(run=run).count() == 3
+    assert len(chat_server.requests) == 3
+
+
+def test_no_train_prompts_is_a_clear_error():
+    run, stage_run = _run({}, factories.make_prompt_set(2, split_every=1))
+    with pytest.raises(ValueError, match="no train prompts"):
+        generate.run(stage_run, NullReporter())
+
+
+def test_reference_pairs_source_hands_over(monkeypatch):
+    called = []
+    module = types.ModuleType("runs.reference_pairs")
+    module.materialise_reference_pairs = lambda run: called.append(run.pk) or {"comparisons": 0}
+    monkeypatch.setitem(sys.modules, "runs.reference_pairs", module)
+    run, stage_run = _run({"source": "reference_pairs"})
+    reporter = RecordingReporter()
+    generate.run(stage_run, reporter)
+    assert called == [run.pk]
+    assert Completion.objects.filter(run=run).count() == 0
+    assert "reference pairs" in reporter.lines[-1]

@@ -1,0 +1,40 @@
+"""Sampling candidates through an OpenAI-compatible endpoint (the vLLM route), against a real local server."""
+from __future__ import annotations
+
+import pytest
+
+from tests.feedback_fixtures import chat_server  # noqa: F401 - fixture
+from training.config import GenerationConfig
+from training.generation_openai import GenerationError, generate_openai
+from training.progress import Cancelled, RecordingReporter
+
+
+def _config(server, **overrides) -> GenerationConfig:
+    return GenerationConfig(backend="openai", base_url=server.url, model="policy-model", **overrides)
+
+
+def test_k_samples_per_prompt_in_order(chat_server):
+    reporter = RecordingReporter()
+    prompts = ["Tell me a joke.", [{"role": "user", "content": "Say hi."}], "What is 2+2?"]
+    samples = generate_openai(
+        prompts, _config(chat_server, samples_per_prompt=3, seed=10), reporter=reporter, progress_offset=4,
+        progress_total=9,
+    )
+    assert [(s.prompt_index, s.sample_index) for s in samples] == [(p, i) for p in range(3) for i in range(3)]
+    assert samples[4].text == "sample 1 of Say hi."
+    assert all(s.token_count > 0 for s in samples)
+    bodies = sorted(chat_server.requests, key=lambda b: b["seed"])
+    assert [b["seed"] for b in bodies] == [14, 15, 16]  # seed + position in the prompt set
+    assert {b["n"] for b in bodies} == {3} and bodies[0]["max_tokens"] == 48
+    assert reporter.progress_calls[-1][:2] == (7, 9)
+
+
+def test_server_errors_fail_the_batch_with_the_prompt_named(chat_server):
+    with pytest.raises(GenerationError, match="prompt 0.*500"):
+        generate_openai(["broken #error500"], _config(chat_server, max_retries=0))
+
+
+def test_cancel_is_checked_before_calling(chat_server):
+    with pytest.raises(Cancelled):
+        generate_openai(["x"], _config(chat_server), reporter=RecordingReporter(stop_after=0))
+    assert chat_server.requests == []
