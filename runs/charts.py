@@ -10,21 +10,24 @@ Figures are plain plotly JSON (``{"data": [...], "layout": {...}}``) drawn by pl
 """
 from __future__ import annotations
 
+import hashlib
 import math
 import re
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
-from django.db.models import Avg, Case, Count, F, IntegerField, Max, Min, Q, Value, When
-from django.db.models.functions import Floor
+from django.core.cache import cache
+from django.db.models import Avg, Case, Count, F, FloatField, IntegerField, Max, Min, Q, Value, When
+from django.db.models.functions import Floor, Ln
 
-from runs.models import Judgment, MetricPoint, Run
+from constitutions.models import Principle
+from runs.models import Judgment, MetricPoint, Run, StageRun
 
 #: At most this many points per curve; longer stages are averaged over buckets of consecutive steps.
 MAX_POINTS = 400
-#: Bars of the judge latency histogram.
-LATENCY_BINS = 30
+#: How long computed figures stay cached (they are also keyed on the runs' stage states).
+CACHE_SECONDS = 300
 DASHES = ("solid", "dash", "dot", "dashdot", "longdash")
 BAND_COLORS = ("rgba(51,85,204,0.15)", "rgba(198,40,40,0.15)", "rgba(26,127,55,0.15)", "rgba(178,106,0,0.15)")
 
@@ -277,37 +280,50 @@ VERDICT_NAMES = {"A": "A preferred", "B": "B preferred", "tie": "tie", "": "fail
 
 # --- judge figures -----------------------------------------------------------------------------------
 
+#: Latency histogram bins per e-fold of latency (log-spaced bins, each ~10.5% wider than the last).
+LATENCY_BINS_PER_E = 10
+
+
+def judge_rows(run_id: int) -> list[dict]:
+    """One scan of a run's judgments, grouped by principle, verdict and log-latency bin, with the number of
+    position-consistent and two-order judgments in each group."""
+    latency_bin = Case(
+        When(latency_ms__gt=0, then=Floor(Ln(F("latency_ms")) * Value(float(LATENCY_BINS_PER_E)))),
+        default=None, output_field=FloatField(),
+    )
+    return list(
+        Judgment.objects.filter(comparison__run_id=run_id)
+        .annotate(latency_bin=latency_bin)
+        .values("principle_id", "verdict", "latency_bin")
+        .annotate(n=Count("id"), consistent=Count("id", filter=Q(position_consistent=True)),
+                  checked=Count("id", filter=Q(position_consistent__isnull=False)))
+        .order_by()
+    )
+
 
 def judge_panels(run_ids: Sequence[int]) -> list[dict]:
-    """Verdicts and position consistency per principle, and the judge's latency histogram (three queries per run)."""
+    """Verdicts and position consistency per principle, and the judge's latency histogram (one scan per run)."""
     overlay = len(run_ids) > 1
-    verdict_traces: dict[str, dict] = {}
+    verdict_counts: dict[str, dict[str, int]] = defaultdict(dict)
     consistency_traces = []
     latency_traces = []
     for run_index, run_id in enumerate(run_ids):
-        judgments = Judgment.objects.filter(comparison__run_id=run_id)
-        rows = list(
-            judgments.values("principle__name", "verdict")
-            .annotate(n=Count("id"), consistent=Count("id", filter=Q(position_consistent=True)),
-                      checked=Count("id", filter=Q(position_consistent__isnull=False)))
-            .order_by("principle__name", "verdict")
-        )
+        rows = judge_rows(run_id)
         if not rows:
             continue
+        names = dict(Principle.objects.filter(pk__in={r["principle_id"] for r in rows}).values_list("pk", "name"))
         prefix = f"#{run_id} · " if overlay else ""
         per_principle: dict[str, list[int]] = defaultdict(lambda: [0, 0])
+        latency: dict[int, int] = defaultdict(int)
         for row in rows:
-            principle = prefix + (row["principle__name"] or "(no principle)")
-            verdict = row["verdict"] or ""
-            trace = verdict_traces.setdefault(verdict, {
-                "type": "bar", "name": VERDICT_NAMES.get(verdict, verdict), "x": [], "y": [],
-                "marker": {"color": VERDICT_COLORS.get(verdict, "#777")},
-            })
-            trace["x"].append(principle)
-            trace["y"].append(row["n"])
+            principle = prefix + names.get(row["principle_id"], "(no principle)")
+            counts = verdict_counts[row["verdict"] or ""]
+            counts[principle] = counts.get(principle, 0) + row["n"]
             per_principle[principle][0] += row["consistent"]
             per_principle[principle][1] += row["checked"]
-        checked = {p: c for p, c in per_principle.items() if c[1]}
+            if row["latency_bin"] is not None:
+                latency[int(row["latency_bin"])] += row["n"]
+        checked = {p: c for p, c in sorted(per_principle.items()) if c[1]}
         if checked:
             consistency_traces.append({
                 "type": "bar", "name": f"#{run_id}" if overlay else "position consistency",
@@ -315,13 +331,22 @@ def judge_panels(run_ids: Sequence[int]) -> list[dict]:
                 "text": [f"{c[0]}/{c[1]}" for c in checked.values()], "textposition": "auto",
                 "marker": {"color": COLORS[run_index % len(COLORS)]},
             })
-        latency = _latency_histogram(judgments, run_id, overlay, run_index)
         if latency:
-            latency_traces.append(latency)
+            bins = sorted(latency)
+            latency_traces.append({
+                "type": "bar", "name": f"#{run_id}" if overlay else "calls",
+                "x": [round(math.exp((b + 0.5) / LATENCY_BINS_PER_E), 1) for b in bins],
+                "width": [math.exp((b + 1) / LATENCY_BINS_PER_E) - math.exp(b / LATENCY_BINS_PER_E) for b in bins],
+                "y": [latency[b] for b in bins],
+                "opacity": 0.6 if overlay else 1.0, "marker": {"color": COLORS[run_index % len(COLORS)]},
+            })
     panels = []
-    if verdict_traces:
-        order = [v for v in ("A", "B", "tie", "") if v in verdict_traces]
-        traces = [verdict_traces[v] for v in order]
+    if verdict_counts:
+        traces = []
+        for verdict in [v for v in ("A", "B", "tie", "") if v in verdict_counts]:
+            counts = dict(sorted(verdict_counts[verdict].items()))
+            traces.append({"type": "bar", "name": VERDICT_NAMES[verdict], "x": list(counts), "y": list(counts.values()),
+                           "marker": {"color": VERDICT_COLORS[verdict]}})
         panels.append(_panel("judge_verdicts", "Judge: verdicts per principle", "label", "main", traces,
                              x_title="principle", y_title="judgments", barmode="stack"))
     if consistency_traces:
@@ -330,40 +355,32 @@ def judge_panels(run_ids: Sequence[int]) -> list[dict]:
                              barmode="group"))
     if latency_traces:
         panels.append(_panel("judge_latency", "Judge: latency per call", "label", "main", latency_traces,
-                             x_title="latency (ms)", y_title="judgments", barmode="overlay"))
+                             x_title="latency (ms, log scale)", y_title="judgments", barmode="overlay",
+                             xaxis={"type": "log", "title": {"text": "latency (ms, log scale)"}}))
     return panels
 
 
-def _latency_histogram(judgments, run_id: int, overlay: bool, run_index: int) -> dict | None:
-    """Latency histogram with :data:`LATENCY_BINS` bins, counted by the database."""
-    stats = judgments.exclude(latency_ms__lte=0).aggregate(lo=Min("latency_ms"), hi=Max("latency_ms"))
-    if stats["lo"] is None:
-        return None
-    lo, hi = stats["lo"], stats["hi"]
-    width = (hi - lo) / LATENCY_BINS or 1.0
-    rows = (
-        judgments.exclude(latency_ms__lte=0)
-        .annotate(bin=Floor((F("latency_ms") - Value(lo)) / Value(width)))
-        .values("bin").annotate(n=Count("id")).order_by("bin")
+def data_version(runs: Sequence[Run]) -> str:
+    """A key that changes whenever any stage of the runs writes (progress, heartbeat, status, attempt): figures
+    built from a run's rows can be cached under it (one query)."""
+    rows = StageRun.objects.filter(run__in=runs).order_by("run_id", "stage").values_list(
+        "run_id", "stage", "status", "attempt", "progress_done", "heartbeat_at", "finished_at"
     )
-    xs, ys = [], []
-    for row in rows:
-        b = min(int(row["bin"]), LATENCY_BINS - 1)
-        x = lo + (b + 0.5) * width
-        if xs and xs[-1] == x:
-            ys[-1] += row["n"]
-        else:
-            xs.append(round(x, 2))
-            ys.append(row["n"])
-    return {"type": "bar", "name": f"#{run_id}" if overlay else "calls", "x": xs, "y": ys, "width": width,
-            "opacity": 0.6 if overlay else 1.0, "marker": {"color": COLORS[run_index % len(COLORS)]}}
+    identity = [(r.pk, r.created_at) for r in runs]
+    return hashlib.sha1(repr((identity, list(rows))).encode()).hexdigest()
 
 
 def run_charts(run_ids: Sequence[int]) -> dict:
-    """All panels for ``run_ids`` (the first is the run whose page it is): ``{"runs": [...], "panels": [...]}``."""
-    runs = {r.pk: r for r in Run.objects.filter(pk__in=run_ids).only("pk", "name")}
+    """All panels for ``run_ids`` (the first is the run whose page it is): ``{"runs": [...], "panels": [...]}``.
+
+    The result is cached for :data:`CACHE_SECONDS` under :func:`data_version`, so a finished run's figures
+    are computed once and a running one's at most once per progress write.
+    """
+    runs = {r.pk: r for r in Run.objects.filter(pk__in=run_ids).only("pk", "name", "created_at")}
     ids = [i for i in run_ids if i in runs]
-    return {
-        "runs": [{"id": i, "name": runs[i].name} for i in ids],
-        "panels": metric_panels(ids) + judge_panels(ids),
-    }
+    key = f"runs:charts:{data_version([runs[i] for i in ids])}"
+    panels = cache.get(key)
+    if panels is None:
+        panels = metric_panels(ids) + judge_panels(ids)
+        cache.set(key, panels, CACHE_SECONDS)
+    return {"runs": [{"id": i, "name": runs[i].name} for i in ids], "panels": panels}

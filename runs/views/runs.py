@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from django.contrib import messages
 from django.contrib.auth import get_user_model
+from django.core.cache import cache
 from django.core.paginator import Paginator
 from django.db.models import Count, Prefetch, Q, Sum
 from django.http import Http404, JsonResponse
@@ -14,6 +15,7 @@ from django.views.decorators.http import require_GET, require_POST
 from constitutions.models import Constitution, ConstitutionVersion
 from rlaif_site.roles import OPERATORS, role_required
 from runs import services
+from runs.charts import CACHE_SECONDS, data_version
 from runs.estimate import estimate_for
 from runs.forms import LaunchForm, initial_from_config, presets_for_js
 from runs.models import (
@@ -176,16 +178,8 @@ def run_detail(request, pk: int):
         Run.objects.select_related("owner", "constitution_version__constitution", "prompt_set"), pk=pk
     )
     stages = run.ordered_stages()
-    counts = {
-        "completions": Completion.objects.filter(run=run).count(),
-        "comparisons": Comparison.objects.filter(run=run).count(),
-        "human_labels": HumanLabel.objects.filter(comparison__run=run).count(),
-    }
-    counts.update(Judgment.objects.filter(comparison__run=run).aggregate(
-        judgments=Count("id"), failed=Count("id", filter=Q(verdict="")), cost=Sum("cost"),
-        consistent=Count("id", filter=Q(position_consistent=True)),
-        checked=Count("id", filter=Q(position_consistent__isnull=False)),
-    ))
+    counts = run_counts(run)
+    counts["human_labels"] = HumanLabel.objects.filter(comparison__run=run).count()
     other_runs = Run.objects.exclude(pk=run.pk).only("pk", "name", "created_at")[:100]
     return render(request, "runs/run_detail.html", {
         "run": run, "stages": stages, "counts": counts, "state": progress_state(run, stages),
@@ -195,6 +189,25 @@ def run_detail(request, pk: int):
         "other_runs": other_runs,
         "config_json": run.config,
     })
+
+
+def run_counts(run: Run) -> dict:
+    """Rows a run's stages wrote (completions, comparisons, judgments by outcome, judge cost), cached under the
+    run's :func:`runs.charts.data_version` so a finished run's page does not count 100,000 rows each time."""
+    key = f"runs:counts:{data_version([run])}"
+    counts = cache.get(key)
+    if counts is None:
+        counts = {
+            "completions": Completion.objects.filter(run=run).count(),
+            "comparisons": Comparison.objects.filter(run=run).count(),
+            **Judgment.objects.filter(comparison__run=run).aggregate(
+                judgments=Count("id"), failed=Count("id", filter=Q(verdict="")), cost=Sum("cost"),
+                consistent=Count("id", filter=Q(position_consistent=True)),
+                checked=Count("id", filter=Q(position_consistent__isnull=False)),
+            ),
+        }
+        cache.set(key, counts, CACHE_SECONDS)
+    return counts
 
 
 def _stage_state(stage_run: StageRun, now) -> dict:

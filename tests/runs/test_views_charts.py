@@ -130,3 +130,19 @@ def test_run_without_metrics_has_no_panels(client, viewer):
     client.force_login(viewer)
     assert client.get(reverse("runs:charts", args=[run.pk])).json()["panels"] == []
     assert client.get(reverse("runs:charts", args=[run.pk + 99])).status_code == 404
+
+
+def test_cached_figures_follow_the_stages_progress(client, viewer):
+    from django.utils import timezone
+
+    from runs.models import StageRun
+
+    run = factories.make_run(stages=("policy",))
+    curve(run, "policy", "kl", [0.1, 0.2])
+    client.force_login(viewer)
+    url = reverse("runs:charts", args=[run.pk])
+    assert traces_by_name(panels_by_id(client.get(url).json())["policy_kl"])["kl"]["y"] == pytest.approx([0.1, 0.2])
+    curve(run, "policy", "kl", [0.3], start=2)
+    StageRun.objects.filter(run=run).update(progress_done=3, heartbeat_at=timezone.now())  # what a reporter does
+    kl = traces_by_name(panels_by_id(client.get(url).json())["policy_kl"])["kl"]
+    assert kl["y"] == pytest.approx([0.1, 0.2, 0.3])
