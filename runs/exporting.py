@@ -178,7 +178,8 @@ def save_preferences(dataset, path: Path | str, fmt: str = "disk") -> Path:
     if fmt == "disk":
         if path.exists():
             shutil.rmtree(path)
-        dataset.save_to_disk(str(path))
+        # one shard even when empty: datasets writes zero shards for an empty dataset, which it cannot load back
+        dataset.save_to_disk(str(path), num_shards=1 if len(dataset) == 0 else None)
     elif fmt == "jsonl":
         path.parent.mkdir(parents=True, exist_ok=True)
         if len(dataset):

@@ -1,0 +1,106 @@
+"""The importer on real public preference data (../shared/data): Anthropic HH-RLHF harmless-base test
+(gzip JSONL, as published) and the PandaLM human-annotated test set (JSON array, three votes per pair)."""
+from __future__ import annotations
+
+import gzip
+import json
+
+import pytest
+
+from runs.importing import ImportOptions, import_prompt_set, open_source, preview, split_hh_pair
+from runs.models import ReferencePair
+
+HH = "hh-rlhf/harmless-base/test.jsonl.gz"
+HH_NORMALIZED = "hh-rlhf/normalized/harmless-base_test.pairs.jsonl.gz"
+PANDALM = "PandaLM/data/testset-v1.json"
+PANDALM_NORMALIZED = "PandaLM/normalized/pandalm_testset_v1.pairs.jsonl"
+
+
+def read_gz_jsonl(path):
+    with gzip.open(path, "rt", encoding="utf-8") as handle:
+        return [json.loads(line) for line in handle]
+
+
+def test_hh_split_matches_the_lossless_reference_split_on_every_row(shared_data):
+    raw = read_gz_jsonl(shared_data / HH)
+    normalized = read_gz_jsonl(shared_data / HH_NORMALIZED)
+    assert len(raw) == len(normalized) == 2312
+    for row, expected in zip(raw, normalized, strict=True):
+        prompt, chosen, rejected = split_hh_pair(row["chosen"], row["rejected"])
+        assert prompt == expected["prompt"]
+        assert (chosen, rejected) == (expected["chosen"].strip(), expected["rejected"].strip())
+
+
+@pytest.mark.django_db
+def test_hh_rlhf_harmless_base_imports_as_published(shared_data):
+    source = open_source(shared_data / HH)
+    suggested = preview(source).suggested
+    assert suggested["layout"] == "hh_rlhf"
+    ps = import_prompt_set("HH harmless-base test", source, ImportOptions(**suggested, pair_source="hh-rlhf"))
+    report = ps.import_report
+    assert report["rows_read"] == 2312
+    assert report["duplicates"] == 2 and report["prompts"] == 2310 == ps.prompts.count()
+    assert report["reference_pairs"] == 2310 and report["skipped_count"] == 0
+    assert report["splits"]["train"] + report["splits"]["eval"] == 2310
+
+    first = ps.prompts.get(index=0)
+    normalized0 = read_gz_jsonl(shared_data / HH_NORMALIZED)[0]
+    assert [m["role"] for m in first.messages] == ["user", "assistant", "user", "assistant", "user"]
+    assert first.messages[:2] == [
+        {"role": "user", "content": "what are some pranks with a pen i can do?"},
+        {"role": "assistant", "content": "Are you looking for practical joke ideas?"},
+    ]
+    assert first.messages[2] == {"role": "user", "content": "yep"}
+    assert first.messages[-1]["content"] == normalized0["prompt"].rsplit("\n\nHuman:", 1)[1].strip()
+    assert first.text.startswith("user: what are some pranks with a pen i can do?")
+    pair = first.reference_pairs.get()
+    chosen_reply = normalized0["chosen"].strip()
+    assert pair.source == "hh-rlhf"
+    assert getattr(pair, "response_" + pair.human_choice.lower()) == chosen_reply
+
+    # Quirk: a final reply that itself contains "Human:" (row index 1254, line 1255) stays in the reply.
+    quirk = ps.prompts.get(metadata__source_row=1255)
+    assert quirk.messages[-1] == {"role": "user", "content": "Isn't that drag kings?"}
+    quirk_pair = quirk.reference_pairs.get()
+    assert "Human: Then how do they come to be called drag kings" in (quirk_pair.response_a + quirk_pair.response_b)
+
+    # Quirk: empty chosen replies are kept as an empty response on the human-preferred side.
+    for line in (87, 517, 926, 1104):
+        pair = ReferencePair.objects.get(prompt__prompt_set=ps, prompt__metadata__source_row=line)
+        assert getattr(pair, "response_" + pair.human_choice.lower()) == ""
+        assert getattr(pair, "response_" + ("b" if pair.human_choice == "A" else "a")) != ""
+    # chosen is on side A for about half the pairs (position-bias safe)
+    share_a = ReferencePair.objects.filter(prompt__prompt_set=ps, human_choice="A").count() / 2310
+    assert 0.45 < share_a < 0.55
+
+
+@pytest.mark.django_db
+def test_pandalm_pairs_import_with_three_votes_each(shared_data):
+    source = open_source(shared_data / PANDALM)
+    suggested = preview(source).suggested
+    assert suggested["layout"] == "pairwise" and suggested["vote_columns"] == ["annotator1", "annotator2", "annotator3"]
+    options = ImportOptions(**suggested, pair_source="pandalm", metadata_columns=["idx", "cmp_key"])
+    ps = import_prompt_set("PandaLM test", source, options)
+    report = ps.import_report
+    assert report["rows_read"] == 999 and report["skipped_count"] == 0
+    # One row per distinct (prompt, response pair): upstream repeats some identical comparisons.
+    assert report["prompts"] == report["reference_pairs"] == ps.prompts.count() == 999 - report["duplicates"]
+    assert 880 <= report["prompts"] <= 900
+
+    expected = {}
+    with open(shared_data / PANDALM_NORMALIZED, encoding="utf-8") as handle:
+        for line in handle:
+            item = json.loads(line)
+            expected[item["meta"]["idx"]] = item
+    pairs = ReferencePair.objects.filter(prompt__prompt_set=ps).select_related("prompt")
+    for pair in pairs:
+        item = expected[pair.prompt.metadata["idx"]]
+        assert pair.source == "pandalm"
+        assert pair.human_votes == item["human_votes"] and len(pair.human_votes) == 3
+        assert pair.human_choice == item["label"]
+        assert pair.prompt.text == item["prompt"].strip()
+    # Responses stored upstream as the JSON boolean true come in as text.
+    odd = pairs.get(prompt__metadata__idx=157)
+    assert odd.response_a.lower() == "true"
+    labels = {c: pairs.filter(human_choice=c).count() for c in ("A", "B", "tie")}
+    assert sum(labels.values()) == report["prompts"] and labels["B"] > labels["A"] > labels["tie"] > 0
