@@ -62,6 +62,7 @@ class FakeChatServer:
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            disable_nagle_algorithm = True  # as real servers do; else 40 ms delayed-ACK stalls per call
 
             def log_message(self, *args):  # keep test output clean
                 pass

@@ -79,7 +79,11 @@ class RewardModelJudge:
         self.config = config
         self.judge_id = judge_id_for(config)
         if model is None or tokenizer is None:
+            import torch
+
             model, tokenizer = load_reward_model(config.model, models_dir)
+            if torch.cuda.is_available():
+                model.to("cuda")
         self.model, self.tokenizer = model, tokenizer
         self.tokenizer.truncation_side = "left"
         self.tokenizer.padding_side = "right"  # positions start at 0 in every row; the model pools the last real token
@@ -100,7 +104,7 @@ class RewardModelJudge:
                 padding=True,
                 truncation=True,
                 max_length=self.max_length,
-            )
+            ).to(self.model.device)
             with torch.no_grad():
                 logits = self.model(**encoded).logits
             values.extend(logits[:, 0].float().tolist())

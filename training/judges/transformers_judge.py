@@ -64,7 +64,11 @@ class TransformersJudge:
         self.config = config
         self.judge_id = judge_id_for(config)
         if model is None or tokenizer is None:
+            import torch
+
             model, tokenizer = load_causal_lm(config.model, models_dir)
+            if torch.cuda.is_available():
+                model.to("cuda")
         self.model, self.tokenizer = model, tokenizer
         self.tokenizer.padding_side = "left"
         self.tokenizer.truncation_side = "left"
@@ -106,7 +110,7 @@ class TransformersJudge:
         return results
 
     def _encode(self, texts: list[str], room: int):
-        return self.tokenizer(
+        encoded = self.tokenizer(
             texts,
             return_tensors="pt",
             padding=True,
@@ -114,6 +118,7 @@ class TransformersJudge:
             max_length=max(8, self.max_context - room),
             add_special_tokens=False,
         )
+        return encoded.to(self.model.device)
 
     def _rationales(self, prompts: list[str], samples: list[int]) -> tuple[list[str], list[int]]:
         import torch
