@@ -57,7 +57,9 @@ def proportion(successes: int, n: int) -> Estimate:
     if n <= 0:
         return Estimate(None, None, None, 0, "wilson")
     low, high = proportion_confint(successes, n, alpha=1 - CONFIDENCE, method="wilson")
-    return Estimate(successes / n, float(low), float(high), n, "wilson")
+    value = successes / n
+    # at 0 or n the bound equals the estimate up to rounding: keep value inside [low, high] within [0, 1]
+    return Estimate(value, float(max(0.0, min(low, value))), float(min(1.0, max(high, value))), n, "wilson")
 
 
 def alignment(ai: Sequence[str], human: Sequence[str]) -> Estimate:

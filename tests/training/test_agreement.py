@@ -129,3 +129,10 @@ def test_length_preference_and_position_consistency():
 def test_inputs_of_different_length_are_an_error():
     with pytest.raises(ValueError, match="differ in length: 2 vs 1"):
         agreement.alignment(["A", "B"], ["A"])
+
+
+def test_wilson_bounds_stay_in_the_unit_interval_and_contain_the_estimate():
+    for k in (0, 10):
+        estimate = agreement.proportion(k, 10)
+        assert 0.0 <= estimate.low <= estimate.value <= estimate.high <= 1.0
+    assert agreement.proportion(0, 10).low == 0.0 and agreement.proportion(10, 10).high == 1.0
