@@ -46,7 +46,9 @@ from training.judge_prompt import DEFAULT_TEMPLATE
 SCHEMA_VERSION = 1
 FORMATS = ("yaml", "json")
 CONTENT_TYPES = {"yaml": "application/yaml; charset=utf-8", "json": "application/json; charset=utf-8"}
-TOP_LEVEL_KEYS = ("schema_version", "name", "description", "principles", "judge_template", "few_shot_examples", "source")
+TOP_LEVEL_KEYS = (
+    "schema_version", "name", "description", "principles", "judge_template", "few_shot_examples", "source",
+)
 MAX_FILE_BYTES = 2 * 1024 * 1024
 
 
@@ -282,7 +284,8 @@ def loads(text: str | bytes, fmt: str | None = None, filename: str = "") -> Cons
         else:
             raise ConstitutionFileError([f"unknown format {fmt!r}; use one of {', '.join(FORMATS)}"])
     except json.JSONDecodeError as exc:
-        raise ConstitutionFileError([f"{where}invalid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}"]) from exc
+        message = f"{where}invalid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}"
+        raise ConstitutionFileError([message]) from exc
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""

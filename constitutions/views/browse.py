@@ -19,7 +19,8 @@ def constitution_list(request):
     if not show_archived:
         constitutions = constitutions.filter(archived=False)
     return render(
-        request, "constitutions/constitution_list.html", {"constitutions": constitutions, "show_archived": show_archived}
+        request, "constitutions/constitution_list.html",
+        {"constitutions": constitutions, "show_archived": show_archived},
     )
 
 

@@ -155,7 +155,8 @@ def constitution_fork(request, pk: int):
     if source is None:
         messages.error(request, f"{constitution.name} has no version to fork.")
         return redirect("constitutions:detail", pk=pk)
-    form = ForkForm(request.POST or None, initial={"name": f"{constitution.name} (fork)"})
+    form = ForkForm(request.POST if request.method == "POST" else None,
+                    initial={"name": f"{constitution.name} (fork)"})
     if request.method == "POST" and form.is_valid():
         with transaction.atomic():
             fork = Constitution.objects.create(name=form.cleaned_data["name"], description=constitution.description,

@@ -30,7 +30,8 @@ def export_version(request, pk: int, number: int, fmt: str):
 @role_required(AUTHORS)
 def import_constitution(request):
     """Upload or paste a file; every problem is listed by field path and line, and nothing is saved."""
-    form = ImportForm(request.POST or None, request.FILES or None, initial={"into": request.GET.get("into")})
+    form = ImportForm(request.POST if request.method == "POST" else None, request.FILES or None,
+                      initial={"into": request.GET.get("into")})
     file_errors: list[str] = []
     if request.method == "POST" and form.is_valid():
         content, filename = form.source()

@@ -60,7 +60,8 @@ def test_starter_constitution_round_trips_through_json():
     data = json.loads(io.dumps(constitution.latest_version, "json"))
     assert data["schema_version"] == 1 and len(data["principles"]) == 7
     assert data["principles"][0] == {
-        "name": "Helpful", "comparison": "Which response answers the user's actual request more completely and usefully?",
+        "name": "Helpful",
+        "comparison": "Which response answers the user's actual request more completely and usefully?",
         "critique_request": "Identify ways in which the response fails to address what the user asked for.",
         "revision_request": "Rewrite the response so that it fully and directly addresses the user's request.",
         "weight": 2.0, "category": "helpfulness", "enabled": True,
@@ -115,9 +116,10 @@ def test_invalid_file_gets_field_level_errors_with_lines_and_saves_nothing(autho
         io.loads(BAD_YAML, filename="broken.yaml")
     errors = info.value.errors
     assert "broken.yaml: principles[2].weight: must be ≥ 0 (line 9)" in errors
-    assert any(e.startswith("broken.yaml: principles[2].category: must be one of helpfulness") and e.endswith("(line 10)")
+    assert any(e.startswith("broken.yaml: principles[2].category: must be one of helpfulness")
+               and e.endswith("(line 10)") for e in errors)
+    assert any(e.startswith("broken.yaml: principles[3].wieght: unknown field") and e.endswith("(line 12)")
                for e in errors)
-    assert any(e.startswith("broken.yaml: principles[3].wieght: unknown field") and e.endswith("(line 12)") for e in errors)
     assert "broken.yaml: principles[3].comparison: is required and must be non-empty text (line 11)" in errors
     assert any("judge_template: Unknown placeholder(s): {tone}; missing placeholder(s): {answer_format}" in e
                for e in errors)
@@ -137,7 +139,8 @@ def test_invalid_file_gets_field_level_errors_with_lines_and_saves_nothing(autho
      "principles[1].name: 'A' is already the name of principle 1"),
     ("name: x\nprinciples:\n- {name: a, comparison: b, enabled: false}\n", "yaml",
      "principles: at least one principle must be enabled and have a weight above 0"),
-    ("name: x\nprinciples:\n- {name: a, comparison: b, weight: 'heavy'}\n", "yaml", "principles[0].weight: must be a number"),
+    ("name: x\nprinciples:\n- {name: a, comparison: b, weight: 'heavy'}\n", "yaml",
+     "principles[0].weight: must be a number"),
 ])
 def test_malformed_files_are_explained(text, fmt, message):
     with pytest.raises(io.ConstitutionFileError) as info:
