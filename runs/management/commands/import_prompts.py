@@ -97,9 +97,8 @@ class Command(BaseCommand):
     def _show_preview(self, source, options) -> None:
         result = preview(source, options)
         self.stdout.write(f"Columns: {', '.join(result.columns)}")
-        self.stdout.write(f"Mapping: layout={options.layout} " + " ".join(
-            f"{k}={v}" for k, v in options.to_dict().items() if k.endswith(("column", "columns")) and v
-        ))
+        columns = [*options.required_columns(), *options.optional_columns()]
+        self.stdout.write(f"Mapping: layout={options.layout}, columns: {', '.join(columns)}")
         for item in result.parsed:
             head = f"{source.unit} {item['row']}: "
-            self.stdout.write(head + (f"ERROR {item['error']}" if item["error"] else item["text"][:200].replace("\n", " / ")))
+            self.stdout.write(head + (f"ERROR {item['error']}" if item["error"] else " ".join(item["text"].split())[:200]))
