@@ -60,6 +60,22 @@ def test_the_ai_verdict_is_hidden_until_the_auditor_submits(client, auditor, aud
     assert "zebra-marker-42" not in edit.content.decode()
 
 
+def test_model_text_is_escaped_and_the_rationale_sanitised(client, auditor, audit):
+    run, items = audit
+    comparison = items[0].comparison
+    comparison.completion_a.text = "<script>alert('left')</script>"
+    comparison.completion_a.save(update_fields=["text"])
+    items[0].judgment.rationale = "**bold** <img src=x onerror=alert(1)>"
+    items[0].judgment.save(update_fields=["rationale"])
+    client.force_login(auditor)
+    page = client.get(item_url(items[0]))
+    assert "<script>alert(" not in page.content.decode() and "&lt;script&gt;alert(" in page.content.decode()
+    client.post(item_url(items[0]), {"choice": "tie", "ticket": ticket_of(page)})
+    revealed = client.get(item_url(items[0])).content.decode()
+    assert "<strong>bold</strong>" in revealed  # Markdown rendered, raw HTML shown as text
+    assert "<img" not in revealed and "&lt;img src=x" in revealed
+
+
 def test_left_right_order_is_recorded_and_mapped_back(client, auditor, audit):
     run, items = audit
     client.force_login(auditor)
