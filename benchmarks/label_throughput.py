@@ -12,6 +12,7 @@ Usage::
 It uses a fresh SQLite database in a temporary folder unless ``--use-configured-db`` is given (then
 ``DATABASE_URL`` decides; the benchmark's rows are written there).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -75,8 +76,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--delay", type=float, default=0.2, help="server delay per call, seconds (default 0.2)")
     parser.add_argument("--concurrency", default="1,8,32,64", help="comma-separated concurrencies")
-    parser.add_argument("--n", type=int, default=0, help="comparisons per concurrency (default: 12 x concurrency, >= 16)")
-    parser.add_argument("--use-configured-db", action="store_true", help="write to DATABASE_URL instead of a temp SQLite")
+    parser.add_argument(
+        "--n", type=int, default=0, help="comparisons per concurrency (default: 12 x concurrency, >= 16)"
+    )
+    parser.add_argument(
+        "--use-configured-db", action="store_true", help="write to DATABASE_URL instead of a temp SQLite"
+    )
     args = parser.parse_args()
     _setup_django(args.use_configured_db)
 
@@ -85,7 +90,9 @@ def main() -> None:
     from tests.openai_server import FakeChatServer
     from training.progress import NullReporter
 
-    print(f"label throughput: openai judge, both orders (2 calls per comparison), server delay {args.delay * 1000:.0f} ms")
+    print(
+        f"label throughput: openai judge, both orders (2 calls per comparison), server delay {args.delay * 1000:.0f} ms"
+    )
     print(f"{'concurrency':>11} {'comparisons':>11} {'seconds':>8} {'cmp/s':>8} {'ideal':>8} {'ratio':>6}")
     with FakeChatServer(delay_s=args.delay) as server:
         for concurrency in [int(c) for c in args.concurrency.split(",")]:

@@ -1,5 +1,6 @@
 """The judge request cache in the database (:class:`runs.models.JudgeCacheEntry`), as the plain
 ``get_many``/``put_many`` object :func:`training.labeling.label_tasks` takes."""
+
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence

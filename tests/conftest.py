@@ -9,6 +9,9 @@ import pytest
 
 from tests import factories
 
+#: Fixture modules shared by several test folders.
+pytest_plugins = ["tests.feedback_fixtures"]
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
 CHROMIUM = "/usr/bin/chromium"

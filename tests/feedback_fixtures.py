@@ -1,5 +1,6 @@
 """Fixtures for the AI-feedback tests (generation, judges, labeling): tiny models built on the spot and a
 chat-completions server on 127.0.0.1. Import the fixtures you use into the test module."""
+
 from __future__ import annotations
 
 import pytest

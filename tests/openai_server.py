@@ -18,6 +18,7 @@ marker          answer
 A prompt without "Response A:" is a generation request: it gets ``n`` choices "sample <i> of <prompt>".
 ``delay_s`` delays every answer (the benchmark's per-call latency).
 """
+
 from __future__ import annotations
 
 import json

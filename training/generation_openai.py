@@ -5,6 +5,7 @@ Uses the chat-completions API, so the server applies the model's chat template a
 called again until K samples exist. Calls run ``config.concurrency`` at a time with the retry policy of
 :mod:`training.openai_http`.
 """
+
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
@@ -83,7 +84,9 @@ def generate_openai(
                 texts.append((choice.message.content or "").strip())
                 tokens.append(completion_tokens // max(1, len(choices)))
         if len(texts) < k:
-            raise GenerationError(f"prompt {progress_offset + index}: the endpoint returned {len(texts)} of {k} samples")
+            raise GenerationError(
+                f"prompt {progress_offset + index}: the endpoint returned {len(texts)} of {k} samples"
+            )
         return [Sample(index, s, texts[s], tokens[s]) for s in range(k)]
 
     try:

@@ -16,6 +16,7 @@ For each comparison:
 A request that still fails after the backend's retries makes a *failed* :class:`JudgedPair` (verdict ``""``,
 the error and raw outputs kept); nothing is dropped.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -97,7 +98,9 @@ def combine_samples(results: Sequence[OrderResult]) -> OrderResult:
     return merged
 
 
-def combine_orders(p_first_ab: float | None, p_first_ba: float | None) -> tuple[float | None, float | None, float | None]:
+def combine_orders(
+    p_first_ab: float | None, p_first_ba: float | None
+) -> tuple[float | None, float | None, float | None]:
     """Debias by position: map the swapped order back to A and average.
 
     Args:

@@ -6,6 +6,7 @@ retry policy is the same for the judge and for generation: exponential backoff w
 timeouts and connection errors, waiting at least what the server asks for in ``Retry-After`` (or
 ``retry-after-ms``). Other 4xx errors (bad request, authentication, unknown model) are not retried.
 """
+
 from __future__ import annotations
 
 import email.utils

@@ -3,6 +3,7 @@
 RLAIF labels pairs of policy samples (Lee et al. 2023 use two per prompt); more pairs per prompt give the
 reward model more preferences from the same generations at the cost of more judge calls.
 """
+
 from __future__ import annotations
 
 import itertools

@@ -6,6 +6,7 @@ Each batch's completions and comparisons are written in one transaction. The pol
 when an SFT stage produced one, else ``generation.model``. With ``generation.source == "reference_pairs"``
 the prompt set's imported response pairs are compared instead (:mod:`runs.reference_pairs`).
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
@@ -101,7 +102,13 @@ def make_sampler(config: GenerationConfig, model_name: str) -> Callable[[Sequenc
 
     def sample_local(conversations, offset, total, reporter):
         return generate(
-            model, tokenizer, list(conversations), config, reporter=reporter, progress_offset=offset, progress_total=total
+            model,
+            tokenizer,
+            list(conversations),
+            config,
+            reporter=reporter,
+            progress_offset=offset,
+            progress_total=total,
         )
 
     return sample_local
@@ -153,7 +160,9 @@ def form_comparisons(run: Run, prompts: Sequence[Prompt], config: GenerationConf
     for prompt_id, completions in by_prompt.items():
         if len(completions) < k:
             continue
-        for i, j in pair_indices(k, config.pairing, pairs_per_prompt=config.pairs_per_prompt, seed=config.seed, key=prompt_id):
+        for i, j in pair_indices(
+            k, config.pairing, pairs_per_prompt=config.pairs_per_prompt, seed=config.seed, key=prompt_id
+        ):
             comparisons.append(
                 Comparison(
                     run=run,

@@ -5,6 +5,7 @@ Thin: it works out which (comparison, principle) units lack a judgment by this j
 comes. A resumed stage skips what is stored (the unique constraint on comparison × principle × judge makes a
 double write impossible) and judges again the units whose earlier judgment failed, updating those rows.
 """
+
 from __future__ import annotations
 
 from collections.abc import Iterator
@@ -58,7 +59,9 @@ def run(stage_run, reporter) -> None:
         raise ValueError(f"run {run_row.pk} has no comparisons to label; run the generate stage first")
     counts = judge_comparisons(run_row, comparisons, reporter)
     if counts["done"] and counts["failed"] == counts["done"] and not counts["skipped"]:
-        raise JudgeUnavailable(f"every one of the {counts['done']} judgments failed; see their errors in the pair browser")
+        raise JudgeUnavailable(
+            f"every one of the {counts['done']} judgments failed; see their errors in the pair browser"
+        )
     reporter.log(
         f"label: {counts['done']} judged ({counts['failed']} failed), {counts['skipped']} already stored"
         + ("; stopped at the budget cap" if counts.get("budget_exhausted") else "")
@@ -112,10 +115,14 @@ def judge_comparisons(run: Run, comparisons: QuerySet, reporter, *, progress_off
     principles = version.principle_dicts()
     judge_id = judge_id_for(config)
     comparison_ids = list(comparisons.order_by("pk").values_list("pk", flat=True))
-    units = [
-        (cid, p) for cid in comparison_ids
-        for p in select_principles(principles, cid, mode=config.principle_sampling, seed=config.seed)
-    ]
+    try:
+        units = [
+            (cid, p)
+            for cid in comparison_ids
+            for p in select_principles(principles, cid, mode=config.principle_sampling, seed=config.seed)
+        ]
+    except ValueError as exc:
+        raise ValueError(f"{version}: {exc}") from exc
     stored = Judgment.objects.filter(comparison__in=comparisons.values("pk"), judge_id=judge_id)
     ok_keys, failed_rows = set(), {}
     for pk, cid, pid, verdict in stored.values_list("pk", "comparison_id", "principle_id", "verdict"):

@@ -1,5 +1,6 @@
 """The generate stage: K samples per train prompt from a tiny policy, comparisons by the pairing rule,
 resume after a cancel without duplicates, and the reference-pairs route."""
+
 from __future__ import annotations
 
 import sys
@@ -10,7 +11,6 @@ import pytest
 from runs.models import Comparison, Completion, StageRun
 from runs.stages import generate
 from tests import factories
-from tests.feedback_fixtures import chat_server, tiny_lm_dir  # noqa: F401 - fixtures
 from training.progress import Cancelled, NullReporter, RecordingReporter
 
 pytestmark = pytest.mark.django_db
@@ -23,16 +23,22 @@ def _run(config: dict, prompt_set=None):
 
 def _texts(run):
     return list(
-        Completion.objects.filter(run=run).order_by("prompt__index", "sample_index").values_list(
-            "prompt__index", "sample_index", "text"
-        )
+        Completion.objects.filter(run=run)
+        .order_by("prompt__index", "sample_index")
+        .values_list("prompt__index", "sample_index", "text")
     )
 
 
 @pytest.mark.slow
 def test_samples_k_per_train_prompt_and_pairs_them(tiny_lm_dir):
     prompt_set = factories.make_prompt_set(5, split_every=5)  # prompt 0 is in the eval split
-    config = {"model": str(tiny_lm_dir), "samples_per_prompt": 3, "pairing": "all", "max_new_tokens": 6, "batch_size": 2}
+    config = {
+        "model": str(tiny_lm_dir),
+        "samples_per_prompt": 3,
+        "pairing": "all",
+        "max_new_tokens": 6,
+        "batch_size": 2,
+    }
     run, stage_run = _run(config, prompt_set)
     reporter = RecordingReporter()
     generate.run(stage_run, reporter)
@@ -84,8 +90,14 @@ def test_max_prompts_and_first_pair(tiny_lm_dir):
 
 
 def test_openai_backend_generates_through_the_endpoint(chat_server):
-    config = {"backend": "openai", "base_url": chat_server.url, "model": "served", "samples_per_prompt": 2,
-              "pairing": "random", "pairs_per_prompt": 1}
+    config = {
+        "backend": "openai",
+        "base_url": chat_server.url,
+        "model": "served",
+        "samples_per_prompt": 2,
+        "pairing": "random",
+        "pairs_per_prompt": 1,
+    }
     run, stage_run = _run(config, factories.make_prompt_set(3))
     generate.run(stage_run, NullReporter())
     assert _texts(run)[:2] == [(0, 0, "sample 0 of Prompt number 0?"), (0, 1, "sample 1 of Prompt number 0?")]

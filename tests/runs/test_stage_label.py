@@ -1,6 +1,7 @@
 """The label stage: Judgment rows from the run's judge under its pinned constitution version, resume after an
 interruption to exactly one judgment per comparison and principle, failures kept and judged again, the
 request cache, the budget cap, and the whole generate → label path through the job queue."""
+
 from __future__ import annotations
 
 import pytest
@@ -8,12 +9,11 @@ from django.db.models import Count
 
 from constitutions.models import Principle
 from runs import services
-from runs.models import Comparison, Judgment, JudgeCacheEntry, Prompt, RunStatus, StageRun, StageStatus
+from runs.models import Comparison, JudgeCacheEntry, Judgment, Prompt, RunStatus, StageRun, StageStatus
 from runs.prompt_content import content_hash
 from runs.stages import label
 from runs.stages.label import JudgeUnavailable, judge_comparisons
 from tests import factories
-from tests.feedback_fixtures import chat_server, tiny_lm_dir  # noqa: F401 - fixtures
 from training.progress import Cancelled, NullReporter, RecordingReporter
 
 
@@ -40,7 +40,9 @@ def _run(server, n: int, *, prompt_text: str = "", principles=None, judge=None, 
 
 def _per_unit_counts(run):
     return list(
-        Judgment.objects.filter(comparison__run=run).values("comparison", "principle").annotate(n=Count("pk"))
+        Judgment.objects.filter(comparison__run=run)
+        .values("comparison", "principle")
+        .annotate(n=Count("pk"))
         .values_list("n", flat=True)
     )
 
@@ -71,8 +73,11 @@ def test_label_stage_writes_one_debiased_judgment_per_comparison(chat_server):
 
 @pytest.mark.django_db
 def test_every_enabled_principle_when_configured(chat_server):
-    principles = [factories.principle("Honest"), factories.principle("Helpful"),
-                  factories.principle("Funny", enabled=False)]
+    principles = [
+        factories.principle("Honest"),
+        factories.principle("Helpful"),
+        factories.principle("Funny", enabled=False),
+    ]
     run, stage_run = _run(chat_server, 3, principles=principles, principle_sampling="all")
     label.run(stage_run, NullReporter())
     names = Judgment.objects.filter(comparison__run=run).values_list("principle__name", flat=True)
@@ -155,10 +160,16 @@ def test_the_same_request_is_not_paid_for_twice(chat_server):
     assert calls == 6 and JudgeCacheEntry.objects.count() == 6
     assert all(j.cost > 0 for j in Judgment.objects.filter(comparison__run=first))
 
-    second = factories.make_run(stages=("label",), config=first.config, constitution_version=first.constitution_version,
-                                prompt_set=first.prompt_set)
+    second = factories.make_run(
+        stages=("label",),
+        config=first.config,
+        constitution_version=first.constitution_version,
+        prompt_set=first.prompt_set,
+    )
     for i in range(3):
-        factories.make_comparison(second, second.prompt_set.prompts.first(), texts=(f"a longer answer number {i}", "short"))
+        factories.make_comparison(
+            second, second.prompt_set.prompts.first(), texts=(f"a longer answer number {i}", "short")
+        )
     judge_comparisons(second, Comparison.objects.filter(run=second), NullReporter())
     assert len(chat_server.requests) == calls
     repeated = Judgment.objects.filter(comparison__run=second)
@@ -210,3 +221,18 @@ def test_generate_then_label_through_the_job_queue(tiny_lm_dir, run_worker):
         assert 0.0 < judgment.p_a < 1.0
         assert judgment.p_a == pytest.approx((judgment.p_a_ab + judgment.p_a_ba) / 2)
         assert judgment.verdict in ("A", "B", "tie")
+
+
+def test_stage_modules_do_not_import_torch_or_transformers():
+    """The web process and the worker's parent stay light: ML libraries load inside the job."""
+    import subprocess
+    import sys
+
+    code = (
+        "import django, os, sys; os.environ.setdefault('DJANGO_SETTINGS_MODULE', 'rlaif_site.settings');"
+        "django.setup();"
+        "import runs.stages.generate, runs.stages.label, runs.judge_cache, training.labeling, training.judges;"
+        "heavy = sorted(m for m in ('torch', 'transformers', 'openai') if m in sys.modules); print(heavy)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120)
+    assert out.stdout.strip().splitlines()[-1] == "[]"

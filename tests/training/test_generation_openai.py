@@ -1,9 +1,9 @@
 """Sampling candidates through an OpenAI-compatible endpoint (the vLLM route), against a real local server."""
+
 from __future__ import annotations
 
 import pytest
 
-from tests.feedback_fixtures import chat_server  # noqa: F401 - fixture
 from training.config import GenerationConfig
 from training.generation_openai import GenerationError, generate_openai
 from training.progress import Cancelled, RecordingReporter
@@ -17,7 +17,10 @@ def test_k_samples_per_prompt_in_order(chat_server):
     reporter = RecordingReporter()
     prompts = ["Tell me a joke.", [{"role": "user", "content": "Say hi."}], "What is 2+2?"]
     samples = generate_openai(
-        prompts, _config(chat_server, samples_per_prompt=3, seed=10), reporter=reporter, progress_offset=4,
+        prompts,
+        _config(chat_server, samples_per_prompt=3, seed=10),
+        reporter=reporter,
+        progress_offset=4,
         progress_total=9,
     )
     assert [(s.prompt_index, s.sample_index) for s in samples] == [(p, i) for p in range(3) for i in range(3)]

@@ -1,12 +1,12 @@
 """The local judge backends on tiny models built in fixtures: label log-probs (transformers) and
 Bradley-Terry rewards (reward_model)."""
+
 from __future__ import annotations
 
 import math
 
 import pytest
 
-from tests.feedback_fixtures import tiny_lm_dir, tiny_rm_dir  # noqa: F401 - fixtures
 from training.config import JudgeConfig
 from training.judge_prompt import DEFAULT_TEMPLATE, VERDICT_PREFIX, render_both_orders
 from training.judges import build_judge

@@ -1,9 +1,9 @@
 """The openai judge backend against a real chat-completions server on 127.0.0.1."""
+
 from __future__ import annotations
 
 import pytest
 
-from tests.feedback_fixtures import chat_server  # noqa: F401 - fixture
 from training.config import JudgeConfig
 from training.judge_prompt import DEFAULT_TEMPLATE, render_both_orders
 from training.judges import build_judge, judge_id_for
@@ -17,7 +17,9 @@ def _judge(server, waits=None, **overrides) -> OpenAIJudge:
 
 
 def _orders(marker: str = "", long: str = "A detailed, careful and correct answer.", short: str = "No."):
-    return list(render_both_orders(DEFAULT_TEMPLATE, "Which response is more helpful?", f"Question {marker}", long, short))
+    return list(
+        render_both_orders(DEFAULT_TEMPLATE, "Which response is more helpful?", f"Question {marker}", long, short)
+    )
 
 
 def test_good_verdict_gives_hard_probabilities_rationale_and_tokens(chat_server):

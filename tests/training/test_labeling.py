@@ -1,5 +1,6 @@
 """The labeling protocol: principle sampling by weight, debiasing arithmetic, ties, self-consistency, cost,
 the request cache, failures, budget and cancellation."""
+
 from __future__ import annotations
 
 import math
@@ -72,7 +73,9 @@ class BiasedLengthJudge:
 
 
 def _tasks(n: int, a: str = "a much longer response", b: str = "short") -> list[JudgeTask]:
-    return [JudgeTask(key=i, conversation=f"prompt {i}", response_a=a, response_b=b, principle="Which?") for i in range(n)]
+    return [
+        JudgeTask(key=i, conversation=f"prompt {i}", response_a=a, response_b=b, principle="Which?") for i in range(n)
+    ]
 
 
 def _label(judge, tasks, config=None, **kwargs):
@@ -134,8 +137,15 @@ def test_swapped_order_maps_back_to_a_and_averages():
 
 @pytest.mark.parametrize(
     ("p_a", "margin", "verdict"),
-    [(0.55, 0.05, "tie"), (0.45, 0.05, "tie"), (0.5501, 0.05, "A"), (0.4499, 0.05, "B"), (0.5, 0.0, "tie"),
-     (0.51, 0.0, "A"), (None, 0.05, "")],
+    [
+        (0.55, 0.05, "tie"),
+        (0.45, 0.05, "tie"),
+        (0.5501, 0.05, "A"),
+        (0.4499, 0.05, "B"),
+        (0.5, 0.0, "tie"),
+        (0.51, 0.0, "A"),
+        (None, 0.05, ""),
+    ],
 )
 def test_verdict_tie_margin(p_a, margin, verdict):
     assert verdict_for(p_a, margin) == verdict
@@ -209,7 +219,12 @@ def test_self_consistency_asks_n_samples_per_order():
     pairs, _ = _label(judge, _tasks(2), JudgeConfig(self_consistency=3))
     assert len(judge.requests) == 2 * 2 * 3
     assert [r.sample for r in judge.requests[:6]] == [0, 1, 2, 0, 1, 2]
-    assert [(r["order"], r["sample"]) for r in pairs[0].raw_outputs][:4] == [("A/B", 0), ("A/B", 1), ("A/B", 2), ("B/A", 0)]
+    assert [(r["order"], r["sample"]) for r in pairs[0].raw_outputs][:4] == [
+        ("A/B", 0),
+        ("A/B", 1),
+        ("A/B", 2),
+        ("B/A", 0),
+    ]
     # without rationales there is nothing to sample: one request per order
     plain = BiasedLengthJudge(bias=0.0)
     _label(plain, _tasks(2), JudgeConfig(self_consistency=3))
@@ -239,7 +254,9 @@ def test_cost_tokens_and_the_cache():
 def test_failures_are_kept_not_dropped_and_not_cached():
     cache = MemoryCache()
     judge = BiasedLengthJudge(fail_marker="BROKEN")
-    tasks = _tasks(2) + [JudgeTask(key="bad", conversation="p", response_a="BROKEN", response_b="x", principle="Which?")]
+    tasks = _tasks(2) + [
+        JudgeTask(key="bad", conversation="p", response_a="BROKEN", response_b="x", principle="Which?")
+    ]
     pairs, _ = _label(judge, tasks, cache=cache)
     assert [p.key for p in pairs] == [0, 1, "bad"]
     bad = pairs[2]
@@ -255,8 +272,15 @@ def test_batches_progress_and_cancellation():
     seen = []
     with pytest.raises(Cancelled):
         for batch in label_tasks(
-            judge, _tasks(10), template=DEFAULT_TEMPLATE, examples=[], config=JudgeConfig(), reporter=reporter,
-            batch_size=3, progress_offset=5, progress_total=15,
+            judge,
+            _tasks(10),
+            template=DEFAULT_TEMPLATE,
+            examples=[],
+            config=JudgeConfig(),
+            reporter=reporter,
+            batch_size=3,
+            progress_offset=5,
+            progress_total=15,
         ):
             seen.append([p.key for p in batch])
     assert seen == [[0, 1, 2], [3, 4, 5]]
@@ -278,6 +302,14 @@ def test_invalid_template_is_rejected_before_any_call():
 
     judge = BiasedLengthJudge()
     with pytest.raises(TemplateError, match="response_b"):
-        list(label_tasks(judge, _tasks(1), template="{principle} {conversation} {response_a} {answer_format}",
-                         examples=[], config=JudgeConfig(), reporter=NullReporter()))
+        list(
+            label_tasks(
+                judge,
+                _tasks(1),
+                template="{principle} {conversation} {response_a} {answer_format}",
+                examples=[],
+                config=JudgeConfig(),
+                reporter=NullReporter(),
+            )
+        )
     assert judge.requests == []

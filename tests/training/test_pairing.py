@@ -1,4 +1,5 @@
 """Which samples of a prompt become comparisons."""
+
 from __future__ import annotations
 
 import pytest
@@ -29,8 +30,10 @@ def test_random_with_more_pairs_than_exist_gives_all():
     assert pair_indices(3, "random", pairs_per_prompt=10) == [(0, 1), (0, 2), (1, 2)]
 
 
-@pytest.mark.parametrize(("k", "rule", "m", "message"), [(1, "first", 1, "at least 2"), (3, "best", 1, "unknown rule"),
-                                                          (3, "random", 0, "at least 1")])
+@pytest.mark.parametrize(
+    ("k", "rule", "m", "message"),
+    [(1, "first", 1, "at least 2"), (3, "best", 1, "unknown rule"), (3, "random", 0, "at least 1")],
+)
 def test_bad_arguments(k, rule, m, message):
     with pytest.raises(ValueError, match=message):
         pair_indices(k, rule, pairs_per_prompt=m)

@@ -3,6 +3,7 @@
 The labeling protocol (both orders, averaging, principle sampling, self-consistency) lives in
 :mod:`training.labeling`; backends only turn prompts into probabilities and rationales.
 """
+
 from __future__ import annotations
 
 from pathlib import Path

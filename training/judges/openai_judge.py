@@ -7,6 +7,7 @@ or a connection error is retried with exponential backoff, waiting at least the 
 share the ``config.max_retries`` budget per request. The soft preference comes from the verdict token's
 log-probabilities when the endpoint returns them, else it is the hard verdict (1.0 or 0.0).
 """
+
 from __future__ import annotations
 
 import threading
@@ -132,7 +133,7 @@ class OpenAIJudge:
             raws.append(text)
             verdict = parse_verdict(text)
             if verdict is None:
-                error = f"no verdict line ({'Preferred: A' !r} or {'Preferred: B' !r}) in the answer"
+                error = f"no verdict line ({'Preferred: A'!r} or {'Preferred: B'!r}) in the answer"
                 continue
             p_first = None
             logprobs = getattr(choice, "logprobs", None)

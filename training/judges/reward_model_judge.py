@@ -6,6 +6,7 @@ Bradley-Terry model the reward model was trained under. The score does not depen
 the labeling protocol asks only once (``order_invariant``). The principle is not an input: a reward model
 encodes its own preferences.
 """
+
 from __future__ import annotations
 
 import math
@@ -115,7 +116,9 @@ class RewardModelJudge:
         if not requests:
             return []
         if any(r.conversation is None for r in requests):
-            message = "the reward_model judge needs the raw conversation and responses (render with judge_prompt.render)"
+            message = (
+                "the reward_model judge needs the raw conversation and responses (render with judge_prompt.render)"
+            )
             return [OrderResult(p_first=None, error=message) for _ in requests]
         began = time.perf_counter()
         texts = []

@@ -7,6 +7,7 @@ option tokens, not a sampled answer). With ``chain_of_thought`` a rationale is g
 sampled at ``temperature`` with self-consistency) and the verdict is scored after it. Prompts are batched with
 left padding; too-long prompts lose their beginning, never the verdict position.
 """
+
 from __future__ import annotations
 
 import time
@@ -158,7 +159,8 @@ class TransformersJudge:
                 for i, text, count in zip(rows, texts, counts, strict=True):
                     rationales[i], generated[i] = text, count
         scored_texts = [
-            f"{p} {r}\n{VERDICT_PREFIX}" if r else f"{p} {VERDICT_PREFIX}" for p, r in zip(prompts, rationales, strict=True)
+            f"{p} {r}\n{VERDICT_PREFIX}" if r else f"{p} {VERDICT_PREFIX}"
+            for p, r in zip(prompts, rationales, strict=True)
         ]
         encoded = self._encode(scored_texts, 1)
         inputs = dict(encoded)

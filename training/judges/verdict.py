@@ -1,5 +1,6 @@
 """Reading a judge's answer: the verdict line of :data:`training.judge_prompt.ANSWER_FORMAT` and, where the
 endpoint returned them, the verdict token's log-probabilities (the soft preference of Lee et al. 2023)."""
+
 from __future__ import annotations
 
 import math
