@@ -10,6 +10,7 @@ the prompt set's imported response pairs are compared instead (:mod:`runs.refere
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
 from django.conf import settings
 from django.db import transaction
@@ -57,6 +58,10 @@ def run(stage_run, reporter) -> None:
     model_name = policy_model_name(run_row, config)
     if missing:
         reporter.log(f"generate: {len(missing)} of {len(prompts)} prompts to sample with {model_name} (K={k})")
+        if config.backend == "transformers":
+            from runs.stages import training_support
+
+            training_support.ensure_models(RunConfig.from_dict(run_row.config), reporter, [model_name])
         sampler = make_sampler(config, model_name)
         for start in range(0, len(missing), config.batch_size):
             check_cancelled(reporter)
@@ -78,9 +83,11 @@ def train_prompts(run: Run, config: GenerationConfig) -> list[Prompt]:
 
 
 def policy_model_name(run: Run, config: GenerationConfig) -> str:
-    """The run's SFT model when its SFT stage saved one, else ``config.model``."""
-    sft = run.artifacts.filter(kind=Artifact.Kind.SFT_MODEL).order_by("-created_at").first()
-    return sft.path if sft else config.model
+    """The run's SFT model when its SFT stage saved one (still on disk), else ``config.model``."""
+    for sft in run.artifacts.filter(kind=Artifact.Kind.SFT_MODEL).order_by("-created_at"):
+        if Path(sft.path).exists():
+            return sft.path
+    return config.model
 
 
 def make_sampler(config: GenerationConfig, model_name: str) -> Callable[[Sequence, int, int, object], list[Sample]]:

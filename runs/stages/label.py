@@ -138,6 +138,10 @@ def judge_comparisons(run: Run, comparisons: QuerySet, reporter, *, progress_off
     if not pending:
         return counts
 
+    if config.backend != "openai":
+        from runs.stages import training_support
+
+        training_support.ensure_models(RunConfig.from_dict(run.config), reporter, [config.model])
     judge = build_judge(config, settings.MODELS_DIR)
     spent = Judgment.objects.filter(comparison__run=run, judge_id=judge_id).aggregate(s=Sum("cost"))["s"] or 0.0
     reporter.log(f"label: {len(pending)} to judge with {judge_id} ({skipped} already stored)")
