@@ -197,3 +197,25 @@ def test_everyone_logged_in_reads(client, viewer):
                 reverse("constitutions:history", args=[c]), reverse("constitutions:diff", args=[c]),
                 reverse("constitutions:preview", args=[c, 1]), reverse("constitutions:export", args=[c, 1, "json"])):
         assert client.get(url).status_code == 200, url
+
+
+def test_starter_constitution_opens_in_the_editor_and_saves_unchanged_as_nothing(client, author):
+    from constitutions.starter import ensure_starter_constitution
+
+    constitution, _ = ensure_starter_constitution()
+    client.force_login(author)
+    form = client.get(reverse("constitutions:edit", args=[constitution.pk])).context["editor"]
+    data = {"name": constitution.name, "description": constitution.description, "base_version": "1", "note": "",
+            "judge_template": form.content.initial["judge_template"]}
+    data.update({f"principles-{k}": v for k, v in form.principles.management_form.initial.items()})
+    data.update({f"examples-{k}": v for k, v in form.examples.management_form.initial.items()})
+    for i, f in enumerate(form.principles.forms):
+        for name in f.fields:
+            value = f[name].value()
+            if name == "enabled":
+                if value:
+                    data[f"principles-{i}-enabled"] = "on"
+            elif value is not None:
+                data[f"principles-{i}-{name}"] = str(value)
+    response = client.post(reverse("constitutions:edit", args=[constitution.pk]), data)
+    assert response.status_code == 302 and constitution.versions.count() == 1
