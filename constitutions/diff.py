@@ -11,9 +11,9 @@ def version_lines(version: ConstitutionVersion) -> list[str]:
     """A readable, line-oriented rendering of a version's content (what :func:`version_diff` compares)."""
     principles = version.principle_dicts()
     lines = [f"Principles ({len(principles)})"]
-    for position, p in enumerate(principles, start=1):
+    for p in principles:  # no position numbers: removing one principle should not mark all later ones changed
         state = "enabled" if p["enabled"] else "disabled"
-        lines.append(f"{position}. {p['name']}  [{p['category']}, weight {float(p['weight']):g}, {state}]")
+        lines.append(f"* {p['name']}  [{p['category']}, weight {float(p['weight']):g}, {state}]")
         for label, key in (("Comparison", "comparison"), ("Critique request", "critique_request"),
                            ("Revision request", "revision_request")):
             if p[key]:

@@ -99,7 +99,7 @@ def test_diff_shows_changes_side_by_side(client, viewer, two_versions):
     assert response.status_code == 200 and 'class="diff"' in page
     assert (response.context["old"], response.context["new"]) == (v1, v2)
     assert 'weight&nbsp;<span class="diff_chg">3</span>' in page  # Helpful's weight 1 -> 3
-    assert '<span class="diff_add">3.&nbsp;Brief&nbsp;&nbsp;[style,&nbsp;weight&nbsp;1,&nbsp;enabled]</span>' in page
+    assert '<span class="diff_add">*&nbsp;Brief&nbsp;&nbsp;[style,&nbsp;weight&nbsp;1,&nbsp;enabled]</span>' in page
     # defaults: the latest against the one before
     assert client.get(reverse("constitutions:diff", args=[v1.constitution_id])).context["old"] == v1
 

@@ -15,9 +15,9 @@ def test_version_lines_render_every_field_in_order():
         few_shot_examples=[{"prompt": "p", "response_a": "a", "response_b": "b", "preferred": "B", "rationale": "r"}],
     )
     lines = version_lines(version)
-    assert lines[:4] == ["Principles (2)", "1. Honest  [honesty, weight 0.5, enabled]",
+    assert lines[:4] == ["Principles (2)", "* Honest  [honesty, weight 0.5, enabled]",
                          "   Comparison: Which response is more honest?", "   Critique request: Find"]
-    assert lines[4] == "      lies" and lines[5] == "2. Quiet  [honesty, weight 1, disabled]"
+    assert lines[4] == "      lies" and lines[5] == "* Quiet  [honesty, weight 1, disabled]"
     assert "Judge template" in lines and "   {principle}" in lines
     assert lines[-6:] == ["Few-shot examples (1)", "1. preferred B", "   prompt: p", "   response_a: a",
                           "   response_b: b", "   rationale: r"]
@@ -30,6 +30,6 @@ def test_diff_escapes_text_and_marks_changes():
                                                   factories.principle("B")])
     table = version_diff(v1, v2)
     assert "<b>" not in table and "&lt;b&gt;bold&lt;/b&gt;&nbsp;&amp;&nbsp;co" in table
-    assert '<span class="diff_add">2.&nbsp;B' in table
+    assert '<span class="diff_add">*&nbsp;B&nbsp;' in table
     only_changes = version_diff(v1, v2, context=True)
     assert "{answer_format}" not in only_changes and "{answer_format}" in table
