@@ -101,6 +101,13 @@ class ExampleForm(forms.Form):
     def has_changed(self) -> bool:
         return any(name != "DELETE" for name in self.changed_data)
 
+    def clean(self):
+        data = super().clean()
+        if not self.errors:  # the same rules as a file import (e.g. whitespace-only text is refused)
+            for field, message in validation.example_errors(data).items():
+                self.add_error(field, message[0].upper() + message[1:] + ".")
+        return data
+
 
 class BaseExampleFormSet(forms.BaseFormSet):
     def examples(self) -> list[dict]:

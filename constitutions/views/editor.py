@@ -120,7 +120,8 @@ def constitution_edit(request, pk: int):
     editor = Editor.build(request, constitution, constitution.latest_version)
     conflict = None
     if request.method == "POST" and editor.is_valid():
-        base_number = request.POST.get("rebase") or editor.content.cleaned_data["base_version"]
+        rebase = request.POST.get("rebase", "")
+        base_number = int(rebase) if rebase.isdigit() else editor.content.cleaned_data["base_version"]
         base = constitution.versions.filter(number=base_number).first() if base_number else None
         try:
             with transaction.atomic():

@@ -219,3 +219,12 @@ def test_starter_constitution_opens_in_the_editor_and_saves_unchanged_as_nothing
                 data[f"principles-{i}-{name}"] = str(value)
     response = client.post(reverse("constitutions:edit", args=[constitution.pk]), data)
     assert response.status_code == 302 and constitution.versions.count() == 1
+
+
+def test_examples_must_have_text_and_a_verdict(client, author):
+    client.force_login(author)
+    data = editor_post("Ex", P, examples=[{"prompt": "   ", "response_a": "a", "response_b": "b", "preferred": "A"}])
+    page = client.post(reverse("constitutions:create"), data).content.decode()
+    assert "Is required and must be non-empty text." in page and not Constitution.objects.filter(name="Ex").exists()
+    data["examples-0-preferred"] = "C"
+    assert "Select a valid choice." in client.post(reverse("constitutions:create"), data).content.decode()
