@@ -24,12 +24,12 @@ def test_label_three_pairs_with_the_keyboard(page, live_server, auditor):
     assert "you labelled 0" in page.locator("#audit-progress").inner_text()
     page.click("#start-labeling")
     for key in ("a", "b", "t"):
-        page.wait_for_selector("#label-form")
+        page.wait_for_selector("body[data-keys-ready] #label-form")
         assert "secret rationale" not in page.content()
         page.keyboard.press("4")
         assert page.locator("select[name=confidence]").input_value() == "4"
         page.keyboard.press(key)
-        page.wait_for_selector("#ai-reveal")
+        page.wait_for_selector("body[data-keys-ready] #ai-reveal")
         assert "secret rationale" in page.locator("#ai-rationale").inner_text()
         page.keyboard.press("n")
     page.wait_for_url(dashboard)

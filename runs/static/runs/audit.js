@@ -32,6 +32,8 @@
     }
   });
 
+  document.body.dataset.keysReady = "1";  // the shortcuts are live (tests wait for this)
+
   var data = document.getElementById("audit-figures");
   if (data && window.Plotly) {
     var figures = JSON.parse(data.textContent);
