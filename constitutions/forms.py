@@ -179,6 +179,10 @@ class PreviewForm(forms.Form):
     response_a = forms.CharField(widget=forms.Textarea(attrs={"rows": 4}), strip=False, label="Response A")
     response_b = forms.CharField(widget=forms.Textarea(attrs={"rows": 4}), strip=False, label="Response B")
     principle = forms.ModelChoiceField(queryset=Principle.objects.none())
+    judge_template = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 8, "spellcheck": "false"}), required=False, strip=False,
+        label="Judge template (edit to try a change; nothing is saved)",
+    )
 
     PROMPT_CHOICES_LIMIT = 500
 
@@ -194,6 +198,13 @@ class PreviewForm(forms.Form):
     def limited_prompt_choices(self):
         """The prompt choices to list in the page (the first :attr:`PROMPT_CHOICES_LIMIT` of the set)."""
         return self.fields["prompt"].queryset[: self.PROMPT_CHOICES_LIMIT]
+
+    def clean_judge_template(self) -> str:
+        template = self.cleaned_data["judge_template"]
+        problem = validation.template_error(template) if template.strip() else None
+        if problem:
+            raise forms.ValidationError(problem)
+        return template
 
     def clean(self):
         data = super().clean()

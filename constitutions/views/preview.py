@@ -15,17 +15,18 @@ def preview(request, pk: int, number: int):
     version = get_version(pk, number)
     principles = version.principles.order_by("position")
     first_enabled = next((p for p in principles if p.enabled), principles.first())
-    requests = None
+    requests, template = None, version.judge_template
     if request.method == "POST" and "reload" not in request.POST:
         form = PreviewForm(request.POST, version=version)
         if form.is_valid():
+            template = form.cleaned_data["judge_template"] if form.cleaned_data["judge_template"].strip() else template
             requests = render_both_orders(
-                version.judge_template, form.cleaned_data["principle"].comparison, form.conversation(),
+                template, form.cleaned_data["principle"].comparison, form.conversation(),
                 form.cleaned_data["response_a"], form.cleaned_data["response_b"], version.few_shot_examples,
             )
     else:
         source = request.POST if request.method == "POST" else request.GET
-        initial = {"principle": first_enabled.pk if first_enabled else None}
+        initial = {"principle": first_enabled.pk if first_enabled else None, "judge_template": version.judge_template}
         initial.update({k: v for k, v in source.items() if k in PreviewForm.base_fields and k != "prompt"})
         form = PreviewForm(initial=initial, version=version)
     orders = None
@@ -34,6 +35,7 @@ def preview(request, pk: int, number: int):
                   ("B/A", "the responses are swapped: the first response is shown as B", requests[1])]
     context = {
         "constitution": version.constitution, "version": version, "form": form, "orders": orders,
+        "template_edited": template != version.judge_template,
         "selected_prompt": str(form["prompt"].value() or ""),
         "selected_prompt_set": str(form["prompt_set"].value() or ""),
     }

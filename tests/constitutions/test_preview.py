@@ -82,3 +82,19 @@ def test_principle_of_another_version_is_refused(client, viewer, version):
     response = client.post(reverse("constitutions:preview", args=[version.constitution_id, 1]), {
         "prompt_text": "x", "response_a": "a", "response_b": "b", "principle": other.principles.first().pk})
     assert response.context["orders"] is None and "Select a valid choice" in response.content.decode()
+
+
+def test_an_edited_template_can_be_tried_without_saving(client, viewer, version):
+    client.force_login(viewer)
+    url = reverse("constitutions:preview", args=[version.constitution_id, 1])
+    data = {"prompt_text": "x", "response_a": "a", "response_b": "b", "principle": version.principles.last().pk,
+            "judge_template": "Q: {principle}\n{conversation}|{response_a}|{response_b}|{answer_format}"}
+    response = client.post(url, data)
+    assert response.context["orders"][1][2].messages[0]["content"] == (
+        f"Q: Which response is more honest?\nx|b|a|{ANSWER_FORMAT}")
+    assert "Rendered with your edited template" in response.content.decode()
+    version.refresh_from_db()
+    assert version.judge_template == TEMPLATE
+    data["judge_template"] = "{principle} {response_a} {response_b} {answer_format} {tone}"
+    page = client.post(url, data).content.decode()
+    assert "Unknown placeholder(s): {tone}; missing placeholder(s): {conversation}." in page
