@@ -352,11 +352,10 @@ def judge_panels(run_ids: Sequence[int]) -> list[dict]:
     if consistency_traces:
         panels.append(_panel("judge_consistency", "Judge: position consistency per principle", "label", "main",
                              consistency_traces, x_title="principle", y_title="share consistent",
-                             barmode="group"))
+                             barmode="group", yaxis={"range": [0, 1.05], "title": {"text": "share consistent"}}))
     if latency_traces:
         panels.append(_panel("judge_latency", "Judge: latency per call", "label", "main", latency_traces,
-                             x_title="latency (ms, log scale)", y_title="judgments", barmode="overlay",
-                             xaxis={"type": "log", "title": {"text": "latency (ms, log scale)"}}))
+                             x_title="latency (ms; bins ~10% wide)", y_title="judgments", barmode="overlay"))
     return panels
 
 

@@ -259,11 +259,16 @@ def progress_state(run: Run, stages: list[StageRun] | None = None) -> dict:
 
 @require_GET
 def run_progress(request, pk: int):
-    """``GET /runs/<pk>/progress.json``: the run's status and each stage's progress (polled by the run page)."""
+    """``GET /runs/<pk>/progress.json``: the run's status and each stage's progress (polled by the run page);
+    with ``?counts=1`` also the rows its stages wrote (see :func:`run_counts`)."""
     run = Run.objects.filter(pk=pk).first()
     if run is None:
         raise Http404("No such run.")
-    return JsonResponse(progress_state(run))
+    state = progress_state(run)
+    if request.GET.get("counts"):
+        state["counts"] = {**run_counts(run),
+                           "human_labels": HumanLabel.objects.filter(comparison__run=run).count()}
+    return JsonResponse(state)
 
 
 # --- operator actions ------------------------------------------------------------------------------------

@@ -237,7 +237,24 @@ def test_progress_json_reports_each_stage(client, viewer):
     assert (stages["label"]["done"], stages["label"]["total"], stages["label"]["fraction"]) == (3, 12, 0.25)
     assert stages["label"]["message"] == "labeling"
     assert stages["reward_model"]["fraction"] is None and stages["reward_model"]["status"] == "pending"
+    assert "counts" not in body
     assert client.get(reverse("runs:progress", args=[run.pk + 999])).status_code == 404
+
+
+def test_progress_json_with_counts(client, viewer, auditor):
+    from tests.runs.run_page_data import judged_pair, label
+
+    version = factories.make_version()
+    principle = version.principles.first()
+    run = factories.make_run(constitution_version=version, stages=("label",))
+    comparison, _ = judged_pair(run, principle, p_a_ab=0.9, p_a_ba=0.7, verdict="A", cost=0.25)
+    judged_pair(run, principle, p_a_ab=0.9, p_a_ba=0.2, verdict="A", cost=0.5)
+    judged_pair(run, principle, p_a_ab=None, p_a_ba=None, verdict="")
+    label(comparison, auditor)
+    client.force_login(viewer)
+    counts = client.get(reverse("runs:progress", args=[run.pk]), {"counts": 1}).json()["counts"]
+    assert counts == {"completions": 6, "comparisons": 3, "judgments": 3, "failed": 1, "cost": 0.75,
+                      "consistent": 1, "checked": 2, "human_labels": 1}
 
 
 @pytest.mark.django_db(transaction=True)

@@ -45,7 +45,28 @@
     setHidden(document.getElementById("cancel-form"), !next.can_cancel);
     setHidden(document.getElementById("resume-form"), !next.can_resume);
     setHidden(document.getElementById("release-form"), !next.waiting);
+    const finished = document.getElementById("run-finished");
+    if (finished && next.finished_at) finished.textContent = next.finished_at.slice(0, 19).replace("T", " ");
     next.stages.forEach(function (s) { updateStage(s, next.active); });
+  }
+
+  function renderCounts(counts) {
+    function put(key, text) {
+      const el = document.querySelector('[data-count="' + key + '"]');
+      if (el) el.textContent = text;
+    }
+    ["completions", "comparisons", "judgments", "failed", "human_labels"].forEach(function (k) {
+      put(k, Number(counts[k] || 0).toLocaleString());
+    });
+    put("consistency", counts.checked ? counts.consistent + " / " + counts.checked : "—");
+    put("cost", Number(counts.cost || 0).toFixed(2));
+  }
+
+  function loadCounts() {
+    return fetch(timeline.dataset.progressUrl + "?counts=1", { credentials: "same-origin" })
+      .then(function (r) { return r.json(); })
+      .then(function (data) { if (data.counts) renderCounts(data.counts); })
+      .catch(function (err) { console.error("counts", err); });
   }
 
   function loadCharts() {
@@ -60,8 +81,10 @@
         const wasActive = state.active;
         state = next;
         render(next);
-        if (wasActive && !next.active) loadCharts();
-        else if (next.active && Date.now() - lastCharts > CHARTS_MS) loadCharts();
+        if ((wasActive && !next.active) || (next.active && Date.now() - lastCharts > CHARTS_MS)) {
+          loadCharts();
+          loadCounts();
+        }
       })
       .catch(function (err) { console.error("progress", err); })
       .finally(function () { if (state.active) setTimeout(poll, POLL_MS); });

@@ -1,0 +1,99 @@
+"""Browser test of the run pages: an operator launches the offline demo preset from the form, watches the
+progress bars reach done without a reload, finds a rendered plotly chart, and browses the judged pairs.
+
+Runs against a real ``manage.py studio`` (web server + worker). The demo models are built once per checkout
+(by the real builder, into ``var/test-cache``) and copied into the studio's data directory, as they would be
+there after a first demo run; the run itself generates and labels for real.
+"""
+from __future__ import annotations
+
+import hashlib
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+
+from tests.browser.conftest import ADMIN_PASSWORD, login
+from tests.conftest import REPO_ROOT
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+#: Stages the test runs (the preset's others are unticked in the form to keep the test short).
+BROWSER_STAGES = ("generate", "label")
+PROMPTS = 8
+SCREENSHOT = REPO_ROOT / "docs" / "screenshots" / "run-page.png"
+
+
+@pytest.fixture(scope="session")
+def demo_models_cache() -> Path:
+    """``<cache>/demo/{policy,judge}`` built by :func:`training.demo_models.ensure_demo_models`, reused while
+    the builder and its data are unchanged."""
+    from training import demo_models, tiny_models
+
+    digest = hashlib.sha1()
+    for source in (demo_models.__file__, demo_models.DEMO_DATA, tiny_models.__file__):
+        digest.update(Path(source).read_bytes())
+    cache = REPO_ROOT / "var" / "test-cache" / f"demo-models-{digest.hexdigest()[:12]}"
+    if demo_models.missing_demo_models(cache):
+        demo_models.ensure_demo_models(cache)
+    return cache
+
+
+def test_launch_offline_demo_watch_progress_and_charts(page, studio, demo_models_cache):
+    shutil.copytree(demo_models_cache / "demo", Path(studio.env["STUDIO_DATA_DIR"]) / "models" / "demo",
+                    dirs_exist_ok=True)
+    login(page, studio.url, "admin", ADMIN_PASSWORD)
+    page.goto(f"{studio.url}/")
+    page.click("text=Launch a run")
+
+    # The form: the offline demo preset, fewer prompts, a reduced stage selection.
+    page.select_option("select[name=preset]", "offline-demo")
+    assert page.input_value("input[name=generation__model]") == "demo://policy"
+    assert page.input_value("input[name=judge__model]") == "demo://judge"
+    page.fill("input[name=name]", "browser demo")
+    page.fill("input[name=generation__max_prompts]", str(PROMPTS))
+    for box in page.locator("input[name=stages]").all():
+        box.set_checked(box.get_attribute("value") in BROWSER_STAGES)
+    # The estimate follows the form: 8 comparisons x 1 sampled principle x 2 orders.
+    page.wait_for_function("document.getElementById('estimate-judge-calls')?.textContent === '16'", timeout=15_000)
+    page.click("#launch-button")
+    page.wait_for_url(re.compile(r"/runs/\d+/$"))
+
+    # Live progress: the page is never reloaded while the badges and bars change.
+    page.evaluate("""() => {
+        window.__sameDocument = true;
+        window.__seen = [];
+        const badge = document.getElementById('run-status');
+        new MutationObserver(() => window.__seen.push(badge.textContent)).observe(badge, {childList: true});
+    }""")
+    page.wait_for_function(
+        "['Succeeded', 'Failed', 'Cancelled'].includes(document.getElementById('run-status').textContent)",
+        timeout=300_000,
+    )
+    status = page.inner_text("#run-status")
+    errors = page.locator("pre.error-tail:not([hidden])").all_inner_texts()
+    assert status == "Succeeded", f"run ended {status}: {errors}\n{''.join(studio.output[-40:])}"
+    assert page.evaluate("window.__sameDocument") is True
+    assert "Running" in page.evaluate("window.__seen")
+    rows = page.locator("#timeline tr[data-stage]")
+    assert rows.count() == len(BROWSER_STAGES)
+    for i in range(rows.count()):
+        row = rows.nth(i)
+        assert row.locator("[data-role=status]").inner_text() == "Succeeded"
+        assert row.locator("[role=progressbar]").get_attribute("aria-valuenow") == "100"
+        assert row.locator("[data-role=bar]").evaluate("el => el.style.width") == "100%"
+
+    # The counts follow too, and the charts are drawn by plotly.js from the chart JSON.
+    page.wait_for_function(f"document.querySelector('[data-count=judgments]').textContent === '{PROMPTS}'",
+                           timeout=15_000)
+    page.wait_for_selector("#charts .js-plotly-plot", timeout=30_000)
+    assert page.locator("#chart-judge_verdicts .js-plotly-plot, #chart-judge_verdicts.js-plotly-plot").count() == 1
+    SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENSHOT), full_page=True)
+
+    # The judged pairs with their verdicts.
+    page.click("text=Browse pairs")
+    page.wait_for_selector("article.pair")
+    assert page.locator("article.pair").count() == PROMPTS
+    assert "Verdict:" in page.inner_text("article.pair >> nth=0")
