@@ -7,6 +7,9 @@ Krippendorff's alpha, expected calibration error) a percentile bootstrap over un
 draws units with replacement (multinomial weights), and the statistic is recomputed from the weighted
 counts, so a thousand resamples cost a few matrix products.
 
+scikit-learn, statsmodels and krippendorff are imported where used: the web process loads this module at
+start-up and pays for them on the first dashboard instead.
+
 Labels are ``"A"``, ``"B"`` or ``"tie"``; a human "skip" and a failed AI verdict (``""``) are dropped by
 the callers before they reach these functions.
 
@@ -17,11 +20,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
+from functools import lru_cache
 
-import krippendorff
 import numpy as np
-from sklearn.metrics import cohen_kappa_score, confusion_matrix
-from statsmodels.stats.proportion import proportion_confint
 
 LABELS = ("A", "B", "tie")
 CONFIDENCE = 0.95
@@ -54,6 +55,8 @@ EMPTY = Estimate(None, None, None, 0)
 
 def proportion(successes: int, n: int) -> Estimate:
     """Share ``successes / n`` with the Wilson score interval (statsmodels ``proportion_confint``)."""
+    from statsmodels.stats.proportion import proportion_confint
+
     if n <= 0:
         return Estimate(None, None, None, 0, "wilson")
     low, high = proportion_confint(successes, n, alpha=1 - CONFIDENCE, method="wilson")
@@ -79,6 +82,8 @@ def alignment(ai: Sequence[str], human: Sequence[str]) -> Estimate:
 
 def confusion(ai: Sequence[str], human: Sequence[str]) -> list[list[int]]:
     """3×3 counts, rows = human label, columns = AI verdict, both in :data:`LABELS` order (scikit-learn)."""
+    from sklearn.metrics import confusion_matrix
+
     _same_length(ai, human)
     if not ai:
         return [[0] * len(LABELS) for _ in LABELS]
@@ -103,6 +108,8 @@ def cohen_kappa(
     Returns:
         ``value`` None when fewer than 2 pairs, or when chance agreement is 1 (a single category used by both).
     """
+    from sklearn.metrics import cohen_kappa_score
+
     _same_length(ai, human)
     n = len(ai)
     if n < 2:
@@ -160,6 +167,8 @@ def krippendorff_alpha(
     Returns:
         ``n`` is the number of units with 2+ labels; ``value`` None when there are none or no variation.
     """
+    import krippendorff
+
     unit_counts = _reliability_units(units)
     n_units = len(unit_counts)
     if n_units == 0:
@@ -275,10 +284,21 @@ def position_consistency(flags: Sequence[bool | None]) -> Estimate:
     return proportion(sum(known), len(known))
 
 
+@lru_cache(maxsize=4)
 def _resample_weights(n: int, resamples: int, seed: int) -> np.ndarray:
-    """B × n bootstrap weights: how often each unit is drawn in each resample of size n."""
+    """B × n bootstrap weights: how often each unit is drawn in each resample of size n (drawn with
+    replacement). Cached (read-only): kappa, ECE and alignment of one report share their resamples."""
     rng = np.random.default_rng(seed)
-    return rng.multinomial(n, np.full(n, 1.0 / n), size=resamples).astype(float)
+    draws = rng.integers(0, n, size=(resamples, n))
+    if n <= 256:  # one bincount over offset indices is fastest for small n, a row loop for large n
+        flat = (draws + (np.arange(resamples) * n)[:, None]).ravel()
+        weights = np.bincount(flat, minlength=n * resamples).reshape(resamples, n).astype(np.float32)
+    else:
+        weights = np.empty((resamples, n), dtype=np.float32)
+        for b in range(resamples):
+            weights[b] = np.bincount(draws[b], minlength=n)
+    weights.flags.writeable = False
+    return weights
 
 
 def _with_percentiles(value: float, boot: np.ndarray, n: int) -> Estimate:
