@@ -228,3 +228,11 @@ def test_examples_must_have_text_and_a_verdict(client, author):
     assert "Is required and must be non-empty text." in page and not Constitution.objects.filter(name="Ex").exists()
     data["examples-0-preferred"] = "C"
     assert "Select a valid choice." in client.post(reverse("constitutions:create"), data).content.decode()
+
+
+def test_a_long_constitution_fits_in_one_form(client, author):
+    client.force_login(author)
+    many = [factories.principle(f"Rule {i}") for i in range(150)]  # ~1,350 posted fields
+    response = client.post(reverse("constitutions:create"), editor_post("Long", many))
+    assert response.status_code == 302
+    assert Constitution.objects.get(name="Long").latest_version.principles.count() == 150
