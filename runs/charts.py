@@ -359,10 +359,21 @@ def judge_panels(run_ids: Sequence[int]) -> list[dict]:
     return panels
 
 
-def data_version(runs: Sequence[Run]) -> str:
-    """A key that changes whenever any stage of the runs writes (progress, heartbeat, status, attempt): figures
-    built from a run's rows can be cached under it (one query)."""
-    rows = StageRun.objects.filter(run__in=runs).order_by("run_id", "stage").values_list(
+#: Stages that write judgments (the judge figures and counts change only when one of them writes).
+JUDGING_STAGES = ("generate", "label", "evaluate")
+
+
+def data_version(runs: Sequence[Run], stages: Sequence[str] | None = None) -> str:
+    """A key that changes whenever a stage of the runs writes (progress, heartbeat, status, attempt): figures
+    built from a run's rows can be cached under it (one query).
+
+    Args:
+        stages: only these stages' writes count (None: all).
+    """
+    qs = StageRun.objects.filter(run__in=runs)
+    if stages is not None:
+        qs = qs.filter(stage__in=stages)
+    rows = qs.order_by("run_id", "stage").values_list(
         "run_id", "stage", "status", "attempt", "progress_done", "heartbeat_at", "finished_at"
     )
     identity = [(r.pk, r.created_at) for r in runs]
@@ -377,9 +388,15 @@ def run_charts(run_ids: Sequence[int]) -> dict:
     """
     runs = {r.pk: r for r in Run.objects.filter(pk__in=run_ids).only("pk", "name", "created_at")}
     ids = [i for i in run_ids if i in runs]
-    key = f"runs:charts:{data_version([runs[i] for i in ids])}"
-    panels = cache.get(key)
-    if panels is None:
-        panels = metric_panels(ids) + judge_panels(ids)
-        cache.set(key, panels, CACHE_SECONDS)
-    return {"runs": [{"id": i, "name": runs[i].name} for i in ids], "panels": panels}
+    selected = [runs[i] for i in ids]
+    metric_key = f"runs:metric-panels:{data_version(selected)}"
+    metric = cache.get(metric_key)
+    if metric is None:
+        metric = metric_panels(ids)
+        cache.set(metric_key, metric, CACHE_SECONDS)
+    judge_key = f"runs:judge-panels:{data_version(selected, JUDGING_STAGES)}"
+    judge = cache.get(judge_key)
+    if judge is None:
+        judge = judge_panels(ids)
+        cache.set(judge_key, judge, CACHE_SECONDS)
+    return {"runs": [{"id": i, "name": runs[i].name} for i in ids], "panels": metric + judge}

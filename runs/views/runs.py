@@ -15,7 +15,7 @@ from django.views.decorators.http import require_GET, require_POST
 from constitutions.models import Constitution, ConstitutionVersion
 from rlaif_site.roles import OPERATORS, role_required
 from runs import services
-from runs.charts import CACHE_SECONDS, data_version
+from runs.charts import CACHE_SECONDS, JUDGING_STAGES, data_version
 from runs.estimate import estimate_for
 from runs.forms import LaunchForm, initial_from_config, presets_for_js
 from runs.models import (
@@ -194,7 +194,7 @@ def run_detail(request, pk: int):
 def run_counts(run: Run) -> dict:
     """Rows a run's stages wrote (completions, comparisons, judgments by outcome, judge cost), cached under the
     run's :func:`runs.charts.data_version` so a finished run's page does not count 100,000 rows each time."""
-    key = f"runs:counts:{data_version([run])}"
+    key = f"runs:counts:{data_version([run], JUDGING_STAGES)}"
     counts = cache.get(key)
     if counts is None:
         counts = {

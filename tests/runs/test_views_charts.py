@@ -146,3 +146,24 @@ def test_cached_figures_follow_the_stages_progress(client, viewer):
     StageRun.objects.filter(run=run).update(progress_done=3, heartbeat_at=timezone.now())  # what a reporter does
     kl = traces_by_name(panels_by_id(client.get(url).json())["policy_kl"])["kl"]
     assert kl["y"] == pytest.approx([0.1, 0.2, 0.3])
+
+
+def test_cached_judge_figures_follow_the_label_stage(client, viewer):
+    from django.utils import timezone
+
+    from runs.models import StageRun
+
+    version = factories.make_version()
+    principle = version.principles.first()
+    run = factories.make_run(constitution_version=version, stages=("label", "policy"))
+    judged_pair(run, principle, p_a_ab=0.9, p_a_ba=0.8, verdict="A")
+    client.force_login(viewer)
+    url = reverse("runs:charts", args=[run.pk])
+
+    def a_count():
+        return sum(traces_by_name(panels_by_id(client.get(url).json())["judge_verdicts"])["A preferred"]["y"])
+
+    assert a_count() == 1
+    judged_pair(run, principle, p_a_ab=0.9, p_a_ba=0.7, verdict="A")
+    StageRun.objects.filter(run=run, stage="label").update(progress_done=2, heartbeat_at=timezone.now())
+    assert a_count() == 2
