@@ -3,7 +3,9 @@
 For each concurrency, label N comparisons (both orders: two calls each) with the ``openai`` judge through
 :func:`runs.stages.label.judge_comparisons`, database writes and the request cache included, and print
 comparisons/s next to the ideal bound ``concurrency / delay / 2`` and their ratio. Target: >= 0.8 of the
-bound at concurrency 32.
+bound at concurrency 32. A warm-up run (imports, first connection) is not timed. The server runs in its own
+process; on a small machine the figures at high concurrency are bounded by CPU (client + server), not by the
+protocol.
 
 Usage::
 
@@ -72,12 +74,21 @@ def _make_run(server_url: str, concurrency: int, n: int, tag: str):
     return run
 
 
+def _serve(delay_s: float, conn) -> None:
+    """Run the chat server in its own process (its own interpreter lock), report its URL, serve until told."""
+    from tests.openai_server import FakeChatServer
+
+    with FakeChatServer(delay_s=delay_s) as server:
+        conn.send(server.url)
+        conn.recv()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--delay", type=float, default=0.2, help="server delay per call, seconds (default 0.2)")
     parser.add_argument("--concurrency", default="1,8,32,64", help="comma-separated concurrencies")
     parser.add_argument(
-        "--n", type=int, default=0, help="comparisons per concurrency (default: 12 x concurrency, >= 16)"
+        "--n", type=int, default=0, help="comparisons per concurrency (default: 12 x concurrency, >= 24)"
     )
     parser.add_argument(
         "--use-configured-db", action="store_true", help="write to DATABASE_URL instead of a temp SQLite"
@@ -87,17 +98,24 @@ def main() -> None:
 
     from runs.models import Judgment
     from runs.stages.label import judge_comparisons
-    from tests.openai_server import FakeChatServer
     from training.progress import NullReporter
 
     print(
         f"label throughput: openai judge, both orders (2 calls per comparison), server delay {args.delay * 1000:.0f} ms"
     )
     print(f"{'concurrency':>11} {'comparisons':>11} {'seconds':>8} {'cmp/s':>8} {'ideal':>8} {'ratio':>6}")
-    with FakeChatServer(delay_s=args.delay) as server:
+    import multiprocessing
+
+    parent, child = multiprocessing.Pipe()
+    server_process = multiprocessing.get_context("spawn").Process(target=_serve, args=(args.delay, child), daemon=True)
+    server_process.start()
+    url = parent.recv()
+    try:
+        warm_up = _make_run(url, 2, 2, tag=f"warm-up-{time.time_ns()}")  # imports and first connection
+        judge_comparisons(warm_up, warm_up.comparisons.all(), NullReporter())
         for concurrency in [int(c) for c in args.concurrency.split(",")]:
-            n = args.n or max(16, 12 * concurrency)
-            run = _make_run(server.url, concurrency, n, tag=f"c{concurrency}-{time.time_ns()}")
+            n = args.n or max(24, 12 * concurrency)
+            run = _make_run(url, concurrency, n, tag=f"c{concurrency}-{time.time_ns()}")
             comparisons = run.comparisons.all()
             started = time.perf_counter()
             counts = judge_comparisons(run, comparisons, NullReporter())
@@ -107,6 +125,9 @@ def main() -> None:
             rate = n / seconds
             ideal = concurrency / args.delay / 2
             print(f"{concurrency:>11} {n:>11} {seconds:>8.2f} {rate:>8.1f} {ideal:>8.1f} {rate / ideal:>6.2f}")
+    finally:
+        parent.send("stop")
+        server_process.join(timeout=10)
 
 
 if __name__ == "__main__":
