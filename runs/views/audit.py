@@ -19,6 +19,7 @@ from runs import gate, services
 from runs.audit import SCOPES, audit_rows, build_report, disagreements, draw_audit_sample
 from runs.audit.charts import dashboard_figures
 from runs.audit.forms import FlagForm, LabelForm, SampleForm, make_ticket
+from runs.audit.gating import recheck_gate
 from runs.audit.queries import labelling_progress
 from runs.audit.report import FIGURES
 from runs.models import AuditItem, HumanLabel, Run, RunStatus, Stage
@@ -169,7 +170,7 @@ def shown_swapped_for(user_id: int, comparison_id: int) -> bool:
 def item(request, run_id: int, item_id: int):
     """Blind labeling of one pair. Before the auditor's label exists (or while editing it) the page holds
     the prompt, the principle and the two responses only; the AI's verdict, probabilities and rationale
-    are shown after the label is submitted."""
+    are shown after the label is submitted. A run waiting at its audit gate goes on once the gate is met."""
     audit_item = get_object_or_404(
         AuditItem.objects.select_related(
             "run", "comparison__prompt", "comparison__completion_a", "comparison__completion_b", "judgment__principle"
@@ -195,6 +196,8 @@ def item(request, run_id: int, item_id: int):
                     "shown_swapped": form.shown_swapped,
                 },
             )
+            if recheck_gate(audit_item.run):
+                messages.success(request, "The audit now meets the run's gate: reward-model training is queued.")
             return redirect("runs:audit_item", run_id=run_id, item_id=item_id)
         blind = True
     else:

@@ -241,3 +241,32 @@ def test_gate_panel_and_operator_release(client, operator, auditor, queue_connec
     run.refresh_from_db()
     assert run.gate_released and run.status == RunStatus.QUEUED
     assert run.stages.get(stage="reward_model").status == StageStatus.QUEUED
+
+
+def test_a_waiting_run_goes_on_once_its_audit_meets_the_gate(client, auditor, queue_connection):
+    run = factories.make_run(
+        stages=("label", "reward_model"), config={"audit_gate": {"min_n": 2, "min_alignment": 0.5}},
+        status=RunStatus.WAITING, current_stage="reward_model", prompt_set=factories.make_prompt_set(n=1),
+    )
+    StageRun.objects.filter(run=run, stage="label").update(status=StageStatus.SUCCEEDED)
+    StageRun.objects.filter(run=run, stage="reward_model").update(status=StageStatus.WAITING, message="old")
+    items = []
+    for i in range(2):
+        comparison = factories.make_comparison(run, texts=(f"one {i}", f"two {i}"))
+        judgment = factories.make_judgment(comparison, p_a=0.9)
+        items.append(AuditItem.objects.create(run=run, comparison=comparison, judgment=judgment, stratum="random"))
+    client.force_login(auditor)
+
+    def label_as_a(item):
+        page = client.get(item_url(item))
+        side = "right" if page.context["left"] != item.comparison.completion_a.text else "left"
+        client.post(item_url(item), {"choice": side, "ticket": ticket_of(page)})
+
+    label_as_a(items[0])
+    run.refresh_from_db()
+    assert run.status == RunStatus.WAITING
+    assert run.stages.get(stage="reward_model").message.startswith("Waiting for the audit: 1 of 2 human labels")
+    label_as_a(items[1])
+    run.refresh_from_db()
+    assert run.status == RunStatus.QUEUED and not run.gate_released
+    assert run.stages.get(stage="reward_model").status == StageStatus.QUEUED
