@@ -70,8 +70,9 @@ def run(stage_run, reporter) -> None:
             _write(run_row, config, model_name, chunk, samples)
             done += len(chunk)
             reporter.progress(done, len(prompts), "generating")
-    created = form_comparisons(run_row, prompts, config)
-    reporter.log(f"generate: {len(prompts)} prompts sampled; {created} comparisons formed ({config.pairing} pairs)")
+    form_comparisons(run_row, prompts, config)  # normally a no-op: each batch formed its own
+    total = Comparison.objects.filter(run=run_row, purpose="train").count()
+    reporter.log(f"generate: {len(prompts)} prompts sampled; {total} comparisons ({config.pairing} pairs)")
 
 
 def train_prompts(run: Run, config: GenerationConfig) -> list[Prompt]:

@@ -55,6 +55,7 @@ def test_samples_k_per_train_prompt_and_pairs_them(tiny_lm_dir):
         assert comparison.completion_a.prompt_id == comparison.completion_b.prompt_id == comparison.prompt_id
         assert comparison.completion_a.sample_index < comparison.completion_b.sample_index
     assert reporter.progress_calls[-1][:2] == (4, 4)
+    assert reporter.lines[-1] == "generate: 4 prompts sampled; 12 comparisons (all pairs)"
 
     generate.run(stage_run, NullReporter())  # nothing missing: nothing new
     assert Completion.objects.filter(run=run).count() == 12 and comparisons.count() == 12
