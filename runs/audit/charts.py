@@ -3,29 +3,30 @@ from __future__ import annotations
 
 from runs.audit.queries import COUNTED
 
-LAYOUT = {"margin": {"l": 50, "r": 20, "t": 40, "b": 50}, "height": 320, "font": {"size": 12}}
+LAYOUT = {"margin": {"l": 60, "r": 20, "t": 40, "b": 50}, "height": 320, "font": {"size": 12}, "autosize": True}
 
 
-def _bars(report: dict, figure: str) -> tuple[list, list, list, list]:
-    names, values, plus, minus = [], [], [], []
+def _bars(report: dict, figure: str) -> tuple[list, list, list, list, list]:
+    names, values, plus, minus, hover = [], [], [], [], []
     for name, section in report["principles"].items():
         estimate = section["figures"][figure]
         if estimate["value"] is None:
             continue
-        names.append(f"{name} (n={estimate['n']})")
+        names.append(name)
         values.append(estimate["value"])
         plus.append(estimate["high"] - estimate["value"])
         minus.append(estimate["value"] - estimate["low"])
-    return names, values, plus, minus
+        hover.append(f"{estimate['value']:.3f} [{estimate['low']:.3f}, {estimate['high']:.3f}], n={estimate['n']}")
+    return names, values, plus, minus, hover
 
 
 def per_principle(report: dict) -> dict:
     """Alignment and kappa per principle as bars with their 95% intervals."""
     data = []
     for figure, label in (("alignment", "AI labeler alignment"), ("kappa", "Cohen's kappa")):
-        names, values, plus, minus = _bars(report, figure)
+        names, values, plus, minus, hover = _bars(report, figure)
         data.append({
-            "type": "bar", "name": label, "x": names, "y": values,
+            "type": "bar", "name": label, "x": names, "y": values, "hovertext": hover, "hoverinfo": "text+name",
             "error_y": {"type": "data", "symmetric": False, "array": plus, "arrayminus": minus},
         })
     return {"data": data, "layout": {**LAYOUT, "title": {"text": "Agreement per principle (95% CI)"},
@@ -58,7 +59,8 @@ def confusion(section: dict) -> dict:
     """Heatmap of human label (rows) against AI verdict (columns)."""
     return {
         "data": [{"type": "heatmap", "z": section["confusion"], "x": [f"AI {c}" for c in COUNTED],
-                  "y": [f"human {c}" for c in COUNTED], "colorscale": "Blues", "texttemplate": "%{z}",
+                  "y": [f"human {c}" for c in COUNTED], "colorscale": "Blues", "reversescale": True,
+                  "texttemplate": "%{z}",
                   "showscale": False}],
         "layout": {**LAYOUT, "title": {"text": "Confusion matrix"}, "yaxis": {"autorange": "reversed"}},
     }

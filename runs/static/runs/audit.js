@@ -21,7 +21,7 @@
     } else if (labelForm && /^[1-5]$/.test(key)) {
       var confidence = labelForm.querySelector("select[name=confidence]");
       if (confidence) { confidence.value = key; event.preventDefault(); }
-    } else if (key === "n" && keys) {
+    } else if (key === "n" && keys && !labelForm) {
       event.preventDefault(); window.location.href = keys.dataset.next;
     } else if (key === "e" && document.getElementById("edit-label")) {
       event.preventDefault(); document.getElementById("edit-label").click();
