@@ -35,7 +35,6 @@ from runs.presets import DEFAULT_PRESET, PRESETS
 from runs.templatetags.runs_extras import format_seconds
 
 ERROR_TAIL_CHARS = 3000
-RESUMABLE = (RunStatus.FAILED, RunStatus.CANCELLED, RunStatus.WAITING, RunStatus.SUCCEEDED)
 
 
 def run_list(request):
