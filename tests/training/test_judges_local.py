@@ -89,3 +89,24 @@ def test_build_judge_rejects_a_missing_local_model(tmp_path):
         build_judge(JudgeConfig(backend="transformers", model=str(tmp_path / "absent")))
     with pytest.raises(ModelNotFound, match="demo"):
         build_judge(JudgeConfig(backend="transformers", model="demo://judge"), models_dir=tmp_path)
+
+
+def test_self_consistency_samples_reproducible_rationales(tiny_lm_dir):
+    from dataclasses import replace
+
+    config = JudgeConfig(
+        backend="transformers",
+        model=str(tiny_lm_dir),
+        chain_of_thought=True,
+        max_new_tokens=8,
+        self_consistency=2,
+        temperature=1.5,
+        seed=9,
+    )
+    judge = build_judge(config)
+    assert judge.sampled and judge.params["temperature"] == 1.5
+    request = _requests()[0]
+    first = judge.score([replace(request, sample=0), replace(request, sample=1)])
+    again = judge.score([replace(request, sample=0), replace(request, sample=1)])
+    assert [r.rationale for r in first] == [r.rationale for r in again]  # seeded per sample
+    assert first[0].rationale != first[1].rationale  # different samples, different rationales
