@@ -18,7 +18,9 @@ from training.progress import NullReporter, Reporter, check_cancelled
 Conversation = str | Sequence[Mapping[str, str]]
 
 DEFAULT_CRITIQUE = "Identify specific ways in which your last response falls short of this principle: {comparison}"
-DEFAULT_REVISION = "Rewrite your response so that it better satisfies this principle: {comparison} Give only the new response."
+DEFAULT_REVISION = (
+    "Rewrite your response so that it better satisfies this principle: {comparison} Give only the new response."
+)
 
 
 @dataclass(frozen=True)
@@ -101,17 +103,17 @@ def critique_and_revise(
     initial = step(conversations)
     critique_convs = [
         [*c, {"role": "assistant", "content": a}, {"role": "user", "content": _request(p, "critique")}]
-        for c, a, p in zip(conversations, initial, chosen)
+        for c, a, p in zip(conversations, initial, chosen, strict=True)
     ]
     critiques = step(critique_convs)
     revision_convs = [
         [*c, {"role": "assistant", "content": k}, {"role": "user", "content": _request(p, "revision")}]
-        for c, k, p in zip(critique_convs, critiques, chosen)
+        for c, k, p in zip(critique_convs, critiques, chosen, strict=True)
     ]
     revisions = step(revision_convs)
     return [
         Revision(i, p["name"], a, k, r or a)
-        for i, p, a, k, r in zip(indices, chosen, initial, critiques, revisions)
+        for i, p, a, k, r in zip(indices, chosen, initial, critiques, revisions, strict=True)
     ]
 
 

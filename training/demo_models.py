@@ -79,7 +79,9 @@ def _build(out_dir, corpus, examples, steps, *, n_positions, reporter, name) -> 
     reporter.log(f"demo models: building {name} (tiny GPT-2, {steps} SFT steps)")
     base = build_causal_lm(work / "base", corpus, n_positions=n_positions, vocab_size=1024, n_layer=2, n_embd=64)
     config = SFTConfig(source="demonstrations", learning_rate=3e-3, batch_size=8)
-    result = train_sft(examples, str(base), config, work / "sft", reporter=reporter, max_steps=steps, max_length=n_positions)
+    result = train_sft(
+        examples, str(base), config, work / "sft", reporter=reporter, max_steps=steps, max_length=n_positions
+    )
     shutil.rmtree(out_dir, ignore_errors=True)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     shutil.move(str(result.path), str(out_dir))  # complete folders only: a crash leaves no half-built model

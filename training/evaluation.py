@@ -107,7 +107,7 @@ def paired_score_difference(tuned: Sequence[float], reference: Sequence[float]) 
 
     if len(tuned) != len(reference):
         raise ValueError(f"{len(tuned)} tuned scores but {len(reference)} reference scores")
-    diffs = [t - r for t, r in zip(tuned, reference)]
+    diffs = [t - r for t, r in zip(tuned, reference, strict=True)]
     if not diffs:
         nan = float("nan")
         return {"mean_diff": nan, "low": nan, "high": nan, "share_higher": nan}

@@ -75,7 +75,8 @@ def dpo_dataset(preferences, tokenizer):
 
     chat = bool(getattr(tokenizer, "chat_template", None))
     rows = {"prompt": [], "chosen": [], "rejected": []}
-    for prompt, chosen, rejected in zip(preferences["prompt"], preferences["chosen"], preferences["rejected"]):
+    columns = (preferences["prompt"], preferences["chosen"], preferences["rejected"])
+    for prompt, chosen, rejected in zip(*columns, strict=True):
         if chat:
             rows["prompt"].append(as_messages(prompt))
             rows["chosen"].append([{"role": "assistant", "content": chosen}])

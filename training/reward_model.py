@@ -249,9 +249,10 @@ class RewardScorer:
             raise ValueError(f"{len(prompts)} prompts but {len(responses)} responses")
         scores: list[float] = []
         for start in range(0, len(prompts), self.batch_size):
+            end = start + self.batch_size
             ids = [
                 encode_pair(self.tokenizer, p, r, self.max_length)
-                for p, r in zip(prompts[start : start + self.batch_size], responses[start : start + self.batch_size])
+                for p, r in zip(prompts[start:end], responses[start:end], strict=True)
             ]
             width = max(len(x) for x in ids)
             pad = self.tokenizer.pad_token_id
@@ -272,4 +273,4 @@ def pairwise_accuracy(scorer: RewardScorer, dataset) -> float:
         return float("nan")
     chosen = scorer.score(dataset["prompt"], dataset["chosen"])
     rejected = scorer.score(dataset["prompt"], dataset["rejected"])
-    return sum(c > r for c, r in zip(chosen, rejected)) / len(chosen)
+    return sum(c > r for c, r in zip(chosen, rejected, strict=True)) / len(chosen)

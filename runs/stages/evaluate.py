@@ -1,0 +1,213 @@
+"""The evaluate stage: the tuned policy against the reference policy on the eval split.
+
+Both policies answer each eval prompt (stored as ``eval_tuned`` / ``eval_reference`` completions); each
+pair becomes an ``eval`` comparison (A = tuned, B = reference) labelled by the run's AI judge under the
+constitution (both orders when ``judge.both_orders``). Reported: the win rate with a 95% Wilson interval,
+the mean reward-model score of both policies and their paired difference, and a side-by-side sample table
+(an ``evaluation`` report artifact). Every step skips what is stored, so a re-run only does what is missing.
+"""
+from __future__ import annotations
+
+import json
+import math
+
+from django.conf import settings
+
+from runs.models import Artifact, Comparison, Completion, CompletionSource, Judgment, Split
+from runs.stages import training_support as support
+from training.config import GenerationConfig, RunConfig
+from training.progress import check_cancelled
+
+#: Rows of the side-by-side sample table in the report.
+SAMPLE_ROWS = 20
+
+
+def eval_prompts(run, config: RunConfig) -> list:
+    """The eval split of the run's prompt set in index order (``evaluation.max_prompts``); when the set
+    has no eval split, its last prompts (at most ``max_prompts``, default 20) so a demo still evaluates."""
+    limit = config.evaluation.max_prompts or None
+    prompts = run.prompt_set.prompts.filter(split=Split.EVAL).order_by("index")
+    if prompts.exists():
+        return list(prompts[:limit] if limit else prompts)
+    return list(run.prompt_set.prompts.order_by("-index")[: limit or 20])[::-1]
+
+
+def run(stage_run, reporter) -> None:
+    """Evaluate the run's tuned policy.
+
+    Raises:
+        ValueError: the run has no tuned policy (run the policy stage first).
+        training.progress.Cancelled: the user cancelled (stored completions and judgments are kept).
+    """
+    from runs.stages.label import judge_comparisons
+
+    run_row = stage_run.run
+    config = RunConfig.from_dict(run_row.config)
+    tuned_path = support.artifact_path(run_row, Artifact.Kind.POLICY)
+    if tuned_path is None:
+        raise ValueError(f"run {run_row.pk}: no tuned policy to evaluate (run the policy stage first)")
+    reference_path = support.reference_policy(run_row, config, reporter)
+    support.ensure_models(config, reporter, [config.judge.model])
+    prompts = eval_prompts(run_row, config)
+    if not prompts:
+        raise ValueError(f"run {run_row.pk}: the prompt set has no prompts to evaluate on")
+    reporter.log(f"evaluate: {len(prompts)} eval prompts; tuned {tuned_path} vs reference {reference_path}")
+
+    _generate_missing(run_row, prompts, CompletionSource.EVAL_REFERENCE, reference_path, config, reporter)
+    _generate_missing(run_row, prompts, CompletionSource.EVAL_TUNED, tuned_path, config, reporter)
+    comparisons = _form_comparisons(run_row, prompts)
+    check_cancelled(reporter)
+    judge_comparisons(run_row, comparisons, reporter)
+    report = build_report(run_row, config, comparisons)
+    _store(run_row, report, reporter)
+
+
+def _sampling(config: RunConfig) -> GenerationConfig:
+    ev = config.evaluation
+    return GenerationConfig(
+        model=config.generation.model,
+        max_new_tokens=ev.max_new_tokens,
+        temperature=ev.temperature,
+        top_p=config.generation.top_p,
+        seed=ev.seed,
+        batch_size=config.generation.batch_size,
+    )
+
+
+def _generate_missing(run, prompts, source: str, model_path: str, config: RunConfig, reporter) -> None:
+    from training.generation import generate, load_causal_lm
+
+    have = set(
+        Completion.objects.filter(run=run, source=source, sample_index=0, prompt__in=prompts).values_list(
+            "prompt_id", flat=True
+        )
+    )
+    missing = [p for p in prompts if p.pk not in have]
+    if not missing:
+        return
+    sampling = _sampling(config)
+    model, tokenizer = load_causal_lm(model_path, settings.MODELS_DIR)
+    for start in range(0, len(missing), sampling.batch_size):
+        check_cancelled(reporter)
+        chunk = missing[start : start + sampling.batch_size]
+        samples = generate(model, tokenizer, [p.conversation for p in chunk], sampling, num_samples=1)
+        Completion.objects.bulk_create(
+            [
+                Completion(
+                    run=run,
+                    prompt=chunk[s.prompt_index],
+                    source=source,
+                    sample_index=0,
+                    text=s.text,
+                    model=model_path[-300:],
+                    sampling_params={"temperature": sampling.temperature, "max_new_tokens": sampling.max_new_tokens,
+                                     "seed": sampling.seed},
+                    token_count=s.token_count,
+                )
+                for s in samples
+            ],
+            ignore_conflicts=True,
+        )
+        reporter.progress(start + len(chunk), len(missing), f"evaluate: sampling {source}")
+
+
+def _form_comparisons(run, prompts):
+    completions = Completion.objects.filter(
+        run=run, prompt__in=prompts, sample_index=0,
+        source__in=[CompletionSource.EVAL_TUNED, CompletionSource.EVAL_REFERENCE],
+    )
+    by_prompt: dict[int, dict[str, int]] = {}
+    for pk, prompt_id, source in completions.values_list("pk", "prompt_id", "source"):
+        by_prompt.setdefault(prompt_id, {})[source] = pk
+    Comparison.objects.bulk_create(
+        [
+            Comparison(
+                run=run,
+                prompt_id=prompt_id,
+                completion_a_id=pair[CompletionSource.EVAL_TUNED],
+                completion_b_id=pair[CompletionSource.EVAL_REFERENCE],
+                purpose="eval",
+            )
+            for prompt_id, pair in by_prompt.items()
+            if len(pair) == 2
+        ],
+        ignore_conflicts=True,
+    )
+    return Comparison.objects.filter(run=run, purpose="eval", prompt__in=prompts)
+
+
+def build_report(run, config: RunConfig, comparisons) -> dict:
+    """Win rate, reward-model scores and the sample table of the run's eval comparisons (plain JSON)."""
+    from training.evaluation import paired_score_difference, summarize_scores, verdict_from_p, win_rate
+    from training.judges import judge_id_for
+
+    judge_id = judge_id_for(config.judge)
+    p_by_comparison: dict[int, list[float]] = {}
+    judged = Judgment.objects.filter(comparison__in=comparisons, judge_id=judge_id, p_a__isnull=False)
+    for cid, p_a in judged.exclude(verdict="").values_list("comparison_id", "p_a"):
+        p_by_comparison.setdefault(cid, []).append(p_a)
+    rows = list(comparisons.select_related("prompt", "completion_a", "completion_b").order_by("prompt__index"))
+    p_mean = {cid: sum(ps) / len(ps) for cid, ps in p_by_comparison.items()}
+    verdicts = {c.pk: verdict_from_p(p_mean.get(c.pk), config.judge.tie_margin) for c in rows}
+    rate = win_rate(verdicts.values())
+
+    report: dict = {"judge": judge_id, "win_rate": rate.as_dict(), "comparisons": len(rows)}
+    tuned_scores = reference_scores = None
+    reward_path = support.artifact_path(run, Artifact.Kind.REWARD_MODEL)
+    if reward_path and rows:
+        from training.reward_model import RewardScorer
+
+        scorer = RewardScorer(reward_path)
+        conversations = [c.prompt.conversation for c in rows]
+        tuned_scores = scorer.score(conversations, [c.completion_a.text for c in rows])
+        reference_scores = scorer.score(conversations, [c.completion_b.text for c in rows])
+        report["reward"] = {
+            "tuned": vars(summarize_scores(tuned_scores)),
+            "reference": vars(summarize_scores(reference_scores)),
+            "difference": paired_score_difference(tuned_scores, reference_scores),
+        }
+    report["samples"] = [
+        {
+            "prompt": c.prompt.text,
+            "tuned": c.completion_a.text,
+            "reference": c.completion_b.text,
+            "p_tuned": p_mean.get(c.pk),
+            "verdict": {"A": "tuned", "B": "reference", "tie": "tie"}.get(verdicts[c.pk], "failed"),
+            "reward_tuned": tuned_scores[i] if tuned_scores else None,
+            "reward_reference": reference_scores[i] if reference_scores else None,
+        }
+        for i, c in enumerate(rows[:SAMPLE_ROWS])
+    ]
+    return report
+
+
+def _store(run, report: dict, reporter) -> None:
+    rate = report["win_rate"]
+    values = {
+        "win_rate": rate["rate"],
+        "win_rate_low": rate["low"],
+        "win_rate_high": rate["high"],
+        "eval_comparisons": rate["n"],
+        "wins": rate["wins"],
+        "losses": rate["losses"],
+        "ties": rate["ties"],
+    }
+    if "reward" in report:
+        values.update(
+            {
+                "reward_tuned_mean": report["reward"]["tuned"]["mean"],
+                "reward_reference_mean": report["reward"]["reference"]["mean"],
+                "reward_difference": report["reward"]["difference"]["mean_diff"],
+            }
+        )
+    reporter.metric(0, {k: v for k, v in values.items() if v is not None and math.isfinite(v)})
+    path = run.artifacts_dir / "evaluation" / "report.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(report, indent=2, ensure_ascii=False, default=str))
+    support.record_artifact(run, Artifact.Kind.REPORT, "evaluation", path, values)
+    if rate["n"]:
+        reporter.log(
+            f"evaluate: tuned wins {rate['rate']:.1%} of {rate['n']} (95% CI {rate['low']:.1%}–{rate['high']:.1%})"
+        )
+    else:
+        reporter.log("evaluate: no eval comparison could be judged")

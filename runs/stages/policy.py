@@ -1,0 +1,84 @@
+"""The policy stage: RL fine-tuning of the reference policy from AI feedback.
+
+``rloo`` (default) and ``grpo`` optimise the reward model's score with a KL penalty (``policy.beta``) to the
+reference policy on the run's train prompts; ``dpo`` trains on the AI preferences directly. Step metrics
+(reward mean/std, KL, loss, entropy, completion length) stream to the database; a checkpoint is saved every
+``policy.checkpoint_every`` steps and a re-run continues from the last one.
+"""
+from __future__ import annotations
+
+from runs.models import Artifact, Split, Stage
+from runs.stages import training_support as support
+from training.config import RunConfig
+from training.progress import Cancelled
+
+
+def train_prompts(run, config: RunConfig) -> list:
+    """The conversations RL samples rollouts for: the prompt set's train split (``generation.max_prompts``)."""
+    query = run.prompt_set.prompts.filter(split=Split.TRAIN).order_by("index")
+    if config.generation.max_prompts:
+        query = query[: config.generation.max_prompts]
+    return [p.conversation for p in query]
+
+
+def run(stage_run, reporter) -> None:
+    """Fine-tune the run's policy and record it as the ``policy`` artifact.
+
+    Raises:
+        ValueError: RLOO/GRPO without a trained reward model, DPO without preferences, or no train prompts.
+        training.progress.Cancelled: the user cancelled (the checkpoint saved at that step is kept).
+    """
+    from training.policy import train_policy
+    from training.reward_model import RewardScorer
+
+    run_row = stage_run.run
+    config = RunConfig.from_dict(run_row.config)
+    policy = config.policy
+    reference = support.reference_policy(run_row, config, reporter)
+    out = run_row.artifacts_dir / "policy"
+    kwargs: dict = {}
+    if policy.algorithm == "dpo":
+        train, _eval, _human, counts = support.preference_datasets(run_row, config, reporter)
+        if len(train) == 0:
+            raise ValueError(f"run {run_row.pk}: no AI preferences to train DPO on (run the label stage first)")
+        kwargs["preferences"] = train
+        data_key = [sorted(train["comparison_id"])]
+    else:
+        reward_path = support.artifact_path(run_row, Artifact.Kind.REWARD_MODEL)
+        if reward_path is None:
+            raise ValueError(
+                f"run {run_row.pk}: policy.algorithm={policy.algorithm} needs a trained reward model "
+                "(add the reward_model stage, or use algorithm 'dpo')"
+            )
+        prompts = train_prompts(run_row, config)
+        if not prompts:
+            raise ValueError(f"run {run_row.pk}: the prompt set has no train prompts")
+        kwargs["prompts"] = prompts
+        kwargs["reward_fn"] = RewardScorer(reward_path)
+        data_key = [reward_path, len(prompts)]
+    stamp = support.fingerprint(config.to_dict()["policy"], reference, data_key)
+    support.start_over_if_changed(out, stamp, reporter, "policy")
+    reporter.log(f"policy: {policy.algorithm}, beta {policy.beta}, {policy.steps} steps from {reference}")
+    try:
+        result = train_policy(policy, reference, out, reporter=reporter, **kwargs)
+    except Cancelled:
+        support.record_checkpoint(run_row, Stage.POLICY, out / "checkpoints")
+        raise
+    support.record_checkpoint(run_row, Stage.POLICY, out / "checkpoints")
+    last = result.history[-1][1] if result.history else {}
+    summary = {k: v for k, v in last.items() if k in ("reward", "reward_std", "kl", "entropy", "loss", "train_loss")}
+    support.record_artifact(
+        run_row,
+        Artifact.Kind.POLICY,
+        "policy",
+        result.path,
+        {
+            "steps": result.steps,
+            "resumed_from_step": result.resumed_from_step,
+            "reference": reference,
+            "config": config.to_dict()["policy"],
+            **summary,
+        },
+    )
+    reporter.log(f"policy: {result.steps} steps done; saved to {result.path}")
+
