@@ -104,12 +104,43 @@ def run_import(prompt_set_id: int, location: str, options: dict, name: str = "",
             shutil.rmtree(cleanup, ignore_errors=True)
 
 
+def remove_stale_uploads(max_age_s: float = 24 * 3600) -> int:
+    """Delete upload folders older than ``max_age_s`` (imports that were never started); returns how many."""
+    removed, now = 0, time.time()
+    if not uploads_dir().is_dir():
+        return 0
+    for folder in uploads_dir().iterdir():
+        if folder.is_dir() and now - folder.stat().st_mtime > max_age_s:
+            shutil.rmtree(folder, ignore_errors=True)
+            removed += 1
+    return removed
+
+
+def import_job_lost(prompt_set: PromptSet) -> bool:
+    """True when a set is still ``importing`` but its job is gone from the queue or failed (a worker was
+    killed, or the embedded queue restarted): it will never finish and may be deleted."""
+    if prompt_set.status != PromptSet.Status.IMPORTING:
+        return False
+    job_id = (prompt_set.import_report or {}).get("job_id")
+    try:
+        job = Job.fetch(job_id, connection=get_queue("default").connection) if job_id else None
+    except NoSuchJobError:
+        return True
+    if job is None:
+        return True
+    status = str(getattr(job.get_status(refresh=True), "value", ""))
+    return status in ("failed", "stopped", "canceled")
+
+
 def import_progress(prompt_set: PromptSet) -> dict:
     """What the progress endpoint returns: ``status``, ``rows_read``, ``prompts``, ``expected``,
     ``fraction`` (0..1 or None), ``error`` (message or "")."""
     report = prompt_set.import_report or {}
-    data = {"status": prompt_set.status, "rows_read": report.get("rows_read", 0), "prompts": report.get("prompts", 0),
-            "expected": report.get("rows_read"), "fraction": None, "error": (report.get("error") or {}).get("message", "")}
+    data = {
+        "status": prompt_set.status, "rows_read": report.get("rows_read", 0), "prompts": report.get("prompts", 0),
+        "expected": report.get("rows_read"), "fraction": None,
+        "error": (report.get("error") or {}).get("message", ""),
+    }
     if prompt_set.status == PromptSet.Status.READY:
         data["fraction"] = 1.0
     if prompt_set.status != PromptSet.Status.IMPORTING:

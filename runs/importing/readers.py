@@ -210,7 +210,8 @@ class DataSource:
                         try:
                             raw.decode("utf-8")
                         except UnicodeDecodeError as exc:
-                            return number, f"not valid UTF-8 text (byte 0x{raw[exc.start]:02x} at column {exc.start + 1})"
+                            byte = raw[exc.start]
+                            return number, f"not valid UTF-8 text (byte 0x{byte:02x} at column {exc.start + 1})"
                         continue
                     problem, _ = _decode_json_line(raw)
                     if problem and problem != "blank":

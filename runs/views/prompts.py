@@ -8,9 +8,9 @@ import tempfile
 from pathlib import Path
 
 from django.contrib import messages
+from django.core.paginator import Paginator
 from django.db import transaction
 from django.db.models import Count, Q
-from django.core.paginator import Paginator
 from django.http import FileResponse, Http404, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.text import get_valid_filename
@@ -18,7 +18,7 @@ from django.views.decorators.http import require_POST
 
 from rlaif_site.roles import OPERATORS, has_role, role_required
 from runs.exporting import PreferenceFilters, preference_dataset, save_preferences, zip_folder
-from runs.import_jobs import enqueue_import, import_progress, uploads_dir
+from runs.import_jobs import enqueue_import, import_job_lost, import_progress, remove_stale_uploads, uploads_dir
 from runs.importing import BadInput, ImportOptions, open_source, preview
 from runs.models import PromptSet, ReferencePair, Run
 from runs.prompt_forms import ExportForm, ImportOptionsForm, UploadForm
@@ -30,7 +30,9 @@ PREVIEW_ROWS = 5
 def promptset_list(request):
     """Prompt sets with their size."""
     sets = PromptSet.objects.annotate(n_prompts=Count("prompts")).select_related("created_by")
-    return render(request, "runs/promptset_list.html", {"prompt_sets": sets, "can_import": has_role(request.user, OPERATORS)})
+    return render(
+        request, "runs/promptset_list.html", {"prompt_sets": sets, "can_import": has_role(request.user, OPERATORS)}
+    )
 
 
 @role_required(OPERATORS)
@@ -38,6 +40,7 @@ def promptset_import(request):
     """Step 1: upload a file (or a folder's files) or name a hub dataset."""
     form = UploadForm(request.POST or None, request.FILES or None)
     if request.method == "POST" and form.is_valid():
+        remove_stale_uploads()
         token = secrets.token_urlsafe(12)
         entry = {"set_name": form.cleaned_data["name"], "description": form.cleaned_data["description"]}
         if form.cleaned_data["hub_id"]:
@@ -80,7 +83,8 @@ def promptset_import_configure(request, token: str):
         if form is None:
             form = ImportOptionsForm(initial={**ImportOptionsForm.initial_from(ImportOptions().to_dict())})
             context["result"] = guessed = preview(source, None, n=PREVIEW_ROWS)
-            form = ImportOptionsForm(initial=ImportOptionsForm.initial_from({**ImportOptions().to_dict(), **guessed.suggested}))
+            initial = {**ImportOptions().to_dict(), **guessed.suggested}
+            form = ImportOptionsForm(initial=ImportOptionsForm.initial_from(initial))
         elif form.is_valid():
             options = form.to_options().validate()
             if action == "import":
@@ -118,10 +122,11 @@ def promptset_detail(request, pk: int):
     page = Paginator(prompt_set.prompts.all(), 50).get_page(request.GET.get("page"))
     report = prompt_set.import_report or {}
     return render(request, "runs/promptset_detail.html", {
+        "job_lost": import_job_lost(prompt_set),
         "ps": prompt_set, "counts": counts, "n_pairs": n_pairs, "page": page, "report": report,
         "error": (report.get("error") or {}).get("message", ""),
         "can_delete": has_role(request.user, OPERATORS) and not prompt_set.runs.exists()
-        and prompt_set.status != PromptSet.Status.IMPORTING,
+        and (prompt_set.status != PromptSet.Status.IMPORTING or import_job_lost(prompt_set)),
     })
 
 
@@ -138,7 +143,7 @@ def promptset_delete(request, pk: int):
     if prompt_set.runs.exists():
         messages.error(request, "Runs use this prompt set; it cannot be deleted.")
         return redirect("runs:promptset_detail", pk=pk)
-    if prompt_set.status == PromptSet.Status.IMPORTING:
+    if prompt_set.status == PromptSet.Status.IMPORTING and not import_job_lost(prompt_set):
         messages.error(request, "The import is still running.")
         return redirect("runs:promptset_detail", pk=pk)
     name = prompt_set.name

@@ -96,7 +96,8 @@ def test_over_long_prompt(tmp_path):
 def test_unknown_role(tmp_path):
     row = {"messages": [{"role": "user", "content": "hi"}, {"role": "robot", "content": "beep"},
                         {"role": "user", "content": "?"}]}
-    (tmp_path / "r.jsonl").write_text(json.dumps({"messages": [{"role": "user", "content": "ok"}]}) + "\n" + json.dumps(row) + "\n")
+    first = {"messages": [{"role": "user", "content": "ok"}]}
+    (tmp_path / "r.jsonl").write_text(json.dumps(first) + "\n" + json.dumps(row) + "\n")
     error = error_of(tmp_path / "r.jsonl", layout="messages")
     assert str(error) == (
         "r.jsonl, line 2, field 'messages[1].role': unknown role 'robot'; expected system, user or assistant"

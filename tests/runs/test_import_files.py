@@ -10,8 +10,7 @@ import time
 import datasets
 import pytest
 
-from runs.importing import BadInput, ImportOptions, import_prompt_set, open_source, preview
-from runs.importing import readers
+from runs.importing import BadInput, ImportOptions, import_prompt_set, open_source, preview, readers
 from runs.models import Prompt, PromptSet
 from runs.prompt_content import split_for
 

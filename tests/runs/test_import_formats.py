@@ -86,7 +86,9 @@ def test_hh_rejects_text_that_is_not_a_transcript():
     with pytest.raises(RowError) as info:
         parse_row({"chosen": "plain text", "rejected": "\n\nHuman: x\n\nAssistant: y"}, ImportOptions(layout="hh_rlhf"))
     assert info.value.field == "chosen"
-    assert hh_turns("\n\nHuman: a\n\nAssistant: b") == [{"role": "user", "content": "a"}, {"role": "assistant", "content": "b"}]
+    assert hh_turns("\n\nHuman: a\n\nAssistant: b") == [
+        {"role": "user", "content": "a"}, {"role": "assistant", "content": "b"}
+    ]
 
 
 def test_pairwise_votes_from_pandalm_integers_and_majority():
@@ -103,7 +105,8 @@ def test_pairwise_votes_from_pandalm_integers_and_majority():
 
 
 def test_vote_values_and_majority():
-    assert [vote_value(v) for v in (1, "2", 0, "Tie", "a", 2.0, None, "x")] == ["A", "B", "tie", "tie", "A", "B", None, None]
+    values = (1, "2", 0, "Tie", "a", 2.0, None, "x")
+    assert [vote_value(v) for v in values] == ["A", "B", "tie", "tie", "A", "B", None, None]
     assert majority(["A", "B"]) == "" and majority(["A", "A", "B"]) == "A" and majority([]) == ""
 
 

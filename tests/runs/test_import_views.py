@@ -39,7 +39,8 @@ def upload(client, name, content, set_name="Uploaded", **extra):
 
 def test_upload_preview_import_and_report(client, operator, data_dir, run_worker, django_capture_on_commit_callbacks):
     client.force_login(operator)
-    rows = [{"question": f"Question {i}?", "topic": "t"} for i in range(12)] + [{"question": "question 0?", "topic": "t"}]
+    rows = [{"question": f"Question {i}?", "topic": "t"} for i in range(12)]
+    rows.append({"question": "question 0?", "topic": "t"})  # a duplicate after normalisation
     configure = upload(client, "qs.jsonl", jsonl(rows))
     page = client.get(configure)
     assert page.status_code == 200
@@ -227,3 +228,26 @@ def test_import_command_hh_rlhf_with_reference_pairs(shared_data):
             call_command("import_prompts", "Anthropic/hh-rlhf", "--hub", stdout=out)
         finally:
             del os.environ["HF_HUB_OFFLINE"]
+
+
+def test_a_set_whose_import_job_is_gone_can_be_deleted(client, operator, queue_connection):
+    prompt_set = PromptSet.objects.create(name="Stuck", status="importing",
+                                          import_report={"job_id": "import-prompts-0"})
+    client.force_login(operator)
+    detail = client.get(reverse("runs:promptset_detail", args=[prompt_set.pk])).content.decode()
+    assert 'id="import-lost"' in detail
+    assert "job is gone" in client.get(reverse("runs:promptset_progress", args=[prompt_set.pk])).json()["error"]
+    client.post(reverse("runs:promptset_delete", args=[prompt_set.pk]))
+    assert not PromptSet.objects.filter(pk=prompt_set.pk).exists()
+
+
+def test_stale_uploads_are_removed(data_dir):
+    import os
+    import time
+
+    old, new = import_jobs.uploads_dir() / "old", import_jobs.uploads_dir() / "new"
+    old.mkdir(parents=True)
+    new.mkdir()
+    os.utime(old, (time.time() - 2 * 86400, time.time() - 2 * 86400))
+    assert import_jobs.remove_stale_uploads() == 1
+    assert not old.exists() and new.exists()

@@ -54,7 +54,8 @@ class Command(BaseCommand):
             base = ImportOptions(dataset_split=opts["dataset_split"], dataset_config=opts["dataset_config"])
             guessed = preview(source, base).suggested
             given = {f: opts[f] for f in (*_MAPPING_FLAGS, "vote_columns") if opts.get(f) is not None}
-            mapping = {**guessed, **given} if "layout" not in given or given["layout"] == guessed.get("layout") else given
+            same_layout = "layout" not in given or given["layout"] == guessed.get("layout")
+            mapping = {**guessed, **given} if same_layout else given
             options = ImportOptions(
                 **mapping,
                 pair_source=opts["pair_source"], keep_reference_pairs=not opts["no_reference_pairs"],
@@ -84,7 +85,8 @@ class Command(BaseCommand):
             f"{report['skipped_count']} bad rows skipped, {report['seconds']:.1f} s."
         )
         for item in report["skipped"]:
-            self.stdout.write(f"  skipped {item['unit']} {item['row']}: {item['field'] + ': ' if item['field'] else ''}{item['error']}")
+            field = f"{item['field']}: " if item["field"] else ""
+            self.stdout.write(f"  skipped {item['unit']} {item['row']}: {field}{item['error']}")
         for item in report["warnings"][:20]:
             self.stdout.write(f"  note, {item['unit']} {item['row']}: {item['warning']}")
 
@@ -101,4 +103,5 @@ class Command(BaseCommand):
         self.stdout.write(f"Mapping: layout={options.layout}, columns: {', '.join(columns)}")
         for item in result.parsed:
             head = f"{source.unit} {item['row']}: "
-            self.stdout.write(head + (f"ERROR {item['error']}" if item["error"] else " ".join(item["text"].split())[:200]))
+            shown = f"ERROR {item['error']}" if item["error"] else " ".join(item["text"].split())[:200]
+            self.stdout.write(head + shown)
