@@ -47,6 +47,11 @@ def test_launch_offline_demo_watch_progress_and_charts(page, studio, demo_models
     page.goto(f"{studio.url}/")
     page.click("text=Launch a run")
 
+    # Presets fill the form: "single GPU" leaves the hub ids to the user, with examples as placeholders.
+    page.select_option("select[name=preset]", "single-gpu")
+    assert page.input_value("input[name=generation__model]") == ""
+    assert page.get_attribute("input[name=generation__model]", "placeholder") == "Qwen/Qwen2.5-1.5B-Instruct"
+    assert page.input_value("select[name=judge__backend]") == "openai"
     # The form: the offline demo preset, fewer prompts, a reduced stage selection.
     page.select_option("select[name=preset]", "offline-demo")
     assert page.input_value("input[name=generation__model]") == "demo://policy"
