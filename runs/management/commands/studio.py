@@ -64,7 +64,8 @@ class Command(BaseCommand):
         ]
         try:
             if options["no_worker"]:
-                web.join()
+                while web.is_alive():  # a timed join lets Ctrl-C through
+                    web.join(0.5)
             else:
                 connections.close_all()  # a forking worker must not share the parent's DB connections
                 worker = django_rq.get_worker(*queue_names())
