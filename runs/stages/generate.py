@@ -36,7 +36,7 @@ def run(stage_run, reporter) -> None:
     if config.source == "reference_pairs":
         from runs.reference_pairs import materialise_reference_pairs
 
-        result = materialise_reference_pairs(run_row)
+        result = materialise_reference_pairs(run_row, max_prompts=config.max_prompts)
         reporter.log(f"generate: reference pairs materialised ({result})")
         return
     prompts = train_prompts(run_row, config)

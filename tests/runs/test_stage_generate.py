@@ -115,11 +115,26 @@ def test_no_train_prompts_is_a_clear_error():
 def test_reference_pairs_source_hands_over(monkeypatch):
     called = []
     module = types.ModuleType("runs.reference_pairs")
-    module.materialise_reference_pairs = lambda run: called.append(run.pk) or {"comparisons": 0}
+    module.materialise_reference_pairs = lambda run, **kwargs: called.append((run.pk, kwargs)) or {"comparisons": 0}
     monkeypatch.setitem(sys.modules, "runs.reference_pairs", module)
-    run, stage_run = _run({"source": "reference_pairs"})
+    run, stage_run = _run({"source": "reference_pairs", "max_prompts": 7})
     reporter = RecordingReporter()
     generate.run(stage_run, reporter)
-    assert called == [run.pk]
+    assert called == [(run.pk, {"max_prompts": 7})]
     assert Completion.objects.filter(run=run).count() == 0
     assert "reference pairs" in reporter.lines[-1]
+
+
+def test_reference_pairs_become_train_comparisons():
+    from runs.models import ReferencePair
+
+    run, stage_run = _run({"source": "reference_pairs"}, factories.make_prompt_set(3))
+    for prompt in run.prompt_set.prompts.all():
+        ReferencePair.objects.create(
+            prompt=prompt, response_a=f"good {prompt.index}", response_b="bad", human_choice="A"
+        )
+    generate.run(stage_run, NullReporter())
+    generate.run(stage_run, NullReporter())  # idempotent
+    comparisons = Comparison.objects.filter(run=run, purpose="train")
+    assert comparisons.count() == 3
+    assert sorted(comparisons.values_list("completion_a__text", flat=True)) == ["good 0", "good 1", "good 2"]
