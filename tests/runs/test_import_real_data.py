@@ -8,7 +8,9 @@ import json
 import pytest
 
 from runs.importing import ImportOptions, import_prompt_set, open_source, preview, split_hh_pair
-from runs.models import ReferencePair
+from runs.models import Comparison, ReferencePair
+from runs.reference_pairs import materialise_reference_pairs
+from tests import factories
 
 HH = "hh-rlhf/harmless-base/test.jsonl.gz"
 HH_NORMALIZED = "hh-rlhf/normalized/harmless-base_test.pairs.jsonl.gz"
@@ -104,3 +106,12 @@ def test_pandalm_pairs_import_with_three_votes_each(shared_data):
     assert odd.response_a.lower() == "true"
     labels = {c: pairs.filter(human_choice=c).count() for c in ("A", "B", "tie")}
     assert sum(labels.values()) == report["prompts"] and labels["B"] > labels["A"] > labels["tie"] > 0
+
+    # In a run, each pair becomes a comparison with the three annotators' labels.
+    run = factories.make_run(prompt_set=ps)
+    result = materialise_reference_pairs(run)
+    assert result.comparisons == report["prompts"] and result.human_labels == 3 * report["prompts"]
+    comparison = Comparison.objects.get(run=run, prompt__metadata__idx=0)
+    assert sorted(comparison.human_labels.values_list("external_annotator", "choice")) == [
+        ("pandalm:0", "B"), ("pandalm:1", "B"), ("pandalm:2", "B")
+    ]
