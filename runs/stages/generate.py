@@ -84,7 +84,10 @@ def train_prompts(run: Run, config: GenerationConfig) -> list[Prompt]:
 
 
 def policy_model_name(run: Run, config: GenerationConfig) -> str:
-    """The run's SFT model when its SFT stage saved one (still on disk), else ``config.model``."""
+    """The run's SFT model when its SFT stage saved one (still on disk), else ``config.model``; with the
+    openai backend always ``config.model`` (the name the endpoint serves)."""
+    if config.backend == "openai":
+        return config.model
     for sft in run.artifacts.filter(kind=Artifact.Kind.SFT_MODEL).order_by("-created_at"):
         if Path(sft.path).exists():
             return sft.path

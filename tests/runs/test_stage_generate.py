@@ -138,3 +138,18 @@ def test_reference_pairs_become_train_comparisons():
     comparisons = Comparison.objects.filter(run=run, purpose="train")
     assert comparisons.count() == 3
     assert sorted(comparisons.values_list("completion_a__text", flat=True)) == ["good 0", "good 1", "good 2"]
+
+
+def test_the_policy_is_the_sft_model_when_one_was_saved(tmp_path):
+    from runs.models import Artifact
+    from training.config import GenerationConfig
+
+    run, _ = _run({})
+    local = GenerationConfig(model="demo://policy")
+    assert generate.policy_model_name(run, local) == "demo://policy"
+    Artifact.objects.create(run=run, kind=Artifact.Kind.SFT_MODEL, name="gone", path=str(tmp_path / "gone"))
+    assert generate.policy_model_name(run, local) == "demo://policy"  # not on disk any more
+    Artifact.objects.create(run=run, kind=Artifact.Kind.SFT_MODEL, name="sft", path=str(tmp_path))
+    assert generate.policy_model_name(run, local) == str(tmp_path)
+    served = GenerationConfig(backend="openai", base_url="http://127.0.0.1:1/v1", model="served")
+    assert generate.policy_model_name(run, served) == "served"
