@@ -121,8 +121,8 @@ def cohen_kappa(
     index = {label: i for i, label in enumerate(LABELS)}
     cells = np.array([index[h] * len(LABELS) + index[a] for a, h in zip(ai, human, strict=True)])
     one_hot = np.eye(len(LABELS) ** 2)[cells]  # n × 9
-    weights = _resample_weights(n, resamples, seed)  # B × n
-    boot = _kappa_from_counts((weights @ one_hot).reshape(-1, len(LABELS), len(LABELS)))
+    k = len(LABELS)
+    boot = _bootstrap(n, resamples, seed, lambda weights: _kappa_from_counts((weights @ one_hot).reshape(-1, k, k)))
     return _with_percentiles(value, boot, n)
 
 
@@ -186,7 +186,7 @@ def krippendorff_alpha(
             reliability_data=matrix, level_of_measurement="nominal", value_domain=list(range(len(LABELS)))
         )
     )
-    boot = _alpha_from_unit_counts(unit_counts, _resample_weights(n_units, resamples, seed))
+    boot = _bootstrap(n_units, resamples, seed, lambda weights: _alpha_from_unit_counts(unit_counts, weights))
     return _with_percentiles(value, boot, n_units)
 
 
@@ -241,7 +241,7 @@ def calibration(
 
     totals = stacked.sum(axis=0)
     value = float(ece_of(totals))
-    boot = ece_of(_resample_weights(len(p), resamples, seed) @ stacked)
+    boot = _bootstrap(len(p), resamples, seed, lambda weights: ece_of(weights @ stacked))
     bins = [
         {
             "low": b / n_bins,
@@ -284,11 +284,29 @@ def position_consistency(flags: Sequence[bool | None]) -> Estimate:
     return proportion(sum(known), len(known))
 
 
+#: Bootstrap weights are made in blocks of at most this many cells (resamples × units), bounding memory.
+BLOCK_CELLS = 4_000_000
+
+
+def _bootstrap(n: int, resamples: int, seed: int, statistic) -> np.ndarray:
+    """Apply ``statistic`` (B × n weights → B values) to ``resamples`` bootstrap resamples of n units,
+    in blocks of at most :data:`BLOCK_CELLS` weights; the same seed gives the same resamples."""
+    block = max(1, BLOCK_CELLS // max(n, 1))
+    if resamples <= block:  # one block: shared (cached) by the statistics of one report
+        return statistic(_resample_weights(n, resamples, seed, 0))
+    return np.concatenate(
+        [
+            statistic(_resample_weights(n, min(block, resamples - start), seed, start))
+            for start in range(0, resamples, block)
+        ]
+    )
+
+
 @lru_cache(maxsize=4)
-def _resample_weights(n: int, resamples: int, seed: int) -> np.ndarray:
-    """B × n bootstrap weights: how often each unit is drawn in each resample of size n (drawn with
-    replacement). Cached (read-only): kappa, ECE and alignment of one report share their resamples."""
-    rng = np.random.default_rng(seed)
+def _resample_weights(n: int, resamples: int, seed: int, block: int) -> np.ndarray:
+    """``resamples`` × n bootstrap weights: how often each unit is drawn in each resample of size n (drawn
+    with replacement), for block number ``block`` of a seeded bootstrap. Read-only."""
+    rng = np.random.default_rng([seed, block])
     draws = rng.integers(0, n, size=(resamples, n))
     if n <= 256:  # one bincount over offset indices is fastest for small n, a row loop for large n
         flat = (draws + (np.arange(resamples) * n)[:, None]).ravel()

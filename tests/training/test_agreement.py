@@ -136,3 +136,12 @@ def test_wilson_bounds_stay_in_the_unit_interval_and_contain_the_estimate():
         estimate = agreement.proportion(k, 10)
         assert 0.0 <= estimate.low <= estimate.value <= estimate.high <= 1.0
     assert agreement.proportion(0, 10).low == 0.0 and agreement.proportion(10, 10).high == 1.0
+
+
+def test_bootstrap_in_blocks_gives_the_same_kind_of_interval(monkeypatch):
+    whole = agreement.cohen_kappa(AI * 10, HUMAN * 10, seed=5)
+    monkeypatch.setattr(agreement, "BLOCK_CELLS", 200)  # 80 units: blocks of 2 resamples
+    blocked = agreement.cohen_kappa(AI * 10, HUMAN * 10, seed=5)
+    assert blocked.value == whole.value
+    assert blocked.low == pytest.approx(whole.low, abs=0.08) and blocked.high == pytest.approx(whole.high, abs=0.08)
+    assert blocked == agreement.cohen_kappa(AI * 10, HUMAN * 10, seed=5)  # still reproducible
