@@ -44,9 +44,13 @@ def _run_url(run: Run) -> str:
         return reverse("runs:list")
 
 
-def _scope(request) -> str:
-    scope = request.GET.get("scope", "random")
-    return scope if scope in SCOPES else "random"
+def _scope(request, run: Run) -> str:
+    """The requested scope; by default the random stratum, or every labelled pair for a run without an
+    audit sample (e.g. judged reference pairs)."""
+    scope = request.GET.get("scope", "")
+    if scope in SCOPES:
+        return scope
+    return "random" if AuditItem.objects.filter(run=run).exists() else "labelled"
 
 
 def _gate_context(run: Run) -> dict:
@@ -93,7 +97,7 @@ def figure_rows(section: dict) -> list[dict]:
 def dashboard(request, run_id: int):
     """Agreement figures with 95% intervals, overall and per principle, for one scope; readable by everyone."""
     run = get_object_or_404(Run.objects.select_related("constitution_version__constitution"), pk=run_id)
-    scope = _scope(request)
+    scope = _scope(request, run)
     report = build_report(run, scope)
     can_label = has_role(request.user, AUDITORS)
     return render(
@@ -258,10 +262,10 @@ def disagreement_list(request, run_id: int):
     ``?format=csv`` or ``?format=jsonl`` downloads them."""
     run = get_object_or_404(Run, pk=run_id)
     scope = request.GET.get("scope", "all")
-    if scope == "all":
+    if scope == "all" and AuditItem.objects.filter(run=run).exists():
         rows = audit_rows(run, "random") + audit_rows(run, "uncertain")
     else:
-        scope = _scope(request)
+        scope = _scope(request, run) if scope != "all" else "labelled"
         rows = audit_rows(run, scope)
     sort = request.GET.get("sort", "confidence")
     items = sorted(disagreements(rows), key=SORTS.get(sort, SORTS["confidence"]))

@@ -270,3 +270,16 @@ def test_a_waiting_run_goes_on_once_its_audit_meets_the_gate(client, auditor, qu
     run.refresh_from_db()
     assert run.status == RunStatus.QUEUED and not run.gate_released
     assert run.stages.get(stage="reward_model").status == StageStatus.QUEUED
+
+
+def test_a_run_without_an_audit_sample_shows_its_labelled_reference_pairs(client, viewer):
+    run = factories.make_run(prompt_set=factories.make_prompt_set(n=1))
+    comparison = factories.make_comparison(run)
+    factories.make_judgment(comparison, p_a=0.9)
+    factories.make_label(comparison, "B", external_annotator="hh-rlhf:label")
+    client.force_login(viewer)
+    page = client.get(reverse("runs:audit_dashboard", args=[run.pk]))
+    assert page.context["scope"] == "labelled"
+    assert {r["name"]: r for r in page.context["overall_rows"]}["alignment"]["value"] == "0.0%"
+    listed = client.get(reverse("runs:audit_disagreements", args=[run.pk]))
+    assert [d["human_majority"] for d in listed.context["items"]] == ["B"]
