@@ -64,11 +64,11 @@ def build_demo_policy(out_dir: Path, reporter: Reporter | None = None, steps: in
     return _build(out_dir, corpus, examples, steps, n_positions=256, reporter=reporter, name="policy")
 
 
-def build_demo_judge(out_dir: Path, reporter: Reporter | None = None, steps: int = 40) -> Path:
+def build_demo_judge(out_dir: Path, reporter: Reporter | None = None, steps: int = 30) -> Path:
     """Build ``demo://judge`` into ``out_dir`` (replacing what is there). Returns ``out_dir``."""
     examples = judge_examples(demo_examples())
     corpus = [DEFAULT_TEMPLATE, *[m["content"] for e in examples for m in e.prompt], *EVASIVE]
-    return _build(out_dir, corpus, examples, steps, n_positions=1024, reporter=reporter, name="judge")
+    return _build(out_dir, corpus, examples, steps, n_positions=512, reporter=reporter, name="judge")
 
 
 def _build(out_dir, corpus, examples, steps, *, n_positions, reporter, name) -> Path:

@@ -12,6 +12,9 @@ from runs.stages import training_support as support
 from training.config import RunConfig
 from training.progress import Cancelled
 
+#: Metrics copied onto the policy artifact (their last logged value).
+SUMMARY_METRICS = ("reward", "reward_std", "kl", "entropy", "loss", "train_loss", "rewards/margins")
+
 
 def train_prompts(run, config: RunConfig) -> list:
     """The conversations RL samples rollouts for: the prompt set's train split (``generation.max_prompts``)."""
@@ -65,8 +68,9 @@ def run(stage_run, reporter) -> None:
         support.record_checkpoint(run_row, Stage.POLICY, out / "checkpoints")
         raise
     support.record_checkpoint(run_row, Stage.POLICY, out / "checkpoints")
-    last = result.history[-1][1] if result.history else {}
-    summary = {k: v for k, v in last.items() if k in ("reward", "reward_std", "kl", "entropy", "loss", "train_loss")}
+    summary = {}  # the last logged value of each headline metric
+    for _step, values in result.history:
+        summary.update({k: v for k, v in values.items() if k in SUMMARY_METRICS})
     support.record_artifact(
         run_row,
         Artifact.Kind.POLICY,

@@ -8,8 +8,8 @@ from transformers import AutoTokenizer
 
 from tests.training.tiny import tiny_lm
 from training.config import PolicyConfig
-from training.progress import Cancelled, RecordingReporter
 from training.policy import as_messages, dpo_dataset, prompt_dataset, train_policy
+from training.progress import Cancelled, RecordingReporter
 
 PROMPTS = [f"Question {i} about the sea?" for i in range(16)]
 TARGETS = set(range(100, 200))  # a third of the 300 token ids
@@ -65,7 +65,9 @@ def test_cancelled_rloo_resumes_from_its_checkpoint(policy_path, tmp_path):
     )
     stopper = RecordingReporter(stop_after=4)
     with pytest.raises(Cancelled):
-        train_policy(config, policy_path, tmp_path / "out", prompts=PROMPTS, reward_fn=target_fraction, reporter=stopper)
+        train_policy(
+            config, policy_path, tmp_path / "out", prompts=PROMPTS, reward_fn=target_fraction, reporter=stopper
+        )
     assert (tmp_path / "out" / "checkpoints" / "checkpoint-4").is_dir()
     assert not (tmp_path / "out" / "model").exists()
 

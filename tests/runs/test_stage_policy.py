@@ -1,0 +1,74 @@
+"""The policy stage: RLOO against the run's reward model (or DPO on its preferences), metrics in the
+database, a checkpoint on cancel, and a resume that continues the step count."""
+import pytest
+
+from runs.jobs import run_stage
+from runs.models import Artifact, MetricPoint, StageRun, StageStatus
+from runs.progress import DbReporter
+from runs.stages import policy as policy_stage
+from tests.runs.training_runs import labelled_run
+from tests.training.tiny import tiny_lm
+from training.progress import Cancelled
+
+pytestmark = pytest.mark.django_db
+
+POLICY = {"steps": 4, "batch_size": 4, "num_generations": 2, "max_new_tokens": 6, "checkpoint_every": 100}
+
+
+@pytest.fixture(scope="module")
+def lm(tmp_path_factory):
+    return str(tiny_lm(tmp_path_factory.mktemp("lm") / "lm", n_positions=128))
+
+
+class StopAtStep(DbReporter):
+    """A database reporter whose user presses cancel once ``step`` training steps are done."""
+
+    def __init__(self, stage_run, step: int) -> None:
+        super().__init__(stage_run, interval=0)
+        self.step = step
+
+    def should_stop(self) -> bool:
+        return self.stage_run.progress_done >= self.step
+
+
+def queued(run, stage):
+    stage_run = StageRun.objects.get(run=run, stage=stage)
+    StageRun.objects.filter(pk=stage_run.pk).update(status=StageStatus.QUEUED)
+    return stage_run
+
+
+@pytest.mark.slow
+def test_rloo_stage_cancels_with_a_checkpoint_and_resumes_from_it(lm):
+    run = labelled_run(lm, n=8, stages=("policy",), config={"policy": POLICY})
+    Artifact.objects.create(run=run, kind="reward_model", name="reward_model", path=lm)  # a (random) scorer
+    stage_run = StageRun.objects.get(run=run, stage="policy")
+
+    with pytest.raises(Cancelled):
+        policy_stage.run(stage_run, StopAtStep(stage_run, 2))
+    checkpoint = Artifact.objects.get(run=run, kind="checkpoint", name="policy")
+    assert checkpoint.metrics == {"step": 2} and checkpoint.path.endswith("checkpoint-2")
+    assert not Artifact.objects.filter(run=run, kind="policy").exists()
+
+    assert run_stage(queued(run, "policy").pk) == StageStatus.SUCCEEDED
+    tuned = Artifact.objects.get(run=run, kind="policy", name="policy")
+    assert tuned.metrics["steps"] == 4 and tuned.metrics["resumed_from_step"] == 2
+    assert tuned.metrics["reference"] == lm and "kl" in tuned.metrics
+    for name in ("reward", "reward_std", "kl", "entropy", "loss", "completions/mean_length"):
+        steps = list(MetricPoint.objects.filter(run=run, stage="policy", name=name).values_list("step", flat=True))
+        assert sorted(steps) == [1, 2, 3, 4], name
+    assert Artifact.objects.get(run=run, kind="checkpoint", name="policy").metrics == {"step": 4}
+
+
+def test_rloo_without_a_reward_model_fails_clearly(lm):
+    run = labelled_run(lm, n=4, stages=("policy",), config={"policy": POLICY})
+    with pytest.raises(ValueError, match="needs a trained reward model"):
+        run_stage(queued(run, "policy").pk)
+
+
+@pytest.mark.slow
+def test_dpo_stage_trains_on_the_ai_preferences(lm):
+    dpo = {"algorithm": "dpo", "steps": 3, "batch_size": 4}
+    run = labelled_run(lm, n=12, stages=("policy",), config={"policy": dpo})
+    assert run_stage(queued(run, "policy").pk) == StageStatus.SUCCEEDED
+    assert Artifact.objects.get(run=run, kind="policy").metrics["steps"] == 3
+    assert MetricPoint.objects.filter(run=run, stage="policy", name="rewards/margins").count() == 3
