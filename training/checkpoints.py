@@ -27,6 +27,18 @@ def checkpoint_step(path: str | Path | None) -> int:
     return int(Path(path).name.rsplit("-", 1)[-1])
 
 
+def context_length(model_path: str, default: int = 2048) -> int:
+    """The longest sequence the model at ``model_path`` takes (``n_positions`` / ``max_position_embeddings``)."""
+    from transformers import AutoConfig
+
+    config = AutoConfig.from_pretrained(model_path)
+    for name in ("n_positions", "max_position_embeddings", "n_ctx"):
+        value = getattr(config, name, None)
+        if isinstance(value, int) and value > 0:
+            return value
+    return default
+
+
 def trainer_kwargs(
     output_dir: Path | str,
     *,

@@ -21,7 +21,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from training.callbacks import ReporterCallback
-from training.checkpoints import checkpoint_step, last_checkpoint, trainer_kwargs
+from training.checkpoints import checkpoint_step, context_length, last_checkpoint, trainer_kwargs
 from training.config import PolicyConfig
 from training.progress import Cancelled, NullReporter, Reporter
 
@@ -198,7 +198,7 @@ def _dpo_trainer(config, policy_model, tokenizer, preferences, common, callback)
 
     if preferences is None or len(preferences) == 0:
         raise ValueError("dpo: no preference pairs to train on")
-    args = DPOConfig(**common, beta=max(config.beta, 1e-3), max_length=512)
+    args = DPOConfig(**common, beta=max(config.beta, 1e-3), max_length=min(1024, context_length(policy_model)))
     return DPOTrainer(
         model=policy_model,
         args=args,

@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from training.callbacks import ReporterCallback
-from training.checkpoints import checkpoint_step, last_checkpoint, trainer_kwargs
+from training.checkpoints import checkpoint_step, context_length, last_checkpoint, trainer_kwargs
 from training.config import SFTConfig
 from training.progress import Cancelled, NullReporter, Reporter
 
@@ -80,7 +80,8 @@ def train_sft(
         config: learning rate, epochs, batch size.
         max_steps: cap on optimizer steps (overrides ``config.epochs``).
         checkpoint_every: save a checkpoint every N steps under ``output_dir/checkpoints``; a re-run resumes.
-        max_length: longest tokenized example (longer ones are truncated by TRL).
+        max_length: longest tokenized example (longer ones are truncated by TRL); never more than the
+            model's context length.
 
     Raises:
         ValueError: no examples.
@@ -107,7 +108,7 @@ def train_sft(
             max_steps=max_steps,
             epochs=config.epochs,
         ),
-        max_length=max_length,
+        max_length=min(max_length, context_length(base_model)),
         completion_only_loss=True,
     )
     callback = ReporterCallback(reporter, "sft: training")
