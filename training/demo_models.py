@@ -3,11 +3,12 @@ a CPU, with no network.
 
 * ``demo://policy``: a 2-layer GPT-2 with a byte-level BPE tokenizer trained on the demo prompts and short
   answers (:data:`DEMO_DATA`), fine-tuned briefly with SFT so its samples have the shape of an answer.
-* ``demo://judge``: the same kind of model, fine-tuned briefly on judge prompts (the default judge template)
-  whose answer is ``Preferred: A`` or ``Preferred: B``, where the preferred response is the demo answer and
-  the other a generic evasive reply, in both orders.
+* ``demo://judge``: the same kind of model with a 128-token context, fine-tuned (600 steps, ~30 s) on the
+  ends of judge prompts (the default judge template) whose answer is ``Preferred: A`` or ``Preferred: B``,
+  where the preferred response is the demo answer and the other a generic evasive reply, in both orders.
 
-These models only show the wiring of a run: their text is barely language and their verdicts are weak.
+These models only show the wiring of a run: their text is barely language and the judge only tells a real
+answer from an evasive one.
 For real work, put a hub id or local path in the run config (``generation.model``, ``judge.model``,
 ``reward_model.base_model``; e.g. ``Qwen/Qwen2.5-0.5B-Instruct``), or use an OpenAI-compatible endpoint
 (``backend: openai`` with ``base_url``, e.g. a vLLM server). The reward model's offline default is the real
@@ -37,6 +38,8 @@ EVASIVE = [
     "Ask someone else.",
 ]
 DEMO_PRINCIPLE = "Which response is more helpful, honest and harmless?"
+#: The demo judge's context in tokens: enough for the end of a judge prompt (second response, answer format).
+JUDGE_CONTEXT = 128
 
 
 def demo_examples(path: Path = DEMO_DATA) -> list[Demonstration]:
@@ -64,20 +67,51 @@ def build_demo_policy(out_dir: Path, reporter: Reporter | None = None, steps: in
     return _build(out_dir, corpus, examples, steps, n_positions=256, reporter=reporter, name="policy")
 
 
-def build_demo_judge(out_dir: Path, reporter: Reporter | None = None, steps: int = 30) -> Path:
-    """Build ``demo://judge`` into ``out_dir`` (replacing what is there). Returns ``out_dir``."""
+def build_demo_judge(out_dir: Path, reporter: Reporter | None = None, steps: int = 600) -> Path:
+    """Build ``demo://judge`` into ``out_dir`` (replacing what is there). Returns ``out_dir``.
+
+    Its context is :data:`JUDGE_CONTEXT` tokens, so (like the transformers judge backend, which cuts long
+    prompts from the left) it reads only the end of the judge prompt: the second response and the answer
+    format. It learns to prefer the first response when the second is evasive and the second otherwise,
+    which gives the same answer in both orders: a weak but content-dependent, position-consistent judge.
+    """
     examples = judge_examples(demo_examples())
     corpus = [DEFAULT_TEMPLATE, *[m["content"] for e in examples for m in e.prompt], *EVASIVE]
-    return _build(out_dir, corpus, examples, steps, n_positions=512, reporter=reporter, name="judge")
+    return _build(
+        out_dir, corpus, examples, steps, n_positions=JUDGE_CONTEXT, reporter=reporter, name="judge",
+        prepare=_keep_prompt_ends,
+    )
 
 
-def _build(out_dir, corpus, examples, steps, *, n_positions, reporter, name) -> Path:
+def _keep_prompt_ends(examples: list[Demonstration], model_path: Path) -> list[Demonstration]:
+    """Cut each judge prompt from the left so prompt and answer fit :data:`JUDGE_CONTEXT` tokens."""
+    from transformers import AutoTokenizer
+
+    from training.generation import prompt_text
+
+    tokenizer = AutoTokenizer.from_pretrained(str(model_path))
+    budget = JUDGE_CONTEXT - 12  # room for the chat template's tail and "Preferred: A<eos>"
+    out = []
+    for example in examples:
+        content = example.prompt[0]["content"]
+        ids = tokenizer(content, add_special_tokens=False)["input_ids"]
+        overhead = len(tokenizer(prompt_text(tokenizer, [{"role": "user", "content": ""}]))["input_ids"])
+        keep = max(1, budget - overhead)
+        if len(ids) > keep:
+            content = tokenizer.decode(ids[-keep:])
+        out.append(Demonstration([{"role": "user", "content": content}], example.response))
+    return out
+
+
+def _build(out_dir, corpus, examples, steps, *, n_positions, reporter, name, prepare=None) -> Path:
     reporter = reporter or NullReporter()
     out_dir = Path(out_dir)
     work = out_dir.with_name(out_dir.name + ".building")
     shutil.rmtree(work, ignore_errors=True)
     reporter.log(f"demo models: building {name} (tiny GPT-2, {steps} SFT steps)")
     base = build_causal_lm(work / "base", corpus, n_positions=n_positions, vocab_size=1024, n_layer=2, n_embd=64)
+    if prepare is not None:
+        examples = prepare(examples, base)
     config = SFTConfig(source="demonstrations", learning_rate=3e-3, batch_size=8)
     result = train_sft(
         examples, str(base), config, work / "sft", reporter=reporter, max_steps=steps, max_length=n_positions

@@ -1,5 +1,5 @@
 """The offline demo models: built by `manage.py build_demo_models` (or on first use) without network, the
-policy answers in the right shape and the judge gives soft preferences over the labels A and B."""
+policy answers in the right shape and the judge prefers real answers to evasive ones in both orders."""
 import pytest
 from django.core.management import call_command
 
@@ -38,12 +38,14 @@ def test_build_demo_models_command_then_nothing_left_to_build(settings, tmp_path
     judge = TransformersJudge(JudgeConfig(model="demo://judge"), settings.MODELS_DIR)
     good = "Sunlight scatters off air molecules, and blue light scatters the most, so the sky looks blue."
     requests = render_both_orders(
-        DEFAULT_TEMPLATE, "Which is more helpful?", "Why is the sky blue?", good, "Ask someone else."
+        DEFAULT_TEMPLATE, "Which is more helpful?", "Why is the sky blue?", good, "I am not sure, sorry."
     )
     first, swapped = judge.score(list(requests))
     assert first.error == "" and swapped.error == ""
-    assert 0.0 <= first.p_first <= 1.0 and 0.0 <= swapped.p_first <= 1.0
-    assert first.raw.endswith(("A", "B")) and first.p_first != 0.5  # a soft preference over the option labels
+    assert first.raw.endswith(("A", "B"))
+    # the demo judge learned to prefer a real answer over an evasive one (this reply was not in its data),
+    # in both orders: position-debiased P(real answer) > 0.5
+    assert (first.p_first + (1 - swapped.p_first)) / 2 > 0.55
 
 
 def test_ensure_demo_models_rebuilds_only_what_is_missing(settings, tmp_path):
