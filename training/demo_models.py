@@ -123,6 +123,20 @@ def _build(out_dir, corpus, examples, steps, *, n_positions, reporter, name, pre
     return out_dir
 
 
+class _BuildReporter(NullReporter):
+    """Passes log lines and the stop request on, but not the builds' own training steps and metrics: a run
+    that builds the demo models on first use must not mix them into its stage's progress and charts."""
+
+    def __init__(self, reporter: Reporter) -> None:
+        self.reporter = reporter
+
+    def log(self, line: str) -> None:
+        self.reporter.log(line)
+
+    def should_stop(self) -> bool:
+        return self.reporter.should_stop()
+
+
 def missing_demo_models(models_dir: Path) -> list[str]:
     """The ``demo://`` names not yet built under ``models_dir``."""
     return [name for name in DEMO_MODELS if not (demo_path(name, models_dir) / "config.json").exists()]
@@ -139,7 +153,7 @@ def ensure_demo_models(models_dir: Path, reporter: Reporter | None = None, *, fo
     builders = {"demo://policy": build_demo_policy, "demo://judge": build_demo_judge}
     for done, name in enumerate(names):
         reporter.progress(done, len(names), f"building demo model {name}")
-        builders[name](demo_path(name, models_dir), reporter)
+        builders[name](demo_path(name, models_dir), _BuildReporter(reporter))
         reporter.log(f"demo models: {name} ready in {demo_path(name, models_dir)}")
     if names:
         reporter.progress(len(names), len(names), "demo models ready")

@@ -56,3 +56,23 @@ def test_ensure_demo_models_rebuilds_only_what_is_missing(settings, tmp_path):
     assert missing_demo_models(models_dir) == []
     (demo_path("demo://judge", models_dir) / "config.json").unlink()
     assert missing_demo_models(models_dir) == ["demo://judge"]
+
+
+def test_building_on_first_use_keeps_build_metrics_out_of_the_callers_reporter(tmp_path, monkeypatch):
+    import training.demo_models as demo
+
+    def fake_build(out_dir, reporter):
+        reporter.progress(5, 10, "sft step")
+        reporter.metric(5, {"loss": 1.0})
+        reporter.log("built")
+        out_dir.mkdir(parents=True)
+        (out_dir / "config.json").write_text("{}")
+        return out_dir
+
+    monkeypatch.setattr(demo, "build_demo_policy", fake_build)
+    monkeypatch.setattr(demo, "build_demo_judge", fake_build)
+    reporter = RecordingReporter()
+    assert ensure_demo_models(tmp_path, reporter) == list(DEMO_MODELS)
+    assert reporter.metrics == []
+    assert [c[:2] for c in reporter.progress_calls] == [(0, 2), (1, 2), (2, 2)]
+    assert reporter.lines.count("built") == 2
