@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 from training.config import GenerationConfig
 from training.generation import generate
@@ -78,7 +78,7 @@ def critique_and_revise(
         principles: dicts with ``name``, ``comparison``, ``critique_request``, ``revision_request``,
             ``weight``, ``enabled`` (empty requests fall back to :data:`DEFAULT_CRITIQUE` /
             :data:`DEFAULT_REVISION` built from the comparison question).
-        config: sampling settings (one sample per step is drawn whatever ``samples_per_prompt`` says).
+        config: sampling settings (one sample per step, whatever ``samples_per_prompt`` says).
 
     Returns:
         One :class:`Revision` per prompt, in order.
@@ -91,7 +91,6 @@ def critique_and_revise(
         raise ValueError(f"{len(prompts)} prompts but {len(indices)} indices")
     if not prompts:
         return []
-    config = replace(config, samples_per_prompt=2)  # generate() validates nothing, but keep K explicit below
     chosen = [sample_principle(principles, i, seed) for i in indices]
     conversations = [_messages(p) for p in prompts]
 

@@ -21,7 +21,7 @@ from django.conf import settings
 
 from runs.models import Artifact, ReferencePair, Split, Stage
 from runs.stages import training_support as support
-from training.config import RunConfig
+from training.config import GenerationConfig, RunConfig
 from training.modeling import resolve
 from training.progress import Cancelled, check_cancelled
 
@@ -69,7 +69,7 @@ def critique_revise_examples(run, prompts, config: RunConfig, base: str, reporte
     missing = [p for p in prompts if p.index not in done]
     principles = run.constitution_version.principle_dicts()
     generation = config.generation
-    sampling = type(generation)(
+    sampling = GenerationConfig(
         model=generation.model,
         max_new_tokens=config.sft.max_new_tokens,
         temperature=generation.temperature,
