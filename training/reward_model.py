@@ -53,8 +53,8 @@ def encode_pair(tokenizer, prompt: Conversation, response, max_length: int) -> l
     :data:`MIN_PROMPT_SHARE` of the budget. The prompt loses its *oldest* tokens first, so the last turn
     before the answer survives.
     """
-    p_ids = tokenizer(render_prompt(prompt), add_special_tokens=False)["input_ids"]
-    r_ids = tokenizer(" " + response_text(response).strip(), add_special_tokens=False)["input_ids"]
+    p_ids = tokenizer(render_prompt(prompt), add_special_tokens=False, verbose=False)["input_ids"]
+    r_ids = tokenizer(" " + response_text(response).strip(), add_special_tokens=False, verbose=False)["input_ids"]
     bert_style = tokenizer.cls_token_id is not None and tokenizer.sep_token_id is not None
     specials = 3 if bert_style else (1 if tokenizer.eos_token_id is not None else 0)
     budget = max(2, max_length - specials)
