@@ -18,7 +18,8 @@ def make_user(username: str | None = None, roles: tuple[str, ...] = (), **extra)
         username=username or f"user{next(_seq)}", password="pw-for-tests-123", **extra
     )
     if roles:
-        user.groups.set(Group.objects.filter(name__in=roles))
+        # get_or_create: transactional tests flush the tables, groups from the data migration included
+        user.groups.set([Group.objects.get_or_create(name=role)[0] for role in roles])
     return user
 
 
