@@ -13,7 +13,12 @@ Usage::
 
     python benchmarks/reward_model_hh_rlhf.py [--train 1200] [--eval 400] [--epochs 1] [--max-length 192]
 
-Runs on a CPU in minutes with the defaults (a GPU is used when present).
+Runs on a CPU in minutes with the defaults (a GPU is used when present). Measured on a shared 2-core CPU:
+
+* defaults (1200 train / 400 held out, 1 epoch, lr 3e-5): 57.0% held-out accuracy; majority 51.7%,
+  shorter reply 56.5%, untrained 52.8%; 75 steps in 277 s.
+* ``--train 1900 --epochs 2 --learning-rate 5e-5``: 62.3%; majority 50.5%, shorter reply 56.5%, untrained
+  49.0%; 238 steps in 946 s.
 """
 from __future__ import annotations
 
