@@ -118,7 +118,13 @@ class DataSource:
         if tolerant:
             yield from self._tolerant_batches(options)
             return
-        ds = self._dataset(options)
+        try:
+            # datasets reads the first block to infer features here, so a broken file can fail already
+            ds = self._dataset(options)
+        except BadInput:
+            raise
+        except Exception as exc:  # noqa: BLE001 - translated into a message naming the line
+            raise self.read_error(exc) from exc
         if options.shuffle:
             ds = ds.shuffle(seed=options.seed, buffer_size=SHUFFLE_BUFFER)
         iterator = iter(ds.iter(batch_size=options.batch_size))
