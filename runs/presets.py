@@ -62,19 +62,20 @@ PRESETS: dict[str, Preset] = {
             config={
                 "generation": {
                     "model": "demo://policy", "backend": "transformers", "samples_per_prompt": 2,
-                    "max_new_tokens": 32, "batch_size": 8, "pairing": "first", "max_prompts": 40,
+                    "max_new_tokens": 32, "batch_size": 8, "pairing": "first", "max_prompts": 200,
                 },
                 "judge": {
                     "backend": "transformers", "model": "demo://judge", "concurrency": 1,
                     "principle_sampling": "sample", "both_orders": True, "self_consistency": 1,
                     "chain_of_thought": False, "max_new_tokens": 32,
                 },
-                "reward_model": {"base_model": "minilm", "epochs": 1.0, "batch_size": 8, "max_length": 128},
+                "reward_model": {"base_model": "minilm", "epochs": 2.0, "batch_size": 8, "max_length": 128},
+                # the tiny demo policy needs a large step size to move visibly in 30 steps
                 "policy": {
-                    "algorithm": "rloo", "beta": 0.05, "learning_rate": 1e-5, "steps": 20, "batch_size": 4,
+                    "algorithm": "rloo", "beta": 0.05, "learning_rate": 5e-4, "steps": 30, "batch_size": 4,
                     "num_generations": 2, "max_new_tokens": 24, "checkpoint_every": 10,
                 },
-                "evaluation": {"max_prompts": 10, "max_new_tokens": 32},
+                "evaluation": {"max_prompts": 40, "max_new_tokens": 32},
             },
             stages=PIPELINE,
         ),

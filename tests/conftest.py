@@ -43,6 +43,24 @@ def shared_data() -> Path:
     return SHARED_DATA
 
 
+@pytest.fixture(scope="session")
+def demo_models_cache() -> Path:
+    """A models folder holding ``demo/{policy,judge}``, built once per checkout by the real builder
+    (:func:`training.demo_models.ensure_demo_models`) into ``var/test-cache`` and reused while the builder
+    and its data are unchanged. Copy ``<cache>/demo`` into a data directory's ``models/`` to use it."""
+    import hashlib
+
+    from training import demo_models, tiny_models
+
+    digest = hashlib.sha1()
+    for source in (demo_models.__file__, demo_models.DEMO_DATA, tiny_models.__file__):
+        digest.update(Path(source).read_bytes())
+    cache = REPO_ROOT / "var" / "test-cache" / f"demo-models-{digest.hexdigest()[:12]}"
+    if demo_models.missing_demo_models(cache):
+        demo_models.ensure_demo_models(cache)
+    return cache
+
+
 @pytest.fixture
 def chromium_path() -> str:
     """Debian's Chromium for Playwright tests; skipped where missing (a failure under CI)."""

@@ -7,7 +7,6 @@ there after a first demo run; the run itself generates and labels for real.
 """
 from __future__ import annotations
 
-import hashlib
 import re
 import shutil
 from pathlib import Path
@@ -23,21 +22,6 @@ pytestmark = [pytest.mark.browser, pytest.mark.slow]
 BROWSER_STAGES = ("generate", "label")
 PROMPTS = 8
 SCREENSHOT = REPO_ROOT / "docs" / "screenshots" / "run-page.png"
-
-
-@pytest.fixture(scope="session")
-def demo_models_cache() -> Path:
-    """``<cache>/demo/{policy,judge}`` built by :func:`training.demo_models.ensure_demo_models`, reused while
-    the builder and its data are unchanged."""
-    from training import demo_models, tiny_models
-
-    digest = hashlib.sha1()
-    for source in (demo_models.__file__, demo_models.DEMO_DATA, tiny_models.__file__):
-        digest.update(Path(source).read_bytes())
-    cache = REPO_ROOT / "var" / "test-cache" / f"demo-models-{digest.hexdigest()[:12]}"
-    if demo_models.missing_demo_models(cache):
-        demo_models.ensure_demo_models(cache)
-    return cache
 
 
 def test_launch_offline_demo_watch_progress_and_charts(page, studio, demo_models_cache):

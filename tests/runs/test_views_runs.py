@@ -76,7 +76,7 @@ def test_launch_page_is_prefilled_from_the_offline_demo_preset(client, operator,
     assert form.initial["judge__model"] == "demo://judge"
     assert form.initial["reward_model__base_model"] == "minilm"
     assert form.initial["policy__algorithm"] == "rloo"
-    assert form.initial["generation__max_prompts"] == 40
+    assert form.initial["generation__max_prompts"] == 200
     presets = json.loads(response.content.decode().split('id="launch-presets" type="application/json">')[1]
                          .split("</script>")[0])
     assert presets["single-gpu"]["values"]["generation__model"] == ""
