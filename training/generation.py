@@ -45,6 +45,7 @@ def load_causal_lm(name: str, models_dir: Path | None = None):
     path = resolve(name, models_dir)
     tokenizer = AutoTokenizer.from_pretrained(path)
     tokenizer.padding_side = "left"
+    tokenizer.truncation_side = "left"  # never cut the generation prompt at the end
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     model = AutoModelForCausalLM.from_pretrained(path)
@@ -63,6 +64,35 @@ def prompt_text(tokenizer, conversation: Conversation) -> str:
         for m in messages
     )
     return f"{turns}\n\nAssistant:"
+
+
+def fit_conversation(tokenizer, conversation: Conversation, max_tokens: int) -> Conversation:
+    """Shorten a prompt so that :func:`prompt_text` of it takes at most ``max_tokens`` tokens, keeping its end:
+    the oldest turns are dropped first (the last turn is always kept), then the start of the remaining first
+    turn's text is cut. Multi-turn prompts such as HH-RLHF's outgrow small models' context windows; the
+    final request is what the response must answer.
+
+    Args:
+        conversation: plain text or chat messages.
+        max_tokens: token budget for the prompt (the model's context minus the response length).
+    """
+    def length(conv) -> int:
+        return len(tokenizer(prompt_text(tokenizer, conv), add_special_tokens=False)["input_ids"])
+
+    if max_tokens <= 0 or length(conversation) <= max_tokens:
+        return conversation
+    messages = [{"role": "user", "content": conversation}] if isinstance(conversation, str) else list(conversation)
+    while len(messages) > 1 and length(messages) > max_tokens:
+        messages = messages[1:]
+        if messages[0]["role"] == "assistant" and len(messages) > 1:
+            messages = messages[1:]  # a conversation starts with the user or the system
+    if length(messages) > max_tokens:
+        first = dict(messages[0])
+        ids = tokenizer(first["content"], add_special_tokens=False)["input_ids"]
+        overflow = length(messages) - max_tokens
+        first["content"] = tokenizer.decode(ids[overflow + 1 :], skip_special_tokens=True)
+        messages = [first, *messages[1:]]
+    return messages[0]["content"] if isinstance(conversation, str) and len(messages) == 1 else messages
 
 
 def generate(
@@ -102,12 +132,13 @@ def generate(
     for start in range(0, len(prompts), config.batch_size):
         check_cancelled(reporter)
         batch = prompts[start : start + config.batch_size]
-        texts = [prompt_text(tokenizer, p) for p in batch]
+        budget = max_context - config.max_new_tokens
+        texts = [prompt_text(tokenizer, fit_conversation(tokenizer, p, budget)) for p in batch]
         encoded = tokenizer(
             texts,
             return_tensors="pt",
             padding=True,
-            truncation=True,
+            truncation=True,  # a backstop only: fit_conversation already kept the prompt in budget
             max_length=max(8, max_context - config.max_new_tokens),
             add_special_tokens=False,
         )

@@ -54,12 +54,17 @@ def as_messages(conversation: Conversation) -> list[dict[str, str]]:
     return [{"role": m["role"], "content": m["content"]} for m in conversation]
 
 
-def prompt_dataset(prompts: Sequence[Conversation], tokenizer):
+def prompt_dataset(prompts: Sequence[Conversation], tokenizer, max_prompt_tokens: int = 0):
     """A ``datasets.Dataset`` with a ``prompt`` column for RLOO/GRPO: chat messages when the tokenizer has
-    a chat template, else ``Human: …\\n\\nAssistant:`` text."""
+    a chat template, else ``Human: …\\n\\nAssistant:`` text. With ``max_prompt_tokens``, prompts are
+    shortened from the start to fit (TRL 1.x no longer truncates prompts; rollouts past the model's context
+    would fail)."""
     from datasets import Dataset
 
-    from training.generation import prompt_text
+    from training.generation import fit_conversation, prompt_text
+
+    if max_prompt_tokens:
+        prompts = [fit_conversation(tokenizer, p, max_prompt_tokens) for p in prompts]
 
     if getattr(tokenizer, "chat_template", None):
         return Dataset.from_dict({"prompt": [as_messages(p) for p in prompts]})
@@ -187,7 +192,9 @@ def _online_trainer(config, policy_model, tokenizer, prompts, reward_fn, common,
         model=policy_model,
         reward_funcs=reward_fn,
         args=args,
-        train_dataset=prompt_dataset(prompts, tokenizer),
+        train_dataset=prompt_dataset(
+            prompts, tokenizer, max_prompt_tokens=context_length(policy_model) - config.max_new_tokens
+        ),
         processing_class=tokenizer,
         callbacks=[callback],
     )
