@@ -51,18 +51,20 @@ class Command(BaseCommand):
 
         server = create_server(application, host=options["host"], port=options["port"], threads=options["threads"])
         web = threading.Thread(target=server.run, name="web", daemon=True)
-        web.start()
-        mode = "embedded queue" if settings.EMBEDDED_QUEUE else f"Redis at {settings.REDIS_URL}"
-        self.stdout.write(
-            self.style.SUCCESS(f"RLAIF Studio on http://{options['host']}:{options['port']}/ ({mode}). Ctrl-C stops.")
-        )
-        sys.stdout.flush()
-
-        extra = [
-            subprocess.Popen([sys.executable, "manage.py", "rqworker", *queue_names()], cwd=settings.BASE_DIR)
-            for _ in range(options["extra_workers"])
-        ]
-        try:
+        extra: list[subprocess.Popen] = []
+        try:  # from here on, Ctrl-C (even during start-up) stops everything cleanly
+            web.start()
+            extra = [
+                subprocess.Popen([sys.executable, "manage.py", "rqworker", *queue_names()], cwd=settings.BASE_DIR)
+                for _ in range(options["extra_workers"])
+            ]
+            mode = "embedded queue" if settings.EMBEDDED_QUEUE else f"Redis at {settings.REDIS_URL}"
+            self.stdout.write(
+                self.style.SUCCESS(
+                    f"RLAIF Studio on http://{options['host']}:{options['port']}/ ({mode}). Ctrl-C stops."
+                )
+            )
+            sys.stdout.flush()
             if options["no_worker"]:
                 while web.is_alive():  # a timed join lets Ctrl-C through
                     web.join(0.5)
