@@ -251,6 +251,7 @@ def progress_state(run: Run, stages: list[StageRun] | None = None) -> dict:
         "can_cancel": active and not run.cancel_requested,
         "can_resume": run.status in (RunStatus.FAILED, RunStatus.CANCELLED, RunStatus.WAITING),
         "waiting": run.status == RunStatus.WAITING,
+        "started_at": run.started_at.isoformat() if run.started_at else None,
         "finished_at": run.finished_at.isoformat() if run.finished_at else None,
         "stages": [_stage_state(s, now) for s in stages],
     }

@@ -8,11 +8,13 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 
@@ -107,3 +109,9 @@ def studio(tmp_path, chromium_path):
         proc.wait(timeout=60)
     except subprocess.TimeoutExpired:
         proc.kill()
+
+
+def install_demo_models(studio: Studio, cache: Path) -> None:
+    """Copy the cached demo models into ``studio``'s data directory, where a first demo run would have built
+    them (saves the build in tests that are not about it)."""
+    shutil.copytree(cache / "demo", Path(studio.env["STUDIO_DATA_DIR"]) / "models" / "demo", dirs_exist_ok=True)

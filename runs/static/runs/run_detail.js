@@ -45,6 +45,8 @@
     setHidden(document.getElementById("cancel-form"), !next.can_cancel);
     setHidden(document.getElementById("resume-form"), !next.can_resume);
     setHidden(document.getElementById("release-form"), !next.waiting);
+    const started = document.getElementById("run-started");
+    if (started && next.started_at) started.textContent = next.started_at.slice(0, 19).replace("T", " ");
     const finished = document.getElementById("run-finished");
     if (finished && next.finished_at) finished.textContent = next.finished_at.slice(0, 19).replace("T", " ");
     next.stages.forEach(function (s) { updateStage(s, next.active); });
