@@ -8,25 +8,20 @@ there after a first demo run; the run itself generates and labels for real.
 from __future__ import annotations
 
 import re
-import shutil
-from pathlib import Path
 
 import pytest
 
-from tests.browser.conftest import ADMIN_PASSWORD, login
-from tests.conftest import REPO_ROOT
+from tests.browser.conftest import ADMIN_PASSWORD, install_demo_models, login
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 #: Stages the test runs (the preset's others are unticked in the form to keep the test short).
 BROWSER_STAGES = ("generate", "label")
 PROMPTS = 8
-SCREENSHOT = REPO_ROOT / "docs" / "screenshots" / "run-page.png"
 
 
 def test_launch_offline_demo_watch_progress_and_charts(page, studio, demo_models_cache):
-    shutil.copytree(demo_models_cache / "demo", Path(studio.env["STUDIO_DATA_DIR"]) / "models" / "demo",
-                    dirs_exist_ok=True)
+    install_demo_models(studio, demo_models_cache)
     login(page, studio.url, "admin", ADMIN_PASSWORD)
     page.goto(f"{studio.url}/")
     page.click("text=Launch a run")
@@ -78,8 +73,6 @@ def test_launch_offline_demo_watch_progress_and_charts(page, studio, demo_models
                            timeout=15_000)
     page.wait_for_selector("#charts .js-plotly-plot", timeout=30_000)
     assert page.locator("#chart-judge_verdicts .js-plotly-plot, #chart-judge_verdicts.js-plotly-plot").count() == 1
-    SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SCREENSHOT), full_page=True)
 
     # The judged pairs with their verdicts.
     page.click("text=Browse pairs")
