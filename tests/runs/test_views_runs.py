@@ -108,7 +108,7 @@ def test_launch_creates_the_run_and_enqueues_its_first_stage(client, operator, v
     assert run.owner == operator and run.name == "my run"
     assert run.config["judge"]["concurrency"] == 3
     assert run.config["generation"]["model"] == "demo://policy"
-    assert run.config["policy"]["steps"] == 20
+    assert run.config["policy"]["steps"] == 30
     assert {s.stage: s.status for s in run.stages.all()} == {"generate": "queued", "label": "pending"}
 
 
@@ -255,6 +255,19 @@ def test_progress_json_with_counts(client, viewer, auditor):
     counts = client.get(reverse("runs:progress", args=[run.pk]), {"counts": 1}).json()["counts"]
     assert counts == {"completions": 6, "comparisons": 3, "judgments": 3, "failed": 1, "cost": 0.75,
                       "consistent": 1, "checked": 2, "human_labels": 1}
+
+
+def test_progress_json_with_counts_lists_artifacts_for_the_live_page(client, viewer):
+    from runs.models import Artifact
+
+    run = factories.make_run(stages=("reward_model",))
+    Artifact.objects.create(run=run, kind="reward_model", name="reward_model", path="/data/rm",
+                            metrics={"eval_accuracy": 0.75})
+    client.force_login(viewer)
+    state = client.get(reverse("runs:progress", args=[run.pk]), {"counts": 1}).json()
+    assert [(a["kind"], a["name"], a["path"], a["metrics"]) for a in state["artifacts"]] == [
+        ("Reward model", "reward_model", "/data/rm", {"eval_accuracy": 0.75})
+    ]
 
 
 @pytest.mark.django_db(transaction=True)

@@ -64,10 +64,49 @@
     put("cost", Number(counts.cost || 0).toFixed(2));
   }
 
+  // Rebuilds the artifacts table from the progress JSON (text only: paths and names are not HTML).
+  function renderArtifacts(list) {
+    const box = document.getElementById("artifacts");
+    if (!box || !list) return;
+    box.replaceChildren();
+    if (!list.length) {
+      const p = document.createElement("p");
+      p.className = "card muted";
+      p.textContent = "No artifacts yet.";
+      box.appendChild(p);
+      return;
+    }
+    const table = document.createElement("table");
+    const head = table.createTHead().insertRow();
+    ["Kind", "Name", "Path", "Metrics", "Created"].forEach(function (h) {
+      const th = document.createElement("th");
+      th.textContent = h;
+      head.appendChild(th);
+    });
+    const body = table.createTBody();
+    list.forEach(function (a) {
+      const row = body.insertRow();
+      row.insertCell().textContent = a.kind;
+      row.insertCell().textContent = a.name;
+      const code = document.createElement("code");
+      code.textContent = a.path;
+      row.insertCell().appendChild(code);
+      const pre = document.createElement("pre");
+      pre.className = "text";
+      pre.textContent = a.metrics && Object.keys(a.metrics).length ? JSON.stringify(a.metrics, null, 2) : "";
+      row.insertCell().appendChild(pre);
+      row.insertCell().textContent = a.created_at.slice(0, 16).replace("T", " ");
+    });
+    box.appendChild(table);
+  }
+
   function loadCounts() {
     return fetch(timeline.dataset.progressUrl + "?counts=1", { credentials: "same-origin" })
       .then(function (r) { return r.json(); })
-      .then(function (data) { if (data.counts) renderCounts(data.counts); })
+      .then(function (data) {
+        if (data.counts) renderCounts(data.counts);
+        renderArtifacts(data.artifacts);
+      })
       .catch(function (err) { console.error("counts", err); });
   }
 
