@@ -135,7 +135,8 @@ def test_import_launch_watch_audit_export(page, studio, shared_data, demo_models
     assert int(_figure_n(page)) > n_before
 
     # 5. Export the preference dataset (TRL's prompt/chosen/rejected) and read the download.
-    page.goto(f"{run_url}/preferences/export/")
+    page.goto(run_url)
+    page.get_by_role("link", name="Export preferences").click()
     page.click("text=Count rows")
     shown = int(page.locator("#export-count b").inner_text())
     assert shown > 0
