@@ -93,3 +93,14 @@ class Judge(Protocol):
         """Score rendered prompts; returns one :class:`OrderResult` per request, in order. Never raises for
         a single failed call: the failure is returned in ``OrderResult.error``."""
         ...
+
+
+def load_on_device(loader, name: str, models_dir):
+    """Load ``(model, tokenizer)`` with ``loader(name, models_dir)`` and move the model to the GPU when one is
+    present (local judges run on the worker's accelerator; CPU otherwise)."""
+    import torch
+
+    model, tokenizer = loader(name, models_dir)
+    if torch.cuda.is_available():
+        model.to("cuda")
+    return model, tokenizer

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from training.config import JudgeConfig
 from training.judge_prompt import JudgeRequest, format_conversation
-from training.judges.base import OrderResult
+from training.judges.base import OrderResult, load_on_device
 from training.modeling import resolve
 
 
@@ -80,11 +80,7 @@ class RewardModelJudge:
         self.config = config
         self.judge_id = judge_id_for(config)
         if model is None or tokenizer is None:
-            import torch
-
-            model, tokenizer = load_reward_model(config.model, models_dir)
-            if torch.cuda.is_available():
-                model.to("cuda")
+            model, tokenizer = load_on_device(load_reward_model, config.model, models_dir)
         self.model, self.tokenizer = model, tokenizer
         self.tokenizer.truncation_side = "left"
         self.tokenizer.padding_side = "right"  # positions start at 0 in every row; the model pools the last real token

@@ -17,7 +17,7 @@ from pathlib import Path
 from training.config import JudgeConfig
 from training.generation import load_causal_lm, prompt_text
 from training.judge_prompt import VERDICT_PREFIX, JudgeRequest
-from training.judges.base import OrderResult
+from training.judges.base import OrderResult, load_on_device
 
 
 def label_token_ids(tokenizer, label: str) -> list[int]:
@@ -65,11 +65,7 @@ class TransformersJudge:
         self.config = config
         self.judge_id = judge_id_for(config)
         if model is None or tokenizer is None:
-            import torch
-
-            model, tokenizer = load_causal_lm(config.model, models_dir)
-            if torch.cuda.is_available():
-                model.to("cuda")
+            model, tokenizer = load_on_device(load_causal_lm, config.model, models_dir)
         self.model, self.tokenizer = model, tokenizer
         self.tokenizer.padding_side = "left"
         self.tokenizer.truncation_side = "left"
