@@ -33,7 +33,8 @@ class VersionForm(forms.Form):
     base_version = forms.IntegerField(required=False, widget=forms.HiddenInput)
 
     def clean_judge_template(self) -> str:
-        template = self.cleaned_data["judge_template"]
+        # browsers submit textareas with CRLF line ends: normalise so unchanged content hashes the same
+        template = self.cleaned_data["judge_template"].replace("\r\n", "\n")
         problem = validation.template_error(template)
         if problem:
             raise forms.ValidationError(problem)
@@ -202,7 +203,8 @@ class PreviewForm(forms.Form):
         return self.fields["prompt"].queryset[: self.PROMPT_CHOICES_LIMIT]
 
     def clean_judge_template(self) -> str:
-        template = self.cleaned_data["judge_template"]
+        # browsers submit textareas with CRLF line ends: normalise so unchanged content hashes the same
+        template = self.cleaned_data["judge_template"].replace("\r\n", "\n")
         problem = validation.template_error(template) if template.strip() else None
         if problem:
             raise forms.ValidationError(problem)

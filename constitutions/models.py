@@ -85,6 +85,10 @@ def content_hash(judge_template: str, few_shot_examples: Sequence[Mapping], prin
     return hashlib.sha256(blob.encode("utf-8")).hexdigest()
 
 
+def _lf(text: str) -> str:
+    return text.replace("\r\n", "\n").replace("\r", "\n")
+
+
 class ConstitutionVersionQuerySet(models.QuerySet):
     @transaction.atomic
     def create_version(
@@ -114,6 +118,12 @@ class ConstitutionVersionQuerySet(models.QuerySet):
             VersionConflict: ``check_conflict`` and a newer version exists.
             judge_prompt.TemplateError: the template has unknown or missing placeholders.
         """
+        # Text from browsers arrives with CRLF line ends; content (and its hash) uses LF only.
+        judge_template = _lf(judge_template)
+        principles = [
+            {**p, **{f: _lf(p[f]) for f in ("comparison", "critique_request", "revision_request") if p.get(f)}}
+            for p in principles
+        ]
         judge_prompt.validate_template(judge_template)
         # Lock the constitution row so two concurrent saves get consecutive numbers, not a crash.
         Constitution.objects.select_for_update().filter(pk=constitution.pk).first()

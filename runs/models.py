@@ -221,7 +221,9 @@ class Completion(models.Model):
 
     class Meta:
         constraints = [
-            models.UniqueConstraint(fields=["run", "prompt", "source", "sample_index"], name="one_completion_per_sample")
+            models.UniqueConstraint(
+                fields=["run", "prompt", "source", "sample_index"], name="one_completion_per_sample"
+            )
         ]
 
 

@@ -1,4 +1,5 @@
 """training/ is plain Python: no module in it may import Django or the Django apps."""
+
 import ast
 from pathlib import Path
 
@@ -16,5 +17,7 @@ def test_training_imports_no_django():
                 names = [alias.name for alias in node.names]
             elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
                 names = [node.module]
-            offenders += [f"{path.relative_to(REPO_ROOT)}:{node.lineno} {n}" for n in names if n.split(".")[0] in FORBIDDEN]
+            offenders += [
+                f"{path.relative_to(REPO_ROOT)}:{node.lineno} {n}" for n in names if n.split(".")[0] in FORBIDDEN
+            ]
     assert offenders == []

@@ -25,6 +25,7 @@ from runs.models import (
     Completion,
     HumanLabel,
     Judgment,
+    MetricPoint,
     PromptSet,
     Run,
     RunStatus,
@@ -187,7 +188,15 @@ def run_detail(request, pk: int):
         "audit_url": _optional_url("runs:audit", run.pk) or _optional_url("runs:audit_dashboard", run.pk),
         "other_runs": other_runs,
         "config_json": run.config,
+        "evaluation": evaluation_summary(run),
     })
+
+
+def evaluation_summary(run: Run) -> dict | None:
+    """The evaluate stage's headline figures (win rate of the tuned policy over the reference with its 95%
+    interval, wins/ties/losses, mean reward-model score before and after), or None before it has run."""
+    values = dict(MetricPoint.objects.filter(run=run, stage="evaluate").values_list("name", "value"))
+    return values if "win_rate" in values else None
 
 
 def run_counts(run: Run) -> dict:

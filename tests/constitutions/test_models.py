@@ -41,7 +41,9 @@ def test_saved_version_and_principles_are_immutable():
 
 def test_stale_edit_is_refused_with_the_latest_version(author):
     v1 = factories.make_version(author=author)
-    v2, _ = ConstitutionVersion.objects.create_version(v1.constitution, author=author, principles=[factories.principle("A")])
+    v2, _ = ConstitutionVersion.objects.create_version(
+        v1.constitution, author=author, principles=[factories.principle("A")]
+    )
     with pytest.raises(VersionConflict) as info:
         ConstitutionVersion.objects.create_version(
             v1.constitution, author=author, principles=[factories.principle("B")], base_version=v1, check_conflict=True
@@ -69,5 +71,20 @@ def test_negative_weight_is_rejected_by_the_database():
 
 def test_template_with_unknown_placeholder_is_rejected():
     with pytest.raises(TemplateError) as info:
-        factories.make_version(judge_template="{principle} {conversation} {response_a} {response_b} {answer_format} {tone}")
+        factories.make_version(
+            judge_template="{principle} {conversation} {response_a} {response_b} {answer_format} {tone}"
+        )
     assert info.value.unknown == ["tone"]
+
+
+def test_crlf_line_ends_from_a_browser_do_not_make_a_new_version(author):
+    v1 = factories.make_version(author=author)
+    template = v1.judge_template.replace("\n", "\r\n")
+    principles = [{**p, "comparison": p["comparison"] + "\r\nBe strict."} for p in v1.principle_dicts()]
+    v2, created = ConstitutionVersion.objects.create_version(v1.constitution, author=author, principles=principles,
+                                                             judge_template=template)
+    assert created and "\r" not in v2.judge_template and v2.judge_template == v1.judge_template
+    again, created = ConstitutionVersion.objects.create_version(
+        v1.constitution, author=author, principles=principles, judge_template=template
+    )
+    assert not created and again == v2

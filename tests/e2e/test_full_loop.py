@@ -1,6 +1,7 @@
 """The whole RLAIF loop on real prompts, headless: HH-RLHF imported as it is, the starter constitution, the
 offline demo preset scaled down to tens of prompts, launched with `manage.py launch_run` and run by an RQ
 worker through every stage (generate → label → reward model → policy → evaluate)."""
+
 from __future__ import annotations
 
 import json
@@ -38,13 +39,24 @@ def _finite(values) -> bool:
 
 def test_demo_loop_on_hh_rlhf_prompts(shared_data, demo_models, run_worker, capsys):
     ensure_starter_data()
-    call_command("import_prompts", str(shared_data / "hh-rlhf" / "harmless-base" / "test.jsonl.gz"),
-                 name="HH-RLHF harmless-base test", layout="hh_rlhf")
     call_command(
-        "launch_run", preset="offline-demo", name="e2e", constitution=STARTER_NAME,
+        "import_prompts",
+        str(shared_data / "hh-rlhf" / "harmless-base" / "test.jsonl.gz"),
+        name="HH-RLHF harmless-base test",
+        layout="hh_rlhf",
+    )
+    call_command(
+        "launch_run",
+        preset="offline-demo",
+        name="e2e",
+        constitution=STARTER_NAME,
         prompt_set="HH-RLHF harmless-base test",
-        set=[f"generation.max_prompts={PROMPTS}", f"evaluation.max_prompts={EVAL_PROMPTS}",
-             f"policy.steps={RL_STEPS}", "policy.checkpoint_every=3"],
+        set=[
+            f"generation.max_prompts={PROMPTS}",
+            f"evaluation.max_prompts={EVAL_PROMPTS}",
+            f"policy.steps={RL_STEPS}",
+            "policy.checkpoint_every=3",
+        ],
     )
     run = Run.objects.get(name="e2e")
     assert run.status == RunStatus.QUEUED
@@ -96,7 +108,9 @@ def test_demo_loop_on_hh_rlhf_prompts(shared_data, demo_models, run_worker, caps
     evaluation = dict(MetricPoint.objects.filter(run=run, stage="evaluate").values_list("name", "value"))
     assert 0 <= evaluation["win_rate_low"] <= evaluation["win_rate"] <= evaluation["win_rate_high"] <= 1
     assert evaluation["eval_comparisons"] == EVAL_PROMPTS
-    assert set(Completion.objects.filter(run=run, source="eval_tuned").values_list("prompt__split", flat=True)) == {"eval"}
+    assert set(Completion.objects.filter(run=run, source="eval_tuned").values_list("prompt__split", flat=True)) == {
+        "eval"
+    }
     report = json.loads(Path(Artifact.objects.get(run=run, kind="report").path).read_text())
     assert report["win_rate"]["rate"] == pytest.approx(evaluation["win_rate"])
 

@@ -1,5 +1,6 @@
 """Jobs go through django-rq and a real RQ worker, on whichever queue the environment configures
 (Redis with REDIS_URL, the embedded queue without)."""
+
 import pytest
 from django.conf import settings
 
@@ -53,7 +54,9 @@ def test_run_stages_execute_in_order_and_record_progress(stages, run_worker):
         assert (stage_run.progress_done, stage_run.progress_total) == (5, 5)
         assert stage_run.job_id == f"run-{run.pk}-{stage_run.stage}"
         assert "counted" in stage_run.log_tail
-    losses = list(MetricPoint.objects.filter(run=run, stage="label", name="loss").order_by("step").values_list("value", flat=True))
+    losses = list(
+        MetricPoint.objects.filter(run=run, stage="label", name="loss").order_by("step").values_list("value", flat=True)
+    )
     assert losses == pytest.approx([1.0, 0.5, 1 / 3, 0.25, 0.2])
 
 

@@ -16,7 +16,9 @@ def test_one_completion_per_prompt_and_sample_index():
     run = factories.make_run()
     prompt = run.prompt_set.prompts.first()
     m.Completion.objects.create(run=run, prompt=prompt, sample_index=0, text="x", model="tiny")
-    _raises_integrity(lambda: m.Completion.objects.create(run=run, prompt=prompt, sample_index=0, text="y", model="tiny"))
+    _raises_integrity(
+        lambda: m.Completion.objects.create(run=run, prompt=prompt, sample_index=0, text="y", model="tiny")
+    )
 
 
 def test_one_judgment_per_comparison_principle_and_judge():

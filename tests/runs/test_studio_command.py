@@ -1,4 +1,5 @@
 """`manage.py studio`: the start-up path a newcomer runs (migrate, starter data, serve, worker, Ctrl-C)."""
+
 import os
 import signal
 import socket
@@ -77,7 +78,12 @@ def test_studio_starts_serves_and_second_start_adds_no_starter_data(tmp_path):
     with sqlite3.connect(db) as conn:
         counts = [
             conn.execute(f"select count(*) from {table}").fetchone()[0]
-            for table in ("auth_user", "constitutions_constitution", "constitutions_constitutionversion", "runs_promptset")
+            for table in (
+                "auth_user",
+                "constitutions_constitution",
+                "constitutions_constitutionversion",
+                "runs_promptset",
+            )
         ]
         groups = {row[0] for row in conn.execute("select name from auth_group")}
     assert counts == [1, 1, 1, 1]
@@ -89,7 +95,11 @@ def test_extra_workers_need_redis(tmp_path):
     env.pop("REDIS_URL", None)
     proc = subprocess.run(
         [sys.executable, "manage.py", "studio", "--extra-workers", "2"],
-        cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=120,
+        cwd=REPO_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert proc.returncode != 0
     assert "--extra-workers needs REDIS_URL" in proc.stderr

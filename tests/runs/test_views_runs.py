@@ -312,3 +312,16 @@ def test_release_gate_button_lets_a_waiting_run_go_on(client, tx_operator, queue
     client.post(reverse("runs:release_gate", args=[run.pk]))
     run.refresh_from_db()
     assert run.gate_released and run.stages.get().status == StageStatus.QUEUED
+
+
+def test_run_page_shows_the_evaluation_summary(client, viewer):
+    from runs.models import MetricPoint
+
+    run = factories.make_run(stages=("evaluate",))
+    for name, value in {"win_rate": 0.625, "win_rate_low": 0.4, "win_rate_high": 0.8, "wins": 5, "ties": 0,
+                        "losses": 3, "reward_reference_mean": -0.1, "reward_tuned_mean": 0.25}.items():
+        MetricPoint.objects.create(run=run, stage="evaluate", step=0, name=name, value=value)
+    client.force_login(viewer)
+    html = client.get(reverse("runs:detail", args=[run.pk])).content.decode()
+    assert "62%" in html and "95% CI 40%–80%" in html
+    assert "5 / 0 / 3" in html and "-0.100 → 0.250" in html

@@ -5,6 +5,7 @@ interrupted, then serves the site (waitress, in a thread) while a worker consume
 (RQ installs signal handlers there). Ctrl-C stops both: a running stage stops at its next safe point and
 resumes at the next start.
 """
+
 from __future__ import annotations
 
 import subprocess
@@ -94,7 +95,9 @@ class Command(BaseCommand):
                     )
                 )
             else:
-                self.stdout.write(f"Created admin account '{report.admin_username}' (password from STUDIO_ADMIN_PASSWORD).")
+                self.stdout.write(
+                    f"Created admin account '{report.admin_username}' (password from STUDIO_ADMIN_PASSWORD)."
+                )
         if report.constitution_created:
             self.stdout.write("Created the starter constitution.")
         if report.prompt_set_created:
