@@ -39,7 +39,10 @@
     var figures = JSON.parse(data.textContent);
     Object.keys(figures).forEach(function (id) {
       var el = document.getElementById(id);
-      if (el) window.Plotly.newPlot(el, figures[id].data, figures[id].layout, { responsive: true, displaylogo: false });
+      if (el) window.Plotly.newPlot(el, figures[id].data, Object.assign({}, figures[id].layout, {
+        xaxis: Object.assign({ automargin: true }, figures[id].layout.xaxis),
+        yaxis: Object.assign({ automargin: true }, figures[id].layout.yaxis),
+      }), { responsive: true, displaylogo: false });
     });
   }
 })();

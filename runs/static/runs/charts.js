@@ -16,6 +16,18 @@
     return div;
   }
 
+  // Long tick labels (principle names) and axis titles get the room they need instead of being clipped.
+  function withAutomargins(layout) {
+    const out = Object.assign({}, layout);
+    ["xaxis", "yaxis"].forEach(function (axis) { out[axis] = Object.assign({ automargin: true }, layout[axis]); });
+    return out;
+  }
+
+  // Charts drawn inside a closed <details> have no width yet: size them when it opens.
+  document.addEventListener("toggle", function (ev) {
+    if (ev.target.open) ev.target.querySelectorAll(".js-plotly-plot").forEach(function (div) { Plotly.Plots.resize(div); });
+  }, true);
+
   function draw(container, data) {
     const more = document.getElementById("charts-more");
     const moreBox = document.getElementById("more-charts");
@@ -25,7 +37,7 @@
       const parent = panel.group === "more" && more ? more : container;
       const div = panelDiv(parent, panel.id);
       seen.add(div.id);
-      Plotly.react(div, panel.figure.data, panel.figure.layout, config);
+      Plotly.react(div, panel.figure.data, withAutomargins(panel.figure.layout), config);
     });
     document.querySelectorAll(".chart").forEach(function (div) {
       if (!seen.has(div.id)) { Plotly.purge(div); div.remove(); }
