@@ -103,3 +103,18 @@ def test_extra_workers_need_redis(tmp_path):
     )
     assert proc.returncode != 0
     assert "--extra-workers needs REDIS_URL" in proc.stderr
+
+
+def test_port_in_use_is_a_one_line_error(tmp_path):
+    env = {**os.environ, "DATABASE_URL": f"sqlite:///{tmp_path / 'x.sqlite3'}", "STUDIO_DATA_DIR": str(tmp_path)}
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        proc = subprocess.run(
+            [sys.executable, "manage.py", "studio", "--port", str(port)],
+            cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=120,
+        )
+    assert proc.returncode != 0
+    assert f"cannot serve on 127.0.0.1:{port}" in proc.stderr and "--port" in proc.stderr
+    assert "Traceback" not in proc.stderr

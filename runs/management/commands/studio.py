@@ -50,7 +50,12 @@ class Command(BaseCommand):
         if recovered:
             self.stdout.write(f"Resumed {len(recovered)} interrupted stage(s): {', '.join(map(str, recovered))}")
 
-        server = create_server(application, host=options["host"], port=options["port"], threads=options["threads"])
+        try:
+            server = create_server(application, host=options["host"], port=options["port"], threads=options["threads"])
+        except OSError as exc:
+            raise CommandError(
+                f"cannot serve on {options['host']}:{options['port']} ({exc.strerror}); choose another with --port"
+            ) from exc
         web = threading.Thread(target=server.run, name="web", daemon=True)
         extra: list[subprocess.Popen] = []
         try:  # from here on, Ctrl-C (even during start-up) stops everything cleanly
