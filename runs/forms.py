@@ -107,6 +107,13 @@ def config_fields() -> list[tuple[str, str, forms.Field]]:
     return out
 
 
+class OptionalJSONField(forms.JSONField):
+    """A JSON field that shows an empty box, not ``null``, when it holds nothing."""
+
+    def prepare_value(self, value):
+        return "" if value is None else super().prepare_value(value)
+
+
 class LaunchForm(forms.Form):
     """Everything a run needs. ``cleaned_data["config"]`` is the validated, complete config dict."""
 
@@ -137,7 +144,7 @@ class LaunchForm(forms.Form):
         label="Audit gate: min AI labeler alignment", initial=0.0, required=False,
         help_text="…and this alignment (0–1).",
     )
-    extra_config = forms.JSONField(
+    extra_config = OptionalJSONField(
         required=False, label="Extra config (JSON, merged over the fields)",
         help_text='e.g. {"timeouts": {"policy": 7200}}', widget=forms.Textarea(attrs={"rows": 3}),
     )
