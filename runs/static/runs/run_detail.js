@@ -91,10 +91,19 @@
       const code = document.createElement("code");
       code.textContent = a.path;
       row.insertCell().appendChild(code);
-      const pre = document.createElement("pre");
-      pre.className = "text";
-      pre.textContent = a.metrics && Object.keys(a.metrics).length ? JSON.stringify(a.metrics, null, 2) : "";
-      row.insertCell().appendChild(pre);
+      const cell = row.insertCell();
+      const keys = a.metrics ? Object.keys(a.metrics) : [];
+      if (keys.length) {
+        const details = document.createElement("details");
+        const summary = document.createElement("summary");
+        summary.className = "muted";
+        summary.textContent = keys.length + " fields";
+        const pre = document.createElement("pre");
+        pre.className = "text";
+        pre.textContent = JSON.stringify(a.metrics, null, 2);
+        details.append(summary, pre);
+        cell.appendChild(details);
+      }
       row.insertCell().textContent = a.created_at.slice(0, 16).replace("T", " ");
     });
     box.appendChild(table);
