@@ -84,4 +84,7 @@ def run_stage(stage_run_id: int) -> str:
 
 
 def _finish(stage_run: StageRun, status: str, error: str = "") -> None:
-    StageRun.objects.filter(pk=stage_run.pk).update(status=status, finished_at=timezone.now(), error=error)
+    fields = {"status": status, "finished_at": timezone.now(), "error": error}
+    if status == StageStatus.SUCCEEDED:
+        fields["message"] = ""  # "generating…" and the like no longer describe a finished stage
+    StageRun.objects.filter(pk=stage_run.pk).update(**fields)

@@ -87,8 +87,8 @@ def format_seconds(seconds: float) -> str:
 
 @register.filter
 def percent(value: float | None, digits: int = 0) -> str:
-    """0.257 → "26%"; None → "—"."""
-    if value is None:
+    """0.257 → "26%"; None or a missing template variable ("") → "—"."""
+    if value is None or value == "":
         return "—"
     return f"{value * 100:.{int(digits)}f}%"
 

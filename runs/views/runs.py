@@ -277,6 +277,7 @@ def run_progress(request, pk: int):
     if request.GET.get("counts"):
         state["counts"] = {**run_counts(run),
                            "human_labels": HumanLabel.objects.filter(comparison__run=run).count()}
+        state["evaluation"] = evaluation_summary(run)
         state["artifacts"] = [
             {"kind": a.get_kind_display(), "name": a.name, "path": a.path, "metrics": a.metrics,
              "created_at": a.created_at.isoformat()}

@@ -102,6 +102,10 @@ def test_import_launch_watch_audit_export(page, studio, shared_data, demo_models
                            timeout=30_000)
     page.wait_for_selector("#chart-rm_accuracy .js-plotly-plot, #chart-rm_accuracy.js-plotly-plot")
     assert page.locator("#charts .js-plotly-plot").count() >= 3
+    # the evaluation summary and the artifacts appear without a reload once the run is done
+    page.wait_for_selector("#evaluation-section:not([hidden])")
+    assert "95% CI" in page.locator("#evaluation").inner_text()
+    assert page.locator("#artifacts tbody tr").count() >= 3
     SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SCREENSHOT), full_page=True)
 

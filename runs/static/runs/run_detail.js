@@ -109,12 +109,28 @@
     box.appendChild(table);
   }
 
+  // Shows the evaluate stage's headline figures once they exist (same text as the server renders).
+  function renderEvaluation(e) {
+    const section = document.getElementById("evaluation-section");
+    if (!section || !e) return;
+    const pct = function (x) { return Math.round(x * 100) + "%"; };
+    const put = function (key, text) { section.querySelector('[data-eval="' + key + '"]').textContent = text; };
+    put("win_rate", pct(e.win_rate));
+    put("interval", "95% CI " + pct(e.win_rate_low) + "–" + pct(e.win_rate_high));
+    put("outcomes", [e.wins, e.ties, e.losses].map(function (n) { return Math.round(n); }).join(" / "));
+    if (e.reward_reference_mean !== undefined) {
+      put("rewards", e.reward_reference_mean.toFixed(3) + " → " + e.reward_tuned_mean.toFixed(3));
+    }
+    section.hidden = false;
+  }
+
   function loadCounts() {
     return fetch(timeline.dataset.progressUrl + "?counts=1", { credentials: "same-origin" })
       .then(function (r) { return r.json(); })
       .then(function (data) {
         if (data.counts) renderCounts(data.counts);
         renderArtifacts(data.artifacts);
+        renderEvaluation(data.evaluation);
       })
       .catch(function (err) { console.error("counts", err); });
   }
