@@ -55,3 +55,11 @@ def test_login_page_is_public_and_has_csrf(client):
     response = client.get("/login/")
     assert response.status_code == 200
     assert b"csrfmiddlewaretoken" in response.content
+
+
+@pytest.mark.django_db
+def test_missing_page_is_the_site_404(client, viewer):
+    client.force_login(viewer)
+    response = client.get("/runs/999999/")
+    assert response.status_code == 404
+    assert b"There is nothing at this address" in response.content
