@@ -89,3 +89,33 @@ def trainer_kwargs(
     elif epochs is not None:
         kwargs["num_train_epochs"] = epochs
     return kwargs
+
+
+def train_resumable(trainer, checkpoints_dir: Path, callback, reporter, label: str):
+    """Run ``trainer.train`` from the last checkpoint in ``checkpoints_dir`` (if any), the way every stage
+    trains: no console printer (progress goes to ``reporter`` through ``callback``), resume logged, and a
+    cancel turned into :class:`training.progress.Cancelled` after the callback saved a checkpoint.
+
+    Args:
+        trainer: a ``transformers.Trainer`` (TRL trainers included) with ``callback`` registered.
+        callback: the :class:`training.callbacks.ReporterCallback` (its ``stopped`` flag says a cancel stopped it).
+        label: the stage's name in messages ("policy", "SFT", "reward model").
+
+    Returns:
+        ``(train_output, resumed_from)``: what ``trainer.train`` returned and the checkpoint path or None.
+
+    Raises:
+        training.progress.Cancelled: training was stopped on request.
+    """
+    from transformers import PrinterCallback
+
+    from training.progress import Cancelled
+
+    trainer.remove_callback(PrinterCallback)
+    resume = last_checkpoint(checkpoints_dir)
+    if resume:
+        reporter.log(f"{label}: resuming from {Path(resume).name}")
+    output = trainer.train(resume_from_checkpoint=resume)
+    if callback.stopped:
+        raise Cancelled(f"{label} training stopped on request; resume continues from the last checkpoint")
+    return output, resume

@@ -21,9 +21,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from training.callbacks import ReporterCallback
-from training.checkpoints import checkpoint_step, context_length, last_checkpoint, trainer_kwargs
+from training.checkpoints import checkpoint_step, context_length, train_resumable, trainer_kwargs
 from training.config import PolicyConfig
-from training.progress import Cancelled, NullReporter, Reporter
+from training.progress import NullReporter, Reporter
 
 Conversation = str | Sequence[Mapping[str, str]]
 RewardFn = Callable[..., list[float]]
@@ -122,7 +122,7 @@ def train_policy(
             ``batch_size`` not a multiple of ``num_generations``.
         training.progress.Cancelled: the reporter asked to stop (a checkpoint is saved first).
     """
-    from transformers import AutoTokenizer, PrinterCallback
+    from transformers import AutoTokenizer
 
     reporter = reporter or NullReporter()
     output_dir = Path(output_dir)
@@ -143,14 +143,7 @@ def train_policy(
         trainer = _dpo_trainer(config, policy_model, tokenizer, preferences, common, callback)
     else:
         trainer = _online_trainer(config, policy_model, tokenizer, prompts, reward_fn, common, callback)
-    trainer.remove_callback(PrinterCallback)
-
-    resume = last_checkpoint(output_dir / "checkpoints")
-    if resume:
-        reporter.log(f"policy: resuming from {Path(resume).name}")
-    trainer.train(resume_from_checkpoint=resume)
-    if callback.stopped:
-        raise Cancelled("policy training stopped on request; resume continues from the last checkpoint")
+    _, resume = train_resumable(trainer, output_dir / "checkpoints", callback, reporter, "policy")
 
     final = output_dir / "model"
     trainer.save_model(str(final))

@@ -17,9 +17,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from training.callbacks import ReporterCallback
-from training.checkpoints import last_checkpoint, trainer_kwargs
+from training.checkpoints import train_resumable, trainer_kwargs
 from training.config import RewardModelConfig
-from training.progress import Cancelled, NullReporter, Reporter
+from training.progress import NullReporter, Reporter
 
 Conversation = str | Sequence[Mapping[str, str]]
 #: Reward-model inputs keep at least this share of ``max_length`` for the prompt when the response is long.
@@ -139,7 +139,7 @@ def train_reward_model(
         ValueError: the training set is empty.
         training.progress.Cancelled: the reporter asked to stop (a checkpoint is saved first).
     """
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer, PrinterCallback
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
     from trl import RewardConfig, RewardTrainer
 
     reporter = reporter or NullReporter()
@@ -181,13 +181,7 @@ def train_reward_model(
         processing_class=tokenizer,
         callbacks=[callback],
     )
-    trainer.remove_callback(PrinterCallback)
-    resume = last_checkpoint(output_dir / "checkpoints")
-    if resume:
-        reporter.log(f"reward model: resuming from {Path(resume).name}")
-    train_output = trainer.train(resume_from_checkpoint=resume)
-    if callback.stopped:
-        raise Cancelled("reward model training stopped on request; resume continues from the last checkpoint")
+    train_output, resume = train_resumable(trainer, output_dir / "checkpoints", callback, reporter, "reward model")
 
     metrics: dict[str, float] = {
         "train_pairs": float(len(train_tok)),

@@ -12,9 +12,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from training.callbacks import ReporterCallback
-from training.checkpoints import checkpoint_step, context_length, last_checkpoint, trainer_kwargs
+from training.checkpoints import checkpoint_step, context_length, train_resumable, trainer_kwargs
 from training.config import SFTConfig
-from training.progress import Cancelled, NullReporter, Reporter
+from training.progress import NullReporter, Reporter
 
 Conversation = str | Sequence[Mapping[str, str]]
 CONFIG_FILE = "rlaif_sft.json"
@@ -87,7 +87,7 @@ def train_sft(
         ValueError: no examples.
         training.progress.Cancelled: the reporter asked to stop (a checkpoint is saved first).
     """
-    from transformers import AutoTokenizer, PrinterCallback
+    from transformers import AutoTokenizer
     from trl import SFTConfig as TRLSFTConfig
     from trl import SFTTrainer
 
@@ -119,13 +119,7 @@ def train_sft(
         processing_class=tokenizer,
         callbacks=[callback],
     )
-    trainer.remove_callback(PrinterCallback)
-    resume = last_checkpoint(output_dir / "checkpoints")
-    if resume:
-        reporter.log(f"sft: resuming from {Path(resume).name}")
-    trainer.train(resume_from_checkpoint=resume)
-    if callback.stopped:
-        raise Cancelled("SFT stopped on request; resume continues from the last checkpoint")
+    _, resume = train_resumable(trainer, output_dir / "checkpoints", callback, reporter, "sft")
     final = output_dir / "model"
     trainer.save_model(str(final))
     tokenizer.save_pretrained(str(final))
