@@ -44,6 +44,7 @@ LABELS = {
     "generation.samples_per_prompt": "Samples per prompt (K)",
     "generation.pairing": "Pairs formed from the samples",
     "generation.max_prompts": "Max prompts (0 = all)",
+    "generation.source": "Source (policy samples, or the set's imported reference pairs)",
     "generation.base_url": "Endpoint base URL (openai backend)",
     "generation.api_key_env": "API key environment variable",
     "generation.timeout_s": "Timeout (s)",

@@ -33,7 +33,8 @@ def uploads_dir() -> Path:
 
 
 def job_id_for(prompt_set: PromptSet) -> str:
-    return f"import-prompts-{prompt_set.pk}"
+    """The import's RQ job id, unique across databases sharing a Redis (:attr:`PromptSet.key`)."""
+    return f"import-prompts-{prompt_set.key}"
 
 
 def enqueue_import(

@@ -6,12 +6,17 @@ or a cancel continues where it stopped and never duplicates a row.
 """
 from __future__ import annotations
 
+import uuid
+
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
 from constitutions.models import ConstitutionVersion, Principle
+
+UID_HELP = ("Unique across databases: names the row's RQ jobs and artifact folders, so two databases that share "
+            "a Redis or a STUDIO_DATA_DIR never mix them up.")
 
 # --- Prompt sets ---------------------------------------------------------------------------------
 
@@ -29,12 +34,18 @@ class PromptSet(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     status = models.CharField(max_length=20, choices=Status.choices, default=Status.READY)
     import_report = models.JSONField(default=dict, blank=True)
+    uid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False, help_text=UID_HELP)
 
     class Meta:
         ordering = ["-created_at"]
 
     def __str__(self) -> str:
         return self.name
+
+    @property
+    def key(self) -> str:
+        """``<pk>-<first 8 hex digits of uid>``: names its import job, unique across databases."""
+        return f"{self.pk}-{self.uid.hex[:8]}"
 
 
 class Split(models.TextChoices):
@@ -143,6 +154,7 @@ class Run(models.Model):
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
+    uid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False, help_text=UID_HELP)
 
     objects = RunQuerySet.as_manager()
 
@@ -153,8 +165,15 @@ class Run(models.Model):
         return f"#{self.pk} {self.name}"
 
     @property
+    def key(self) -> str:
+        """``<pk>-<first 8 hex digits of uid>``: names the run's jobs and artifacts folder, unique across
+        databases (run #1 of a SQLite database and run #1 of a PostgreSQL one may share a data directory)."""
+        return f"{self.pk}-{self.uid.hex[:8]}"
+
+    @property
     def artifacts_dir(self):
-        return settings.ARTIFACTS_DIR / f"run-{self.pk}"
+        """``ARTIFACTS_DIR / run-<key>``: the run's models, checkpoints, datasets and reports."""
+        return settings.ARTIFACTS_DIR / f"run-{self.key}"
 
     def ordered_stages(self):
         """This run's StageRun rows in pipeline order."""

@@ -30,8 +30,9 @@ STALE_AFTER_SECONDS = 180
 
 
 def job_id_for(stage_run: StageRun) -> str:
-    """Deterministic RQ job id: one job per run stage, so a double enqueue cannot run it twice."""
-    return f"run-{stage_run.run_id}-{stage_run.stage}"
+    """Deterministic RQ job id: one job per run stage, so a double enqueue cannot run it twice; the run's
+    :attr:`~runs.models.Run.key` keeps runs of different databases on one Redis apart."""
+    return f"run-{stage_run.run.key}-{stage_run.stage}"
 
 
 def queue_name_for(run: Run, stage: str) -> str:

@@ -52,7 +52,7 @@ def test_run_stages_execute_in_order_and_record_progress(stages, run_worker):
     for stage_run in run.stages.all():
         assert stage_run.status == StageStatus.SUCCEEDED
         assert (stage_run.progress_done, stage_run.progress_total) == (5, 5)
-        assert stage_run.job_id == f"run-{run.pk}-{stage_run.stage}"
+        assert stage_run.job_id == f"run-{run.pk}-{run.uid.hex[:8]}-{stage_run.stage}"
         assert "counted" in stage_run.log_tail
     losses = list(
         MetricPoint.objects.filter(run=run, stage="label", name="loss").order_by("step").values_list("value", flat=True)

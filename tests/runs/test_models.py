@@ -1,3 +1,5 @@
+import uuid
+
 import pytest
 from django.db import IntegrityError, transaction
 
@@ -68,3 +70,30 @@ def test_prompt_set_in_use_cannot_be_deleted():
     run = factories.make_run()
     with pytest.raises(Exception, match="protected"):
         run.prompt_set.delete()
+
+
+def test_runs_of_two_databases_with_the_same_pk_get_their_own_folders_and_jobs(settings):
+    """Run #1 of a SQLite database and run #1 of a PostgreSQL one may share STUDIO_DATA_DIR and Redis."""
+    from runs import import_jobs, services
+
+    run = factories.make_run()
+    stage_run = run.stages.get()
+    folder, job_id = run.artifacts_dir, services.job_id_for(stage_run)
+    assert folder == settings.ARTIFACTS_DIR / f"run-{run.pk}-{run.uid.hex[:8]}"
+    assert job_id == f"run-{run.pk}-{run.uid.hex[:8]}-generate"
+
+    m.Run.objects.filter(pk=run.pk).update(uid=uuid.uuid4())  # the same pk, as in the other database
+    other = m.Run.objects.get(pk=run.pk)
+    assert other.artifacts_dir != folder and services.job_id_for(other.stages.get()) != job_id
+
+    prompt_set = run.prompt_set
+    first = import_jobs.job_id_for(prompt_set)
+    m.PromptSet.objects.filter(pk=prompt_set.pk).update(uid=uuid.uuid4())
+    assert import_jobs.job_id_for(m.PromptSet.objects.get(pk=prompt_set.pk)) != first
+
+
+def test_every_run_and_prompt_set_has_its_own_uid():
+    runs = [factories.make_run() for _ in range(3)]
+    assert len({r.uid for r in runs}) == 3
+    assert len({r.prompt_set.uid for r in runs}) == 3
+    _raises_integrity(lambda: m.Run.objects.filter(pk=runs[1].pk).update(uid=runs[0].uid))

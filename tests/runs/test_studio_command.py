@@ -22,14 +22,15 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _start(env, port):
+def _start(env, port, *args, preexec_fn=None):
     proc = subprocess.Popen(
-        [sys.executable, "manage.py", "studio", "--port", str(port)],
+        [sys.executable, "manage.py", "studio", "--port", str(port), *args],
         cwd=REPO_ROOT,
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
+        preexec_fn=preexec_fn,
     )
     lines = []
     deadline = time.monotonic() + 120
@@ -44,8 +45,8 @@ def _start(env, port):
     pytest.fail("studio did not start:\n" + "".join(lines))
 
 
-def _stop(proc) -> str:
-    proc.send_signal(signal.SIGINT)
+def _stop(proc, signum=signal.SIGINT) -> str:
+    proc.send_signal(signum)
     out, _ = proc.communicate(timeout=60)
     assert proc.returncode == 0, out
     return out
@@ -118,3 +119,20 @@ def test_port_in_use_is_a_one_line_error(tmp_path):
     assert proc.returncode != 0
     assert f"cannot serve on 127.0.0.1:{port}" in proc.stderr and "--port" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def _ignore_sigint():  # what a shell does to a job started with `&` from a script
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_web_only_studio_stops_cleanly_on_sigint_and_sigterm(tmp_path, signum):
+    env = {**os.environ, "DATABASE_URL": f"sqlite:///{tmp_path / 'x.sqlite3'}", "STUDIO_DATA_DIR": str(tmp_path)}
+    port = _free_port()
+    proc, _ = _start(env, port, "--no-worker", preexec_fn=_ignore_sigint)
+    try:
+        out = _stop(proc, signum)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert "Stopping…" in out and "Stopped." in out and "Traceback" not in out

@@ -8,6 +8,7 @@ resumes at the next start.
 
 from __future__ import annotations
 
+import signal
 import subprocess
 import sys
 import threading
@@ -23,6 +24,17 @@ from rlaif_site.queueing import queue_names
 from rlaif_site.wsgi import application
 from runs.services import recover_interrupted
 from runs.starter import ensure_starter_data
+
+
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt(signal.Signals(signum).name)
+
+
+def _stop_on_signals() -> None:
+    """SIGINT and SIGTERM stop the server cleanly, also where SIGINT was inherited as ignored (a process
+    started with ``&`` from a script) or where a supervisor sends SIGTERM."""
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, _interrupt)
 
 
 class Command(BaseCommand):
@@ -57,6 +69,7 @@ class Command(BaseCommand):
                 f"cannot serve on {options['host']}:{options['port']} ({exc.strerror}); choose another with --port"
             ) from exc
         web = threading.Thread(target=server.run, name="web", daemon=True)
+        _stop_on_signals()  # the worker, when there is one, installs RQ's own handlers over these
         extra: list[subprocess.Popen] = []
         try:  # from here on, Ctrl-C (even during start-up) stops everything cleanly
             web.start()
