@@ -132,7 +132,8 @@ def _layout(title: str, x_title: str = "step", y_title: str = "", **extra) -> di
         "yaxis": {"title": {"text": y_title}},
         "margin": {"l": 55, "r": 15, "t": 40, "b": 45},
         "height": 300,
-        "legend": {"orientation": "h", "y": -0.25},
+        # below the x-axis title, whatever room automargin gives the tick labels (plotly.js ≥ 2.26)
+        "legend": {"orientation": "h", "yref": "container", "y": 0, "yanchor": "bottom"},
         **extra,
     }
 
@@ -186,13 +187,13 @@ def metric_panels(run_ids: Sequence[int]) -> list[dict]:
     for index, run_id in enumerate(run_ids):
         all_series.extend((index, s) for s in load_series(run_id))
     by_key = {(s.run_id, s.stage, s.name): s for _, s in all_series}
-    used: set[tuple[int, str, str]] = set()
+    used: set[tuple[int, str, str]] = _redundant_reward_series(by_key)
     panels = []
     for spec in PANELS:
         traces: list[dict] = []
         names: list[str] = []
         for run_index, s in all_series:
-            if not spec.match(s.stage, s.name):
+            if not spec.match(s.stage, s.name) or (s.run_id, s.stage, s.name) in used:
                 continue
             if s.name not in names:
                 names.append(s.name)
@@ -225,6 +226,27 @@ def metric_panels(run_ids: Sequence[int]) -> list[dict]:
         title = f"{STAGE_LABELS.get(stage, stage)}: {family}"
         panels.append(_panel(f"{stage}-{family}", title, stage, "more", traces, y_title=family))
     return panels
+
+
+def _redundant_reward_series(by_key: dict[tuple[int, str, str], Series]) -> set[tuple[int, str, str]]:
+    """Keys of ``rewards/<function>/mean`` and ``…/std`` series that repeat ``reward``/``reward_std``: TRL's
+    GRPO/RLOO trainers log both, and with a single reward function they are the same numbers."""
+    per_function: dict[int, list[Series]] = defaultdict(list)
+    for (run_id, stage, name), s in by_key.items():
+        if stage == "policy" and re.fullmatch(r"rewards/[^/]+/mean", name):
+            per_function[run_id].append(s)
+    redundant = set()
+    for run_id, means in per_function.items():
+        total = by_key.get((run_id, "policy", "reward"))
+        if len(means) != 1 or total is None:
+            continue
+        (mean,) = means
+        if mean.steps == total.steps and all(
+            math.isclose(a, b, rel_tol=1e-6, abs_tol=1e-9) for a, b in zip(mean.values, total.values, strict=True)
+        ):
+            redundant.add((run_id, "policy", mean.name))
+            redundant.add((run_id, "policy", mean.name[: -len("mean")] + "std"))
+    return redundant
 
 
 def _stage_order(stage: str) -> str:

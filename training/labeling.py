@@ -49,7 +49,8 @@ def select_principles(
 
     Args:
         principles: ordered dicts with at least ``weight`` (>= 0) and ``enabled``.
-        key: the comparison's stable identifier (its id): the draw depends only on ``(seed, key)``.
+        key: the comparison's stable identifier (e.g. its prompt hash and sample indices): the draw depends
+            only on ``(seed, key)``.
         mode: ``sample`` (one principle, probability proportional to weight) or ``all`` (every enabled one).
 
     Raises:

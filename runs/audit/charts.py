@@ -6,6 +6,14 @@ from runs.audit.queries import COUNTED
 LAYOUT = {"margin": {"l": 60, "r": 20, "t": 40, "b": 50}, "height": 320, "font": {"size": 12}, "autosize": True}
 
 
+def _empty(figure: dict, message: str = "No human labels yet") -> dict:
+    """``figure`` with its axes hidden and ``message`` in the middle: nothing to plot yet."""
+    layout = {**figure["layout"], "xaxis": {"visible": False}, "yaxis": {"visible": False}, "shapes": [],
+              "annotations": [{"text": message, "showarrow": False, "xref": "paper", "yref": "paper",
+                               "x": 0.5, "y": 0.5, "font": {"size": 14, "color": "#888"}}]}
+    return {"data": [], "layout": layout}
+
+
 def _bars(report: dict, figure: str) -> tuple[list, list, list, list, list]:
     names, values, plus, minus, hover = [], [], [], [], []
     for name, section in report["principles"].items():
@@ -29,8 +37,11 @@ def per_principle(report: dict) -> dict:
             "type": "bar", "name": label, "x": names, "y": values, "hovertext": hover, "hoverinfo": "text+name",
             "error_y": {"type": "data", "symmetric": False, "array": plus, "arrayminus": minus},
         })
-    return {"data": data, "layout": {**LAYOUT, "title": {"text": "Agreement per principle (95% CI)"},
-                                     "barmode": "group", "yaxis": {"range": [-0.2, 1]}}}
+    figure = {"data": data, "layout": {**LAYOUT, "title": {"text": "Agreement per principle (95% CI)"},
+                                       "barmode": "group", "yaxis": {"range": [-0.2, 1]},
+                                       "legend": {"orientation": "h", "yref": "container", "y": 0,
+                                                  "yanchor": "bottom"}}}
+    return figure if any(trace["x"] for trace in data) else _empty(figure)
 
 
 def reliability(section: dict) -> dict:
@@ -40,7 +51,7 @@ def reliability(section: dict) -> dict:
     title = "Calibration" if ece["value"] is None else (
         f"Calibration: ECE {ece['value']:.3f} [{ece['low']:.3f}, {ece['high']:.3f}], n={ece['n']}"
     )
-    return {
+    figure = {
         "data": [
             {"type": "scatter", "mode": "lines", "x": [0, 1], "y": [0, 1], "name": "perfect",
              "line": {"dash": "dot", "color": "#999"}},
@@ -53,17 +64,19 @@ def reliability(section: dict) -> dict:
                    "xaxis": {"title": {"text": "judge P(A preferred)"}, "range": [0, 1]},
                    "yaxis": {"title": {"text": "share of humans choosing A"}, "range": [0, 1]}},
     }
+    return figure if bins else _empty(figure)
 
 
 def confusion(section: dict) -> dict:
     """Heatmap of human label (rows) against AI verdict (columns)."""
-    return {
+    figure = {
         "data": [{"type": "heatmap", "z": section["confusion"], "x": [f"AI {c}" for c in COUNTED],
                   "y": [f"human {c}" for c in COUNTED], "colorscale": "Blues", "reversescale": True,
                   "texttemplate": "%{z}",
                   "showscale": False}],
         "layout": {**LAYOUT, "title": {"text": "Confusion matrix"}, "yaxis": {"autorange": "reversed"}},
     }
+    return figure if any(any(row) for row in section["confusion"]) else _empty(figure)
 
 
 def length_bias(section: dict) -> dict:
@@ -77,7 +90,7 @@ def length_bias(section: dict) -> dict:
         values.append(estimate["value"])
         plus.append(estimate["high"] - estimate["value"])
         minus.append(estimate["value"] - estimate["low"])
-    return {
+    figure = {
         "data": [{"type": "bar", "x": names, "y": values, "marker": {"color": ["#3355cc", "#1a7f37"]},
                   "error_y": {"type": "data", "symmetric": False, "array": plus, "arrayminus": minus}}],
         "layout": {**LAYOUT, "title": {"text": "Length bias: prefers the longer response"},
@@ -85,6 +98,7 @@ def length_bias(section: dict) -> dict:
                    "shapes": [{"type": "line", "xref": "paper", "x0": 0, "x1": 1, "y0": 0.5, "y1": 0.5,
                                "line": {"dash": "dot", "color": "#999"}}]},
     }
+    return figure if names else _empty(figure, "No decisive labels yet")
 
 
 def dashboard_figures(report: dict) -> dict:

@@ -93,9 +93,10 @@ def _judgment(run_judge_id: str, pair: JudgedPair) -> Judgment:
 def judge_comparisons(run: Run, comparisons: QuerySet, reporter, *, progress_offset: int = 0) -> dict:
     """Label ``comparisons`` of ``run`` with its judge config and pinned constitution version.
 
-    Per comparison the principle(s) come from :func:`training.labeling.select_principles` (deterministic per
-    comparison id, so a resume picks the same one). Units already judged successfully by this judge are
-    skipped; units whose stored judgment failed are judged again and their rows updated.
+    Per comparison the principle(s) come from :func:`training.labeling.select_principles`, drawn by what
+    the comparison compares (:func:`_sampling_keys`), so a resume or a rerun picks the same ones. Units
+    already judged successfully by this judge are skipped; units whose stored judgment failed are judged
+    again and their rows updated.
 
     Args:
         run: the run (its ``config["judge"]`` and ``constitution_version``).
@@ -114,12 +115,11 @@ def judge_comparisons(run: Run, comparisons: QuerySet, reporter, *, progress_off
     version = run.constitution_version
     principles = version.principle_dicts()
     judge_id = judge_id_for(config)
-    comparison_ids = list(comparisons.order_by("pk").values_list("pk", flat=True))
     try:
         units = [
             (cid, p)
-            for cid in comparison_ids
-            for p in select_principles(principles, cid, mode=config.principle_sampling, seed=config.seed)
+            for cid, key in _sampling_keys(comparisons)
+            for p in select_principles(principles, key, mode=config.principle_sampling, seed=config.seed)
         ]
     except ValueError as exc:
         raise ValueError(f"{version}: {exc}") from exc
@@ -175,6 +175,17 @@ def judge_comparisons(run: Run, comparisons: QuerySet, reporter, *, progress_off
             close()
     counts["budget_exhausted"] = counts["done"] < len(pending)
     return counts
+
+
+def _sampling_keys(comparisons: QuerySet) -> list[tuple[int, str]]:
+    """``(comparison id, key)`` in id order; the key draws the comparison's principle. It names what is
+    compared, not the row: the prompt's content hash and each side's source and sample index. So a resume
+    draws the same principles, and so does another run of the same seeds on the same prompts."""
+    rows = comparisons.order_by("pk").values_list(
+        "pk", "prompt__content_hash", "completion_a__source", "completion_a__sample_index",
+        "completion_b__source", "completion_b__sample_index",
+    )
+    return [(pk, ":".join(map(str, key))) for pk, *key in rows]
 
 
 def _tasks(pending) -> Iterator[JudgeTask]:

@@ -192,6 +192,19 @@ def test_dashboard_shows_figures_with_intervals_and_charts(client, auditor, audi
     assert client.get(reverse("runs:audit_dashboard", args=[run.pk]) + "?scope=uncertain").status_code == 200
 
 
+def test_dashboard_charts_say_so_before_any_human_label(client, auditor, audit):
+    run, _ = audit
+    client.force_login(auditor)
+    html = client.get(reverse("runs:audit_dashboard", args=[run.pk])).content.decode()
+    figures = json.loads(html.split('id="audit-figures" type="application/json">')[1].split("</script>")[0])
+    for name in ("chart-principles", "chart-reliability", "chart-confusion"):
+        assert figures[name]["data"] == []
+        assert figures[name]["layout"]["xaxis"] == {"visible": False}
+        assert figures[name]["layout"]["annotations"][0]["text"] == "No human labels yet"
+    # the judge's own length preference needs no human: its bar stands alone
+    assert [x.split(" ")[0] for x in figures["chart-length"]["data"][0]["x"]] == ["judge"]
+
+
 def test_drawing_a_sample_from_the_dashboard(client, auditor):
     run = factories.make_run(prompt_set=factories.make_prompt_set(n=1))
     for i in range(5):

@@ -85,6 +85,32 @@ def test_every_enabled_principle_when_configured(chat_server):
 
 
 @pytest.mark.django_db
+def test_principles_are_drawn_by_what_is_compared_not_by_row_id(chat_server):
+    """Two runs of the same seeds on the same samples judge each pair under the same principle, whatever
+    order their rows were written in."""
+    from runs.models import Completion
+
+    version = factories.make_version(principles=[factories.principle(n) for n in ("Honest", "Helpful", "Brief")])
+    prompt_set = factories.make_prompt_set(n=4)
+    drawn = []
+    for order in (range(12), reversed(range(12))):
+        run = factories.make_run(stages=("label",), config={"judge": _judge_config(chat_server)},
+                                 constitution_version=version, prompt_set=prompt_set)
+        for i in order:
+            prompt = prompt_set.prompts.order_by("index")[i % 4]
+            a, b = (Completion.objects.create(run=run, prompt=prompt, sample_index=2 * (i // 4) + k,
+                                              text=f"answer {i}-{k}", model="tiny") for k in (0, 1))
+            Comparison.objects.create(run=run, prompt=prompt, completion_a=a, completion_b=b)
+        label.run(StageRun.objects.get(run=run, stage="label"), NullReporter())
+        drawn.append(dict(
+            Judgment.objects.filter(comparison__run=run).values_list("comparison__completion_a__text",
+                                                                      "principle__name")
+        ))
+    assert len(drawn[0]) == 12 and drawn[0] == drawn[1]
+    assert len(set(drawn[0].values())) > 1  # really drawn, not one principle for all
+
+
+@pytest.mark.django_db
 def test_interrupted_labeling_resumes_to_exactly_one_judgment_per_unit(chat_server):
     run, stage_run = _run(chat_server, 70, concurrency=4)  # batches of 32
     reporter = RecordingReporter(stop_after=2)  # the start, then one finished batch

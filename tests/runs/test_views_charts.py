@@ -65,6 +65,31 @@ def test_known_metrics_go_to_their_panels_with_their_values(client, viewer, run)
     assert "reward_std" not in all_names
 
 
+def test_a_single_reward_function_is_not_drawn_twice(client, viewer):
+    """TRL logs ``reward`` and ``rewards/<function>/mean``; with one reward function they are the same curve."""
+    run = factories.make_run(stages=("policy",))
+    curve(run, "policy", "reward", [0.1, 0.2, 0.3])
+    curve(run, "policy", "reward_std", [0.05, 0.05, 0.05])
+    curve(run, "policy", "rewards/reward_model/mean", [0.1, 0.2, 0.3])
+    curve(run, "policy", "rewards/reward_model/std", [0.05, 0.05, 0.05])
+    client.force_login(viewer)
+    body = client.get(reverse("runs:charts", args=[run.pk])).json()
+    names = [t.get("name") for p in body["panels"] for t in p["figure"]["data"]]
+    assert "reward" in names and "reward ± std" in names
+    assert not [n for n in names if n and n.startswith("rewards/")]
+
+
+def test_several_reward_functions_are_drawn_each(client, viewer):
+    run = factories.make_run(stages=("policy",))
+    curve(run, "policy", "reward", [0.3, 0.5])
+    curve(run, "policy", "rewards/helpful/mean", [0.1, 0.2])
+    curve(run, "policy", "rewards/harmless/mean", [0.2, 0.3])
+    client.force_login(viewer)
+    reward = traces_by_name(panels_by_id(client.get(reverse("runs:charts", args=[run.pk])).json())["policy_reward"])
+    assert reward["rewards/helpful/mean"]["y"] == pytest.approx([0.1, 0.2])
+    assert reward["rewards/harmless/mean"]["y"] == pytest.approx([0.2, 0.3])
+
+
 def test_overlay_of_two_runs(client, viewer, run):
     other = factories.make_run(stages=("policy",), name="second")
     curve(other, "policy", "reward", [0.3, 0.5])

@@ -97,7 +97,7 @@
         const details = document.createElement("details");
         const summary = document.createElement("summary");
         summary.className = "muted";
-        summary.textContent = keys.length + " fields";
+        summary.textContent = keys.length + (keys.length === 1 ? " field" : " fields");
         const pre = document.createElement("pre");
         pre.className = "text";
         pre.textContent = JSON.stringify(a.metrics, null, 2);
