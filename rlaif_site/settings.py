@@ -19,6 +19,11 @@ DATA_DIR = Path(os.environ.get("STUDIO_DATA_DIR") or BASE_DIR / "var").resolve()
 ARTIFACTS_DIR = DATA_DIR / "artifacts"
 MODELS_DIR = DATA_DIR / "models"  # offline demo models (demo://...) are built here
 
+# Workers log to files, not terminals: the ML libraries' progress bars (loading and saving weights, dataset
+# maps) would flood those logs while each stage reports its own progress. Setting these to 0 brings them back.
+os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")  # transformers' and huggingface_hub's
+os.environ.setdefault("HF_DATASETS_DISABLE_PROGRESS_BARS", "1")  # datasets' (TRL tokenizes with .map)
+
 DEBUG = env.boolean("DEBUG", False)
 SECRET_KEY = os.environ.get("SECRET_KEY") or "insecure-dev-key-set-SECRET_KEY-in-production"
 ALLOWED_HOSTS = env.csv_list("ALLOWED_HOSTS", ["127.0.0.1", "localhost", "[::1]", "testserver"])

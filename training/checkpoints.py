@@ -76,7 +76,7 @@ def trainer_kwargs(
         "report_to": "none",
         "logging_steps": 1,
         "logging_first_step": True,
-        "gradient_checkpointing": False,
+        _checkpointing_arg(): False,
         "disable_tqdm": True,
         "dataloader_num_workers": 0,
         "save_strategy": "steps" if save_every else "no",
@@ -89,6 +89,17 @@ def trainer_kwargs(
     elif epochs is not None:
         kwargs["num_train_epochs"] = epochs
     return kwargs
+
+
+def _checkpointing_arg() -> str:
+    """The TrainingArguments name of activation (gradient) checkpointing: transformers 5 renamed it; TRL's
+    configs still default the old name to True, so only setting the new one keeps it off without a warning."""
+    import dataclasses
+
+    from transformers import TrainingArguments
+
+    names = {f.name for f in dataclasses.fields(TrainingArguments)}
+    return "activation_checkpointing" if "activation_checkpointing" in names else "gradient_checkpointing"
 
 
 def train_resumable(trainer, checkpoints_dir: Path, callback, reporter, label: str):

@@ -23,7 +23,7 @@ def ensure_models(config: RunConfig, reporter: Reporter, names: list[str] | None
 
     wanted = names if names is not None else [config.generation.model, config.judge.model]
     if any(is_demo(n) for n in wanted) and missing_demo_models(settings.MODELS_DIR):
-        reporter.log("building the offline demo models (first demo run; about a minute on an idle CPU)")
+        reporter.log("building the offline demo models (first demo run; under a minute on an idle CPU)")
         ensure_demo_models(settings.MODELS_DIR, reporter)
 
 
