@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import NamedTuple
 
 from django.conf import settings
 from django.db import transaction
@@ -70,9 +71,15 @@ def run(stage_run, reporter) -> None:
             _write(run_row, config, model_name, chunk, samples)
             done += len(chunk)
             reporter.progress(done, len(prompts), "generating")
-    form_comparisons(run_row, prompts, config)  # normally a no-op: each batch formed its own
+    formed = form_comparisons(run_row, prompts, config)  # normally forms none: each batch formed its own
     total = Comparison.objects.filter(run=run_row, purpose="train").count()
-    reporter.log(f"generate: {len(prompts)} prompts sampled; {total} comparisons ({config.pairing} pairs)")
+    same = f"; {formed.identical} pairs of identical samples not compared" if formed.identical else ""
+    reporter.log(f"generate: {len(prompts)} prompts sampled; {total} comparisons ({config.pairing} pairs){same}")
+
+
+class FormedPairs(NamedTuple):
+    created: int  # comparisons that did not exist before
+    identical: int  # pairs not compared because both samples are the same text
 
 
 def train_prompts(run: Run, config: GenerationConfig) -> list[Prompt]:
@@ -151,37 +158,37 @@ def _write(run: Run, config: GenerationConfig, model_name: str, chunk: list[Prom
         form_comparisons(run, chunk, config)
 
 
-def form_comparisons(run: Run, prompts: Sequence[Prompt], config: GenerationConfig) -> int:
-    """Create the train comparisons of ``prompts`` that have all K samples (idempotent).
+def form_comparisons(run: Run, prompts: Sequence[Prompt], config: GenerationConfig) -> FormedPairs:
+    """Create the train comparisons of ``prompts`` that have all K samples (idempotent). A pair whose two
+    samples are the same text is not compared: it carries no preference, and a judge call costs.
 
     Returns:
-        Comparisons that did not exist before.
+        How many comparisons did not exist before, and how many pairs were identical.
     """
     k = config.samples_per_prompt
-    prompt_ids = [p.pk for p in prompts]
-    by_prompt: dict[int, dict[int, int]] = {}
+    hashes = {p.pk: p.content_hash for p in prompts}
+    prompt_ids = list(hashes)
+    by_prompt: dict[int, dict[int, tuple[int, str]]] = {}
     for start in range(0, len(prompt_ids), 500):
         rows = Completion.objects.filter(
             run=run, source=CompletionSource.POLICY, sample_index__lt=k, prompt_id__in=prompt_ids[start : start + 500]
-        ).values_list("prompt_id", "sample_index", "pk")
-        for prompt_id, index, pk in rows:
-            by_prompt.setdefault(prompt_id, {})[index] = pk
+        ).values_list("prompt_id", "sample_index", "pk", "text")
+        for prompt_id, index, pk, text in rows:
+            by_prompt.setdefault(prompt_id, {})[index] = (pk, text.strip())
     before = Comparison.objects.filter(run=run, purpose="train").count()
-    comparisons = []
+    comparisons, identical = [], 0
     for prompt_id, completions in by_prompt.items():
         if len(completions) < k:
             continue
         for i, j in pair_indices(
-            k, config.pairing, pairs_per_prompt=config.pairs_per_prompt, seed=config.seed, key=prompt_id
+            k, config.pairing, pairs_per_prompt=config.pairs_per_prompt, seed=config.seed, key=hashes[prompt_id]
         ):
+            (a, text_a), (b, text_b) = completions[i], completions[j]
+            if text_a == text_b:
+                identical += 1
+                continue
             comparisons.append(
-                Comparison(
-                    run=run,
-                    prompt_id=prompt_id,
-                    completion_a_id=completions[i],
-                    completion_b_id=completions[j],
-                    purpose="train",
-                )
+                Comparison(run=run, prompt_id=prompt_id, completion_a_id=a, completion_b_id=b, purpose="train")
             )
     Comparison.objects.bulk_create(comparisons, batch_size=500, ignore_conflicts=True)
-    return Comparison.objects.filter(run=run, purpose="train").count() - before
+    return FormedPairs(Comparison.objects.filter(run=run, purpose="train").count() - before, identical)

@@ -86,8 +86,13 @@ def test_stop_during_a_stage_then_restart_resumes_without_duplicates(tmp_path, d
         _stop(proc)
     assert _query(db, "select status from runs_run where name='resume-me'") == [("succeeded",)]
     assert _query(db, "select count(*), count(distinct prompt_id) from runs_completion") == [(2 * PROMPTS, PROMPTS)]
-    assert _query(db, "select count(*) from runs_comparison") == [(PROMPTS,)]
-    assert _query(db, "select count(*), count(distinct comparison_id) from runs_judgment") == [(PROMPTS, PROMPTS)]
+    samples: dict[int, set[str]] = {}
+    for prompt_id, text in _query(db, "select prompt_id, text from runs_completion"):
+        samples.setdefault(prompt_id, set()).add(text.strip())
+    pairs = sum(len(texts) == 2 for texts in samples.values())  # a pair of identical samples is not compared
+    assert pairs > PROMPTS // 2
+    assert _query(db, "select count(*) from runs_comparison") == [(pairs,)]
+    assert _query(db, "select count(*), count(distinct comparison_id) from runs_judgment") == [(pairs, pairs)]
     assert _query(db, "select attempt from runs_stagerun where stage='generate'") == [(2,)]
     # starter data was not duplicated by the restarts
     assert _query(db, "select count(*) from constitutions_constitution") == [(1,)]

@@ -153,3 +153,21 @@ def test_the_policy_is_the_sft_model_when_one_was_saved(tmp_path):
     assert generate.policy_model_name(run, local) == str(tmp_path)
     served = GenerationConfig(backend="openai", base_url="http://127.0.0.1:1/v1", model="served")
     assert generate.policy_model_name(run, served) == "served"
+
+
+def test_pairs_of_identical_samples_are_not_compared():
+    """Two samples with the same text carry no preference: no comparison, no judge call for them."""
+    from training.config import GenerationConfig
+
+    run, _ = _run({"samples_per_prompt": 3, "pairing": "all"}, factories.make_prompt_set(2))
+    first, second = run.prompt_set.prompts.order_by("index")
+    for prompt, texts in ((first, ("Paris.", "Paris. ", "Lyon.")), (second, ("yes", "no", "maybe"))):
+        for i, text in enumerate(texts):
+            Completion.objects.create(run=run, prompt=prompt, sample_index=i, text=text, model="tiny")
+    config = GenerationConfig(samples_per_prompt=3, pairing="all")
+    formed = generate.form_comparisons(run, [first, second], config)
+    assert formed == generate.FormedPairs(created=2 + 3, identical=1)
+    pairs = Comparison.objects.filter(run=run, prompt=first).values_list(
+        "completion_a__sample_index", "completion_b__sample_index")
+    assert sorted(pairs) == [(0, 2), (1, 2)]  # "Paris." vs "Paris. " is left out
+    assert generate.form_comparisons(run, [first, second], config) == generate.FormedPairs(0, 1)  # idempotent
