@@ -114,6 +114,10 @@ class ImportOptionsForm(forms.Form):
             dataset_config=data.get("dataset_config") or "",
         )
 
+    def column_fields(self) -> list[tuple[forms.BoundField, str]]:
+        """The column-mapping fields with the space-separated layouts each applies to."""
+        return [(self[name], " ".join(FIELD_LAYOUTS[name])) for name in _COLUMN_FIELDS]
+
     @staticmethod
     def initial_from(options: dict) -> dict:
         """Form initial values from ImportOptions-like values (e.g. the suggested mapping)."""
@@ -129,6 +133,19 @@ _LAYOUT_COLUMNS = {
     "messages": {"messages_column"},
     "hh_rlhf": {"chosen_column", "rejected_column"},
     "pairwise": {"prompt_column", "response_a_column", "response_b_column"},
+}
+
+
+#: The layouts each column field applies to (the import page shows only those of the chosen layout).
+FIELD_LAYOUTS = {
+    "prompt_column": ("text", "pairwise"),
+    "input_column": ("text", "pairwise"),
+    "messages_column": ("messages",),
+    "chosen_column": ("hh_rlhf",),
+    "rejected_column": ("hh_rlhf",),
+    "response_a_column": ("pairwise",),
+    "response_b_column": ("pairwise",),
+    "label_column": ("pairwise",),
 }
 
 

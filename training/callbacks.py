@@ -32,7 +32,8 @@ class ReporterCallback(TrainerCallback):
     """Stream a trainer's metrics and progress to ``reporter``, and stop it cleanly on request.
 
     * ``on_log``: ``reporter.metric(global_step, {name: value})`` for every finite scalar logged
-      (loss, learning rate, reward, kl, entropy, accuracy, …), optionally with a name prefix.
+      (loss, learning rate, reward, kl, entropy, accuracy, …), optionally with a name prefix; not the
+      ``train_loss`` summary of a training stopped on request (its resume logs the whole run's).
     * ``on_step_end``: ``reporter.progress(global_step, max_steps)``; when ``reporter.should_stop()`` turns
       True the callback sets ``control.should_save`` and ``control.should_training_stop``, so the trainer
       writes a checkpoint at this step and returns; :attr:`stopped` then tells the caller to raise
@@ -53,6 +54,8 @@ class ReporterCallback(TrainerCallback):
 
     def on_log(self, args, state, control, logs=None, **kwargs):
         values = numeric_logs(logs or {})
+        if self.stopped:  # the run's average loss, of a run cut short: the resumed run logs the real one
+            values.pop("train_loss", None)
         if values:
             values = {f"{self.prefix}{k}": v for k, v in values.items()}
             self.history.append((state.global_step, values))

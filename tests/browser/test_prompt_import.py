@@ -39,6 +39,13 @@ def test_chat_prompts_import_with_preview_and_progress(page, live_server, import
     page.click("#upload-next")
     assert page.locator("select[name=layout]").input_value() == "messages"
     assert page.locator("input[name=messages_column]").input_value() == "messages"
+    # only the chosen layout's columns are shown
+    assert page.locator("input[name=messages_column]").is_visible()
+    assert page.locator("input[name=chosen_column]").is_hidden()
+    page.select_option("select[name=layout]", "hh_rlhf")
+    assert page.locator("input[name=chosen_column]").is_visible()
+    assert page.locator("input[name=messages_column]").is_hidden()
+    page.select_option("select[name=layout]", "messages")
     preview = page.locator("#preview").inner_text()
     assert "Question 0?" in preview and "Question 4?" in preview and "system" in preview
     page.fill("input[name=eval_ratio]", "0.25")
