@@ -134,8 +134,8 @@ def test_import_launch_watch_audit_export(page, studio, shared_data, demo_models
         page.keyboard.press("4")
         page.keyboard.press(key)
         page.wait_for_selector("body[data-keys-ready] #ai-reveal")
-        page.keyboard.press("n")
-        page.wait_for_load_state()
+        with page.expect_navigation():  # to the next pair; a goto racing it would be interrupted
+            page.keyboard.press("n")
     page.goto(dashboard)
     assert "you labelled 3" in page.locator("#audit-progress").inner_text()
     assert int(_figure_n(page)) > n_before
