@@ -16,6 +16,8 @@ import json
 import os
 import re
 import socket
+import threading
+import time
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -370,10 +372,48 @@ def hub_offline_reason() -> str:
         return "offline mode is on (HF_HUB_OFFLINE / HF_DATASETS_OFFLINE)"
     host = urlparse(hub_constants.ENDPOINT).hostname or "huggingface.co"
     try:
-        with socket.create_connection((host, 443), timeout=HUB_PROBE_TIMEOUT_S):
-            return ""
+        _connect_within(host, 443, HUB_PROBE_TIMEOUT_S)
     except OSError as exc:
         return f"{host} is not reachable from this server ({exc.strerror or exc})"
+    return ""
+
+
+def _connect_within(host: str, port: int, timeout: float) -> None:
+    """Open and close a TCP connection to ``host:port`` within about ``timeout`` seconds in all, name lookup
+    included (a socket timeout does not bound ``getaddrinfo``, which can wait for a dead resolver for long).
+
+    Raises:
+        OSError: the name does not resolve, the lookup or the connection takes too long, or it is refused.
+    """
+    found: dict = {}
+
+    def lookup() -> None:
+        try:
+            found["addresses"] = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        except OSError as exc:
+            found["error"] = exc
+
+    deadline = time.monotonic() + timeout
+    resolver = threading.Thread(target=lookup, name="hub-probe-lookup", daemon=True)
+    resolver.start()
+    resolver.join(timeout)
+    if resolver.is_alive():
+        raise TimeoutError(f"looking up {host} took over {timeout:g} s")
+    if "error" in found:
+        raise found["error"]
+    error: OSError = TimeoutError(f"connecting to {host} took over {timeout:g} s")
+    for family, kind, proto, _, address in found["addresses"]:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            break
+        try:
+            with socket.socket(family, kind, proto) as sock:
+                sock.settimeout(left)
+                sock.connect(address)
+                return
+        except OSError as exc:
+            error = exc
+    raise error
 
 
 def _check_hub_reachable(hub_id: str) -> None:
