@@ -116,7 +116,12 @@ class ImportOptionsForm(forms.Form):
 
     def column_fields(self) -> list[tuple[forms.BoundField, str]]:
         """The column-mapping fields with the space-separated layouts each applies to."""
-        return [(self[name], " ".join(FIELD_LAYOUTS[name])) for name in _COLUMN_FIELDS]
+        return [(self[name], self.field_layouts[name]) for name in _COLUMN_FIELDS]
+
+    @property
+    def field_layouts(self) -> dict[str, str]:
+        """Mapping field name → the space-separated layouts it applies to (:data:`FIELD_LAYOUTS`)."""
+        return {name: " ".join(layouts) for name, layouts in FIELD_LAYOUTS.items()}
 
     @staticmethod
     def initial_from(options: dict) -> dict:
@@ -136,7 +141,7 @@ _LAYOUT_COLUMNS = {
 }
 
 
-#: The layouts each column field applies to (the import page shows only those of the chosen layout).
+#: The layouts each mapping field applies to (the import page shows only those of the chosen layout).
 FIELD_LAYOUTS = {
     "prompt_column": ("text", "pairwise"),
     "input_column": ("text", "pairwise"),
@@ -146,6 +151,8 @@ FIELD_LAYOUTS = {
     "response_a_column": ("pairwise",),
     "response_b_column": ("pairwise",),
     "label_column": ("pairwise",),
+    "vote_columns": ("pairwise",),
+    "keep_reference_pairs": ("hh_rlhf", "pairwise"),
 }
 
 

@@ -161,34 +161,35 @@ def _write(run: Run, config: GenerationConfig, model_name: str, chunk: list[Prom
 def form_comparisons(run: Run, prompts: Sequence[Prompt], config: GenerationConfig) -> FormedPairs:
     """Create the train comparisons of ``prompts`` that have all K samples (idempotent). A pair whose two
     samples are the same text is not compared: it carries no preference, and a judge call costs.
+    Works through the prompts 500 at a time, so memory holds one chunk's sample texts.
 
     Returns:
         How many comparisons did not exist before, and how many pairs were identical.
     """
     k = config.samples_per_prompt
-    hashes = {p.pk: p.content_hash for p in prompts}
-    prompt_ids = list(hashes)
-    by_prompt: dict[int, dict[int, tuple[int, str]]] = {}
-    for start in range(0, len(prompt_ids), 500):
+    before = Comparison.objects.filter(run=run, purpose="train").count()
+    identical = 0
+    for start in range(0, len(prompts), 500):
+        chunk = {p.pk: p.content_hash for p in prompts[start : start + 500]}
+        by_prompt: dict[int, dict[int, tuple[int, str]]] = {}
         rows = Completion.objects.filter(
-            run=run, source=CompletionSource.POLICY, sample_index__lt=k, prompt_id__in=prompt_ids[start : start + 500]
+            run=run, source=CompletionSource.POLICY, sample_index__lt=k, prompt_id__in=list(chunk)
         ).values_list("prompt_id", "sample_index", "pk", "text")
         for prompt_id, index, pk, text in rows:
             by_prompt.setdefault(prompt_id, {})[index] = (pk, text.strip())
-    before = Comparison.objects.filter(run=run, purpose="train").count()
-    comparisons, identical = [], 0
-    for prompt_id, completions in by_prompt.items():
-        if len(completions) < k:
-            continue
-        for i, j in pair_indices(
-            k, config.pairing, pairs_per_prompt=config.pairs_per_prompt, seed=config.seed, key=hashes[prompt_id]
-        ):
-            (a, text_a), (b, text_b) = completions[i], completions[j]
-            if text_a == text_b:
-                identical += 1
+        comparisons = []
+        for prompt_id, completions in by_prompt.items():
+            if len(completions) < k:
                 continue
-            comparisons.append(
-                Comparison(run=run, prompt_id=prompt_id, completion_a_id=a, completion_b_id=b, purpose="train")
-            )
-    Comparison.objects.bulk_create(comparisons, batch_size=500, ignore_conflicts=True)
+            for i, j in pair_indices(
+                k, config.pairing, pairs_per_prompt=config.pairs_per_prompt, seed=config.seed, key=chunk[prompt_id]
+            ):
+                (a, text_a), (b, text_b) = completions[i], completions[j]
+                if text_a == text_b:
+                    identical += 1
+                    continue
+                comparisons.append(
+                    Comparison(run=run, prompt_id=prompt_id, completion_a_id=a, completion_b_id=b, purpose="train")
+                )
+        Comparison.objects.bulk_create(comparisons, batch_size=500, ignore_conflicts=True)
     return FormedPairs(Comparison.objects.filter(run=run, purpose="train").count() - before, identical)

@@ -42,7 +42,10 @@ def test_chat_prompts_import_with_preview_and_progress(page, live_server, import
     # only the chosen layout's columns are shown
     assert page.locator("input[name=messages_column]").is_visible()
     assert page.locator("input[name=chosen_column]").is_hidden()
+    assert page.locator("input[name=vote_columns]").is_hidden()
+    assert page.locator("input[name=keep_reference_pairs]").is_hidden()
     page.select_option("select[name=layout]", "hh_rlhf")
+    assert page.locator("input[name=keep_reference_pairs]").is_visible()
     assert page.locator("input[name=chosen_column]").is_visible()
     assert page.locator("input[name=messages_column]").is_hidden()
     page.select_option("select[name=layout]", "messages")

@@ -9,7 +9,7 @@ from django.db.models import Count
 
 from constitutions.models import Principle
 from runs import services
-from runs.models import Comparison, JudgeCacheEntry, Judgment, Prompt, RunStatus, StageRun, StageStatus
+from runs.models import Comparison, Completion, JudgeCacheEntry, Judgment, Prompt, RunStatus, StageRun, StageStatus
 from runs.prompt_content import content_hash
 from runs.stages import label
 from runs.stages.label import JudgeUnavailable, judge_comparisons
@@ -88,8 +88,6 @@ def test_every_enabled_principle_when_configured(chat_server):
 def test_principles_are_drawn_by_what_is_compared_not_by_row_id(chat_server):
     """Two runs of the same seeds on the same samples judge each pair under the same principle, whatever
     order their rows were written in."""
-    from runs.models import Completion
-
     version = factories.make_version(principles=[factories.principle(n) for n in ("Honest", "Helpful", "Brief")])
     prompt_set = factories.make_prompt_set(n=4)
     drawn = []
