@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import json
 import shutil
+import socket
 import time
 
 import datasets
@@ -147,8 +148,6 @@ def test_hub_probe_does_not_wait_for_a_dead_resolver(monkeypatch):
 
 
 def test_probe_connects_to_a_listening_host():
-    import socket
-
     with socket.socket() as server:
         server.bind(("127.0.0.1", 0))
         server.listen()
