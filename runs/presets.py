@@ -93,7 +93,7 @@ PRESETS: dict[str, Preset] = {
                     "max_prompts": 5000,
                 },
                 "judge": {
-                    "backend": "openai", "model": "", "base_url": "", "api_key_env": "JUDGE_API_KEY",
+                    "backend": "openai", "model": "", "base_url": "", "api_key_env": "STUDIO_KEY_JUDGE",
                     "concurrency": 32, "timeout_s": 120.0, "principle_sampling": "sample", "both_orders": True,
                     "self_consistency": 1, "max_new_tokens": 256,
                 },

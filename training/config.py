@@ -14,6 +14,8 @@ import typing
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from training.redaction import KeyNameError, check_key_name
+
 
 class ConfigError(ValueError):
     """A run config value is wrong.
@@ -78,6 +80,7 @@ class GenerationConfig:
         _between(self.top_p, 0.0, 1.0, f"{path}.top_p")
         if self.backend == "openai" and not self.base_url:
             raise ConfigError(f"{path}.base_url", "is required with the openai backend")
+        _key_name(self.api_key_env, f"{path}.api_key_env")
 
 
 @dataclass
@@ -134,6 +137,7 @@ class JudgeConfig:
             _at_least(getattr(self, name), 0.0, f"{path}.{name}")
         if self.backend == "openai" and not self.base_url:
             raise ConfigError(f"{path}.base_url", "is required with the openai backend")
+        _key_name(self.api_key_env, f"{path}.api_key_env")
 
 
 @dataclass
@@ -325,6 +329,13 @@ def _at_least(value, minimum, path: str) -> None:
 def _between(value, low, high, path: str) -> None:
     if not low <= value <= high:
         raise ConfigError(path, f"must be between {low} and {high}; got {value}")
+
+
+def _key_name(name: str, path: str) -> None:
+    try:
+        check_key_name(name)
+    except KeyNameError as exc:
+        raise ConfigError(path, str(exc)) from None
 
 
 def _build(cls, data, path: str):

@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import email.utils
 import logging
-import os
 import random
 import time
 from collections.abc import Callable
 from typing import TypeVar
+
+from training.redaction import read_key, redact
 
 T = TypeVar("T")
 
@@ -33,18 +34,15 @@ def make_client(base_url: str, api_key_env: str, timeout_s: float, max_connectio
         max_connections: HTTP connection pool size (at least the concurrency used).
 
     Raises:
-        ValueError: ``api_key_env`` names a variable that is not set.
+        ValueError: ``api_key_env`` names a variable that is not set, or a name the deployment does not
+            allow (:class:`training.redaction.KeyNameError`).
     """
     import httpx2
     from openai import DefaultHttpxClient, OpenAI
 
     # One INFO line per HTTP request would flood a stage's log; keep warnings and errors.
     logging.getLogger("httpx2").setLevel(logging.WARNING)
-    key = None
-    if api_key_env:
-        key = os.environ.get(api_key_env)
-        if not key:
-            raise ValueError(f"environment variable {api_key_env} (the endpoint's API key) is not set")
+    key = read_key(api_key_env)
     limits = httpx2.Limits(max_connections=max(max_connections, 8), max_keepalive_connections=max(max_connections, 8))
     return OpenAI(
         base_url=base_url,
@@ -99,7 +97,7 @@ def describe(exc: BaseException) -> str:
     """A one-line description of a failed call for the judgment's ``error`` field."""
     status = getattr(exc, "status_code", None)
     prefix = f"HTTP {status}: " if status else ""
-    return f"{prefix}{type(exc).__name__}: {exc}"[:1000]
+    return redact(f"{prefix}{type(exc).__name__}: {exc}")[:1000]
 
 
 def call_with_retries(

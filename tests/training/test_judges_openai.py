@@ -114,11 +114,11 @@ def test_self_consistency_samples_with_temperature_and_seed(chat_server):
 
 
 def test_missing_api_key_variable_is_named(monkeypatch, chat_server):
-    monkeypatch.delenv("JUDGE_KEY_FOR_TEST", raising=False)
-    config = JudgeConfig(backend="openai", model="m", base_url=chat_server.url, api_key_env="JUDGE_KEY_FOR_TEST")
-    with pytest.raises(ValueError, match="JUDGE_KEY_FOR_TEST"):
+    monkeypatch.delenv("STUDIO_KEY_FOR_TEST", raising=False)
+    config = JudgeConfig(backend="openai", model="m", base_url=chat_server.url, api_key_env="STUDIO_KEY_FOR_TEST")
+    with pytest.raises(ValueError, match="STUDIO_KEY_FOR_TEST"):
         build_judge(config)
-    monkeypatch.setenv("JUDGE_KEY_FOR_TEST", "sk-test")
+    monkeypatch.setenv("STUDIO_KEY_FOR_TEST", "sk-test")
     judge = build_judge(config)
     assert judge.judge_id == judge_id_for(config) == f"openai:m@{chat_server.url}"
 
