@@ -8,6 +8,7 @@ from django.forms import formset_factory
 from constitutions import validation
 from constitutions.io import FORMATS, MAX_FILE_BYTES
 from constitutions.models import Category, Constitution, Principle
+from rlaif_site.untrusted import validate_no_bidi_controls
 from runs.models import Prompt, PromptSet
 
 
@@ -18,6 +19,11 @@ class ConstitutionForm(forms.ModelForm):
         model = Constitution
         fields = ["name", "description"]
         widgets = {"description": forms.Textarea(attrs={"rows": 2})}
+
+    def clean_name(self) -> str:
+        name = self.cleaned_data["name"]
+        validate_no_bidi_controls(name)
+        return name
 
 
 class VersionForm(forms.Form):
@@ -128,7 +134,7 @@ ExampleFormSet = formset_factory(ExampleForm, formset=BaseExampleFormSet, extra=
 class ForkForm(forms.Form):
     """Name of the copy made from a version."""
 
-    name = forms.CharField(max_length=validation.CONSTITUTION_NAME_MAX)
+    name = forms.CharField(max_length=validation.CONSTITUTION_NAME_MAX, validators=[validate_no_bidi_controls])
 
     def clean_name(self) -> str:
         name = self.cleaned_data["name"].strip()

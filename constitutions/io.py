@@ -41,6 +41,7 @@ from django.db import transaction
 
 from constitutions import validation
 from constitutions.models import PRINCIPLE_FIELDS, Category, Constitution, ConstitutionVersion
+from rlaif_site.untrusted import bidi_control_error
 from training.judge_prompt import DEFAULT_TEMPLATE
 
 SCHEMA_VERSION = 1
@@ -352,6 +353,8 @@ def import_file(
             final_name = (name or parsed.name or "").strip()
             if not final_name:
                 raise ConstitutionFileError(["name: is required to import as a new constitution"])
+            if bidi_control_error(final_name):
+                raise ConstitutionFileError([f"name: {bidi_control_error(final_name)}"])
             if Constitution.objects.filter(name=final_name).exists():
                 raise ConstitutionFileError([
                     f"name: a constitution named {final_name!r} already exists; give another name or import the "

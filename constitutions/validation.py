@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 from constitutions.models import Category, Constitution, ConstitutionVersion, Principle
+from rlaif_site.untrusted import bidi_control_error
 from training import judge_prompt
 
 PRINCIPLE_NAME_MAX = Principle._meta.get_field("name").max_length
@@ -47,6 +48,8 @@ def principle_errors(principle: Mapping) -> dict[str, str]:
     name = principle.get("name")
     if "name" not in errors and len(name) > PRINCIPLE_NAME_MAX:
         errors["name"] = f"must be at most {PRINCIPLE_NAME_MAX} characters (it has {len(name)})"
+    if "name" not in errors and bidi_control_error(name):
+        errors["name"] = bidi_control_error(name)
     for field in ("critique_request", "revision_request"):
         value = principle.get(field)
         if value is not None and not isinstance(value, str):

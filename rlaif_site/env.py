@@ -42,14 +42,16 @@ def database_config(url: str | None, default_sqlite: Path) -> dict:
     scheme = url.split("://", 1)[0] if "://" in url else ""
     if scheme not in _DATABASE_SCHEMES:
         raise ConfigError(
-            f"DATABASE_URL must start with one of {', '.join(s + '://' for s in _DATABASE_SCHEMES)}; got {url!r}"
+            f"DATABASE_URL must start with one of {', '.join(s + '://' for s in _DATABASE_SCHEMES)}; "
+            f"got {without_password(url)!r}"
         )
     try:
         config = dj_database_url.parse(url, conn_max_age=60, conn_health_checks=True)
     except Exception as exc:  # dj-database-url raises ValueError and friends with long texts
-        raise ConfigError(f"DATABASE_URL is malformed ({exc}): {url!r}") from exc
+        detail = str(exc).replace(url, without_password(url))
+        raise ConfigError(f"DATABASE_URL is malformed ({detail}): {without_password(url)!r}") from exc
     if scheme != "sqlite" and not config.get("NAME"):
-        raise ConfigError(f"DATABASE_URL names no database (add /<name> at the end): {url!r}")
+        raise ConfigError(f"DATABASE_URL names no database (add /<name> at the end): {without_password(url)!r}")
     if scheme == "sqlite":
         config.setdefault("OPTIONS", {}).update({"timeout": 30, "transaction_mode": "IMMEDIATE"})
     return config
@@ -65,16 +67,16 @@ def redis_url(url: str | None) -> str | None:
         return None
     parsed = urlparse(url)
     if parsed.scheme not in _REDIS_SCHEMES:
-        raise ConfigError(f"REDIS_URL must start with redis://, rediss:// or unix://; got {url!r}")
+        raise ConfigError(f"REDIS_URL must start with redis://, rediss:// or unix://; got {without_password(url)!r}")
     try:
         parsed.port  # noqa: B018 - raises ValueError on a non-numeric port
     except ValueError as exc:
-        raise ConfigError(f"REDIS_URL has a bad port: {url!r}") from exc
+        raise ConfigError(f"REDIS_URL has a bad port: {without_password(url)!r}") from exc
     if parsed.scheme != "unix" and not parsed.hostname:
-        raise ConfigError(f"REDIS_URL names no host: {url!r}")
+        raise ConfigError(f"REDIS_URL names no host: {without_password(url)!r}")
     db = parsed.path.lstrip("/")
     if parsed.scheme != "unix" and db and not db.isdigit():
-        raise ConfigError(f"REDIS_URL database must be a number (redis://host:6379/0): {url!r}")
+        raise ConfigError(f"REDIS_URL database must be a number (redis://host:6379/0): {without_password(url)!r}")
     return url
 
 
@@ -95,9 +97,68 @@ def boolean(name: str, default: bool) -> bool:
     raise ConfigError(f"{name} must be true or false; got {raw!r}")
 
 
+def integer(name: str, default: int) -> int:
+    """Read a whole-number variable.
+
+    Raises:
+        ConfigError: the value is not a whole number.
+    """
+    raw = os.environ.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        return int(raw.strip())
+    except ValueError:
+        raise ConfigError(f"{name} must be a whole number; got {raw!r}") from None
+
+
 def csv_list(name: str, default: list[str]) -> list[str]:
     """Read a comma-separated variable into a list of stripped, non-empty items."""
     raw = os.environ.get(name)
     if raw is None:
         return default
     return [item.strip() for item in raw.split(",") if item.strip()]
+
+
+def secret_key(value: str | None, key_file: Path) -> str:
+    """``SECRET_KEY`` from the environment, else the deployment's own random key kept in ``key_file``.
+
+    On the first start without ``SECRET_KEY`` a random 50-character key is generated and written to
+    ``key_file`` (mode 0600, created exclusively, so two processes starting at once agree on one key); later
+    starts read it back. Sessions and CSRF tokens therefore survive restarts, and no deployment ever runs on
+    a key published in the source.
+
+    Raises:
+        ConfigError: ``key_file`` exists but is empty, or cannot be written or read.
+    """
+    if value:
+        return value
+    from django.core.management.utils import get_random_secret_key
+
+    try:
+        key_file.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            pass
+        else:
+            with os.fdopen(fd, "w") as handle:
+                handle.write(get_random_secret_key())
+        key = key_file.read_text().strip()
+    except OSError as exc:
+        raise ConfigError(f"SECRET_KEY is unset and {key_file} cannot be used to keep a generated one: {exc}") from exc
+    if not key:
+        raise ConfigError(f"{key_file} is empty: delete it to generate a new SECRET_KEY, or set SECRET_KEY")
+    return key
+
+
+def without_password(url: str) -> str:
+    """``url`` with any password replaced by ``***`` (for error messages that quote a URL)."""
+    try:
+        parsed = urlparse(url)
+        password = parsed.password
+    except ValueError:
+        return url
+    if not password:
+        return url
+    return url.replace(f":{password}@", ":***@", 1)

@@ -25,7 +25,8 @@ os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")  # transformers' and 
 os.environ.setdefault("HF_DATASETS_DISABLE_PROGRESS_BARS", "1")  # datasets' (TRL tokenizes with .map)
 
 DEBUG = env.boolean("DEBUG", False)
-SECRET_KEY = os.environ.get("SECRET_KEY") or "insecure-dev-key-set-SECRET_KEY-in-production"
+# Unset: a random key generated on the first start and kept (0600) under STUDIO_DATA_DIR, never a public default.
+SECRET_KEY = env.secret_key(os.environ.get("SECRET_KEY"), DATA_DIR / "secret_key")
 ALLOWED_HOSTS = env.csv_list("ALLOWED_HOSTS", ["127.0.0.1", "localhost", "[::1]", "testserver"])
 CSRF_TRUSTED_ORIGINS = env.csv_list("CSRF_TRUSTED_ORIGINS", [])
 
@@ -38,6 +39,7 @@ INSTALLED_APPS = [
     "whitenoise.runserver_nostatic",
     "django.contrib.staticfiles",
     "django_rq",
+    "axes",
     "rlaif_site",
     "constitutions",
     "runs",
@@ -48,13 +50,71 @@ MIDDLEWARE = [
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
+    "rlaif_site.nul.NulRequestMiddleware",  # a NUL in a query string or form: 400, not a 500
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     # Every page needs a login; views that must stay public say so with @login_not_required.
     "django.contrib.auth.middleware.LoginRequiredMiddleware",
+    "rlaif_site.access.QueueDashboardSuperuserOnly",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "csp.middleware.CSPMiddleware",
+    # Last: django-axes counts failed logins and locks the username/address pair out (see below).
+    "axes.middleware.AxesMiddleware",
 ]
+
+# --- Security ------------------------------------------------------------------------------------
+# STUDIO_HTTPS=true (the site is served over HTTPS, directly or behind a proxy) turns on the transport
+# settings `manage.py check --deploy` asks for: redirect to HTTPS, secure cookies, HSTS.
+HTTPS = env.boolean("STUDIO_HTTPS", False)
+SECURE_SSL_REDIRECT = HTTPS
+SESSION_COOKIE_SECURE = HTTPS
+CSRF_COOKIE_SECURE = HTTPS
+SECURE_HSTS_SECONDS = env.integer("STUDIO_HSTS_SECONDS", 31_536_000) if HTTPS else 0
+SECURE_HSTS_INCLUDE_SUBDOMAINS = HTTPS
+SECURE_HSTS_PRELOAD = HTTPS
+if env.boolean("STUDIO_BEHIND_PROXY", False):
+    # The proxy terminates TLS and says so in X-Forwarded-Proto (set it there, and strip it from clients).
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+X_FRAME_OPTIONS = "DENY"
+SECURE_REFERRER_POLICY = "same-origin"
+SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
+SESSION_COOKIE_HTTPONLY = True
+
+# Content-Security-Policy (django-csp): scripts only from our own static files (plotly's included); plotly
+# injects <style> elements and style attributes, so styles may be inline; no plugins, frames or foreign forms.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'", "'unsafe-inline'"],
+        "img-src": ["'self'", "data:", "blob:"],
+        "font-src": ["'self'", "data:"],
+        "connect-src": ["'self'"],
+        "object-src": ["'none'"],
+        "base-uri": ["'self'"],
+        "form-action": ["'self'"],
+        "frame-ancestors": ["'none'"],
+    }
+}
+
+# Login throttling (django-axes): after AXES_FAILURE_LIMIT failed logins for one username from one address,
+# that pair is locked out for AXES_COOLOFF_TIME hours; a successful login resets the count.
+AUTHENTICATION_BACKENDS = ["axes.backends.AxesStandaloneBackend", "django.contrib.auth.backends.ModelBackend"]
+AXES_FAILURE_LIMIT = env.integer("STUDIO_LOGIN_FAILURE_LIMIT", 5)
+AXES_COOLOFF_TIME = 0.25  # hours
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
+AXES_VERBOSE = False
+if env.boolean("STUDIO_BEHIND_PROXY", False):
+    AXES_IPWARE_PROXY_COUNT = 1
+    AXES_IPWARE_META_PRECEDENCE_ORDER = ["HTTP_X_FORWARDED_FOR", "REMOTE_ADDR"]
+
+# Django's debug pages and error reports: every secret value (keys, SECRET_KEY, passwords inside
+# DATABASE_URL / REDIS_URL) is replaced by [redacted:NAME], wherever it appears on the page.
+DEFAULT_EXCEPTION_REPORTER = "rlaif_site.debug.RedactingExceptionReporter"
+DEFAULT_EXCEPTION_REPORTER_FILTER = "rlaif_site.debug.RedactingExceptionReporterFilter"
 
 ROOT_URLCONF = "rlaif_site.urls"
 WSGI_APPLICATION = "rlaif_site.wsgi.application"
@@ -127,7 +187,7 @@ if EMBEDDED_QUEUE:
 else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
     _queue_connection = {"URL": REDIS_URL}
-    RQ = {"COMMIT_MODE": "on_db_commit"}
+    RQ = {"WORKER_CLASS": "rlaif_site.queueing.StudioForkWorker", "COMMIT_MODE": "on_db_commit"}
 # Long ML stages set their own job_timeout when enqueued (see runs/services.py).
 RQ_QUEUES = {name: {**_queue_connection, "DEFAULT_TIMEOUT": 3600} for name in QUEUE_NAMES}
 RQ_SHOW_ADMIN_LINK = True
@@ -136,7 +196,9 @@ LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    # Secret values never reach a log line (training.redaction).
+    "filters": {"redact": {"()": "training.redaction.RedactingFilter"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain", "filters": ["redact"]}},
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
     "loggers": {"django.db.backends": {"level": "WARNING"}},
 }

@@ -22,6 +22,7 @@ from django.db.models import Avg, Case, Count, F, FloatField, IntegerField, Max,
 from django.db.models.functions import Floor, Ln
 
 from constitutions.models import Principle
+from rlaif_site.untrusted import plotly_safe
 from runs.models import Judgment, MetricPoint, Run, StageRun
 
 #: At most this many points per curve; longer stages are averaged over buckets of consecutive steps.
@@ -421,4 +422,5 @@ def run_charts(run_ids: Sequence[int]) -> dict:
     if judge is None:
         judge = judge_panels(ids)
         cache.set(judge_key, judge, CACHE_SECONDS)
-    return {"runs": [{"id": i, "name": runs[i].name} for i in ids], "panels": metric + judge}
+    # Panels carry user text (run and principle names) that plotly would render as HTML: escape it all.
+    return {"runs": [{"id": i, "name": runs[i].name} for i in ids], "panels": plotly_safe(metric + judge)}

@@ -46,6 +46,8 @@ class PreferenceFilters:
         split: ``train`` or ``eval`` (the prompt's split), or "" for both.
         prefer_human_labels: let the human majority decide where humans labelled; None = the run's
             ``reward_model.prefer_human_labels`` (default True).
+        exclude_comparisons: comparison ids (or a subquery of them) to leave out, e.g. the pairs an auditor
+            has still to label blind (:func:`runs.audit.blind.blinded_comparison_ids`).
 
     Human-decided rows are not subject to the two AI filters: a human's label does not depend on the judge's
     confidence or consistency.
@@ -56,6 +58,7 @@ class PreferenceFilters:
     human_verified_only: bool = False
     split: str = ""
     prefer_human_labels: bool | None = None
+    exclude_comparisons: object = None
 
     def __post_init__(self) -> None:
         if not 0.0 <= float(self.min_confidence) <= 1.0:
@@ -121,6 +124,8 @@ def preference_rows(run: Run, filters: PreferenceFilters | None = None, *, conve
     comparisons = Comparison.objects.filter(run=run, purpose="train")
     if filters.split:
         comparisons = comparisons.filter(prompt__split=filters.split)
+    if filters.exclude_comparisons is not None:
+        comparisons = comparisons.exclude(id__in=filters.exclude_comparisons)
     judgments = defaultdict(list)
     for j in (
         Judgment.objects.filter(comparison__in=comparisons)

@@ -15,6 +15,7 @@ from typing import Any, Literal
 from django import forms
 
 from constitutions.models import ConstitutionVersion
+from rlaif_site.untrusted import validate_no_bidi_controls
 from runs.models import STAGE_ORDER, PromptSet
 from runs.presets import PRESETS, deep_merge
 from training.config import (
@@ -118,7 +119,7 @@ class OptionalJSONField(forms.JSONField):
 class LaunchForm(forms.Form):
     """Everything a run needs. ``cleaned_data["config"]`` is the validated, complete config dict."""
 
-    name = forms.CharField(max_length=200)
+    name = forms.CharField(max_length=200, validators=[validate_no_bidi_controls])
     constitution_version = forms.ModelChoiceField(
         queryset=ConstitutionVersion.objects.select_related("constitution").filter(constitution__archived=False)
         .order_by("constitution__name", "-number"),

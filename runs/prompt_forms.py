@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from django import forms
 
+from rlaif_site.untrusted import validate_no_bidi_controls
 from runs.importing import LAYOUTS, ImportOptions
 from runs.importing.readers import HUB_ID
 from runs.models import PromptSet
@@ -30,7 +31,7 @@ class MultipleFileField(forms.FileField):
 class UploadForm(forms.Form):
     """Step 1: what to import and the new set's name."""
 
-    name = forms.CharField(max_length=200)
+    name = forms.CharField(max_length=200, validators=[validate_no_bidi_controls])
     description = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 2}))
     files = MultipleFileField(
         required=False,

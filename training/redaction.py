@@ -16,6 +16,7 @@ model outputs), logged (a logging filter) and shown (Django's error pages).
 """
 from __future__ import annotations
 
+import logging
 import os
 import re
 from collections.abc import Mapping
@@ -141,3 +142,25 @@ def redact_json(data, environ: Mapping[str, str] | None = None):
     if isinstance(data, dict):
         return {key: redact_json(value, environ) for key, value in data.items()}
     return data
+
+
+class RedactingFilter(logging.Filter):
+    """A logging filter that removes secret values from a record's message and traceback.
+
+    The message is formatted once (``msg % args``) and redacted; a traceback is formatted into
+    ``exc_text`` and redacted, so every handler that uses this filter prints no secret.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        try:
+            message = record.getMessage()
+        except Exception:  # noqa: BLE001 - a bad format string is the logging module's to report
+            return True
+        record.msg, record.args = redact(message), None
+        if record.exc_info and not record.exc_text:
+            record.exc_text = logging.Formatter().formatException(record.exc_info)
+        if record.exc_text:
+            record.exc_text = redact(record.exc_text)
+        if record.stack_info:
+            record.stack_info = redact(record.stack_info)
+        return True

@@ -1,6 +1,7 @@
 """Plotly figures of the audit dashboard (plain JSON, drawn by plotly.js served from static files)."""
 from __future__ import annotations
 
+from rlaif_site.untrusted import plotly_safe
 from runs.audit.queries import COUNTED
 
 LAYOUT = {"margin": {"l": 60, "r": 20, "t": 40, "b": 50}, "height": 320, "font": {"size": 12}, "autosize": True}
@@ -104,9 +105,10 @@ def length_bias(section: dict) -> dict:
 def dashboard_figures(report: dict) -> dict:
     """Every figure of the dashboard, keyed by the element id it is drawn into."""
     overall = report["overall"]
-    return {
+    # Principle names are user text that plotly would render as HTML: escape every string.
+    return plotly_safe({
         "chart-principles": per_principle(report),
         "chart-reliability": reliability(overall),
         "chart-confusion": confusion(overall),
         "chart-length": length_bias(overall),
-    }
+    })

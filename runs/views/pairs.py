@@ -7,6 +7,7 @@ from django.db.models import Exists, OuterRef, Prefetch, Q
 from django.shortcuts import get_object_or_404, render
 from django.utils.http import urlencode
 
+from runs.audit.blind import blinded_comparison_ids
 from runs.models import HumanLabel, Judgment, Run, Verdict
 
 PAGE_SIZE = 25
@@ -89,6 +90,10 @@ def pair_list(request, pk: int):
     """``/runs/<pk>/pairs/``: the judged pairs of a run, newest first, 25 a page."""
     run = get_object_or_404(Run.objects.select_related("constitution_version__constitution"), pk=pk)
     qs, applied = filter_judgments(run, request.GET)
+    # Blind labeling: pairs this auditor has still to label are left out (with their verdicts and labels).
+    blinded = blinded_comparison_ids(run, request.user)
+    hidden = Judgment.objects.filter(comparison__run=run, comparison_id__in=blinded).count()
+    qs = qs.exclude(comparison_id__in=blinded)
     qs = qs.select_related(
         "principle", "comparison__prompt", "comparison__completion_a", "comparison__completion_b"
     ).prefetch_related(
@@ -97,6 +102,9 @@ def pair_list(request, pk: int):
     rows, has_older, has_newer = page_of(qs, _int(request.GET.get("before")), _int(request.GET.get("after")))
     for judgment in rows:
         judgment.confidence = abs(judgment.p_a - 0.5) * 2 if judgment.p_a is not None else None
+        for label in judgment.comparison.human_labels.all():
+            # An auditor's note is private to its author (and superusers).
+            label.note_visible = request.user.is_superuser or label.auditor_id == request.user.pk
     base = urlencode(applied)
     return render(request, "runs/pair_list.html", {
         "run": run,
@@ -107,4 +115,5 @@ def pair_list(request, pk: int):
         "newer_url": f"?{base}&after={rows[0].pk}" if rows and has_newer else None,
         "first_url": f"?{base}" if _int(request.GET.get("before")) or _int(request.GET.get("after")) else None,
         "verdicts": list(VERDICT_FILTERS),
+        "blind_hidden": hidden,
     })
