@@ -81,6 +81,8 @@ class GenerationConfig:
         if self.backend == "openai" and not self.base_url:
             raise ConfigError(f"{path}.base_url", "is required with the openai backend")
         _key_name(self.api_key_env, f"{path}.api_key_env")
+        if self.backend == "transformers":
+            _gguf_model(self.model, f"{path}.model")
 
 
 @dataclass
@@ -90,7 +92,9 @@ class JudgeConfig:
     Parameters:
         backend: ``openai`` (any OpenAI-compatible chat endpoint), ``transformers`` (local causal LM, soft
             preference from the option labels' log-probabilities, Lee et al. 2023) or ``reward_model``
-            (a sequence-classification preference model, P(A) = sigmoid(r_A - r_B)).
+            (a sequence-classification preference model, P(A) = sigmoid(r_A - r_B)) or ``likelihood`` (a
+            local causal LM scoring each response by how much more likely it is after the principle's text,
+            order-invariant; :mod:`training.judges.likelihood_judge`).
         model, base_url, api_key_env: what to call; the key is read from that environment variable.
         concurrency, timeout_s, max_retries: HTTP behaviour of the openai backend.
         principle_sampling: ``sample`` (one principle per comparison, drawn by weight, as in Constitutional
@@ -106,7 +110,7 @@ class JudgeConfig:
         seed: principle sampling seed.
     """
 
-    backend: Literal["openai", "transformers", "reward_model"] = "transformers"
+    backend: Literal["openai", "transformers", "reward_model", "likelihood"] = "transformers"
     model: str = "demo://judge"
     base_url: str = ""
     api_key_env: str = ""
@@ -138,6 +142,8 @@ class JudgeConfig:
         if self.backend == "openai" and not self.base_url:
             raise ConfigError(f"{path}.base_url", "is required with the openai backend")
         _key_name(self.api_key_env, f"{path}.api_key_env")
+        if self.backend != "openai":
+            _gguf_model(self.model, f"{path}.model")
 
 
 @dataclass
@@ -329,6 +335,17 @@ def _at_least(value, minimum, path: str) -> None:
 def _between(value, low, high, path: str) -> None:
     if not low <= value <= high:
         raise ConfigError(path, f"must be between {low} and {high}; got {value}")
+
+
+def _gguf_model(name: str, path: str) -> None:
+    """A GGUF model (``gemma-3-270m`` or a ``.gguf`` file) must exist and be GGUF at launch, not fail later."""
+    from training.modeling import ModelNotFound, check_model, is_gguf
+
+    if is_gguf(name):
+        try:
+            check_model(name)
+        except ModelNotFound as exc:
+            raise ConfigError(path, str(exc)) from None
 
 
 def _key_name(name: str, path: str) -> None:
