@@ -142,6 +142,7 @@ class JudgeRequest:
             shown as A and B), for backends that score responses directly (a reward model).
         sample: index of the sample with self-consistency (0..n-1); distinct samples are sampled, and cached,
             separately.
+        principle: the principle's comparison text (for backends that condition on it directly).
     """
 
     messages: tuple[Mapping[str, str], ...]
@@ -150,6 +151,7 @@ class JudgeRequest:
     shown_a: str = ""
     shown_b: str = ""
     sample: int = 0
+    principle: str = ""
 
     @property
     def text(self) -> str:
@@ -195,6 +197,7 @@ def render(
         conversation=prompt,
         shown_a=first,
         shown_b=second,
+        principle=principle,
     )
 
 

@@ -48,4 +48,10 @@ def build_judge(config: JudgeConfig, models_dir: Path | None = None) -> Judge:
         from training.judges.reward_model_judge import RewardModelJudge
 
         return RewardModelJudge(config, models_dir)
-    raise ValueError(f"judge.backend: unknown backend {config.backend!r} (openai, transformers, reward_model)")
+    if config.backend == "likelihood":
+        from training.judges.likelihood_judge import LikelihoodJudge
+
+        return LikelihoodJudge(config, models_dir)
+    raise ValueError(
+        f"judge.backend: unknown backend {config.backend!r} (openai, transformers, reward_model, likelihood)"
+    )
