@@ -1,5 +1,7 @@
 """Sampling candidate responses from a policy: a local transformers causal LM, batched with left padding,
-using the tokenizer's chat template when it has one."""
+using the tokenizer's chat template when it has one and the transcript format of :mod:`training.transcript`
+when it has none (a base model), in which case generation stops at the next turn marker and the answer is
+cut there."""
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
@@ -7,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from training.config import GenerationConfig
+from training import transcript
 from training.modeling import resolve
 from training.progress import NullReporter, Reporter, check_cancelled
 
@@ -30,11 +33,12 @@ class Sample:
     token_count: int
 
 
-def load_causal_lm(name: str, models_dir: Path | None = None):
+def load_causal_lm(name: str, models_dir: Path | None = None, reporter: Reporter | None = None):
     """Load a causal LM and its tokenizer for generation (eval mode, left padding, a pad token).
 
     Args:
-        name: hub id, local path or offline name (see :func:`training.modeling.resolve`).
+        name: hub id, local path or offline name (see :func:`training.modeling.resolve`); a GGUF file is
+            converted on first use, with progress sent to ``reporter``.
 
     Raises:
         training.modeling.ModelNotFound: the name resolves to nothing.
@@ -42,7 +46,7 @@ def load_causal_lm(name: str, models_dir: Path | None = None):
     """
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    path = resolve(name, models_dir)
+    path = resolve(name, models_dir, reporter)
     tokenizer = AutoTokenizer.from_pretrained(path)
     tokenizer.padding_side = "left"
     tokenizer.truncation_side = "left"  # never cut the generation prompt at the end
@@ -55,15 +59,12 @@ def load_causal_lm(name: str, models_dir: Path | None = None):
 
 def prompt_text(tokenizer, conversation: Conversation) -> str:
     """The text the policy is conditioned on: the chat template with a generation prompt where the
-    tokenizer has one, else ``Human: …\\n\\nAssistant:``."""
+    tokenizer has one, else the transcript ``Human: …\\n\\nAssistant:`` (:func:`training.transcript.render`),
+    after the BOS token where the tokenizer adds one (:func:`training.transcript.prefix`)."""
     messages = [{"role": "user", "content": conversation}] if isinstance(conversation, str) else list(conversation)
-    if getattr(tokenizer, "chat_template", None):
+    if not transcript.uses_transcript(tokenizer):
         return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
-    turns = "\n\n".join(
-        f"{'Human' if m['role'] == 'user' else 'Assistant' if m['role'] == 'assistant' else 'System'}: {m['content']}"
-        for m in messages
-    )
-    return f"{turns}\n\nAssistant:"
+    return transcript.prefix(tokenizer) + transcript.render(messages)
 
 
 def fit_conversation(tokenizer, conversation: Conversation, max_tokens: int) -> Conversation:
@@ -108,6 +109,8 @@ def generate(
 ) -> list[Sample]:
     """Sample ``num_samples`` (default ``config.samples_per_prompt``) responses for each prompt.
 
+    With a tokenizer without chat template (a base model) prompts are transcripts: generation stops at the
+    next turn marker (``stop_strings``) and the text is cut before it (:mod:`training.transcript`).
     Prompts are processed in batches of ``config.batch_size``; each batch is seeded with
     ``config.seed + first prompt index`` so results do not depend on how a resumed stage batches them.
     Progress is reported per batch as ``progress_offset + prompts done`` of ``progress_total``.
@@ -128,6 +131,9 @@ def generate(
     k = num_samples or config.samples_per_prompt
     total = progress_total if progress_total is not None else progress_offset + len(prompts)
     max_context = getattr(model.config, "n_positions", None) or getattr(model.config, "max_position_embeddings", 2048)
+    stops = {}
+    if transcript.uses_transcript(tokenizer):
+        stops = {"stop_strings": list(transcript.STOP_STRINGS), "tokenizer": tokenizer}
     samples: list[Sample] = []
     for start in range(0, len(prompts), config.batch_size):
         check_cancelled(reporter)
@@ -153,9 +159,11 @@ def generate(
                 num_return_sequences=k,
                 pad_token_id=tokenizer.pad_token_id,
                 eos_token_id=tokenizer.eos_token_id,
+                **stops,
             )
         new_tokens = output[:, encoded["input_ids"].shape[1] :]
         for row, tokens in enumerate(new_tokens):
+            text = tokenizer.decode(tokens, skip_special_tokens=True)
             non_pad = tokens[tokens != tokenizer.pad_token_id]
             eos = (non_pad == tokenizer.eos_token_id).nonzero()
             count = int(eos[0]) + 1 if len(eos) else int(non_pad.numel())
@@ -163,7 +171,7 @@ def generate(
                 Sample(
                     prompt_index=start + row // k,
                     sample_index=row % k,
-                    text=tokenizer.decode(tokens, skip_special_tokens=True).strip(),
+                    text=transcript.trim(text) if stops else text.strip(),
                     token_count=count,
                 )
             )

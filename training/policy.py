@@ -12,6 +12,12 @@ KL penalty (coefficient beta) to the reference policy, or DPO straight on the pr
 Metrics stream through :class:`~training.callbacks.ReporterCallback` under TRL's names (``reward``,
 ``reward_std``, ``kl``, ``entropy``, ``loss``, ``completions/mean_length``, DPO's ``rewards/margins``…).
 A checkpoint is saved every ``checkpoint_every`` steps; a re-run resumes from the last one.
+
+Base models (no chat template) get transcript prompts (:mod:`training.transcript`). TRL generates rollouts
+without a tokenizer, so ``stop_strings`` cannot reach it: instead the token that starts the next turn
+(``Human`` after a blank line) is added to the policy's end-of-sequence ids, so a rollout ends where the model
+would invent the user's next turn, TRL masks what follows, and the reward function sees the answer cut
+before the marker.
 """
 from __future__ import annotations
 
@@ -159,8 +165,46 @@ def train_policy(
     )
 
 
+def trimmed_reward(reward_fn: RewardFn, strip_prefix: str = "") -> RewardFn:
+    """Wrap a TRL reward function so that text completions are cut at the next turn marker
+    (:func:`training.transcript.trim`) before scoring: the reward model never scores an invented turn.
+    ``strip_prefix`` (the BOS text of :func:`training.transcript.prefix`) is taken off text prompts."""
+    from training import transcript
+
+    def reward(prompts=None, completions=None, **kwargs):
+        if completions and isinstance(completions[0], str):
+            completions = [transcript.trim(c) for c in completions]
+        if strip_prefix and prompts and isinstance(prompts[0], str):
+            prompts = [p[len(strip_prefix) :] if p.startswith(strip_prefix) else p for p in prompts]
+        return reward_fn(prompts=prompts, completions=completions, **kwargs)
+
+    reward.__name__ = getattr(reward_fn, "__name__", type(reward_fn).__name__)
+    return reward
+
+
+def rollout_policy(policy_model: str, tokenizer):
+    """The policy to hand TRL: its path, or, for a base model (transcript prompts), the loaded model whose
+    generation config also ends a sequence at the next turn marker (:func:`training.transcript.turn_token_ids`)."""
+    from training import transcript
+
+    markers = transcript.turn_token_ids(tokenizer) if transcript.uses_transcript(tokenizer) else []
+    if not markers:
+        return policy_model
+    from transformers import AutoModelForCausalLM
+
+    model = AutoModelForCausalLM.from_pretrained(policy_model)
+    eos = model.generation_config.eos_token_id
+    eos = [] if eos is None else [eos] if isinstance(eos, int) else list(eos)
+    if tokenizer.eos_token_id is not None and tokenizer.eos_token_id not in eos:
+        eos.insert(0, tokenizer.eos_token_id)
+    model.generation_config.eos_token_id = eos + [m for m in markers if m not in eos]
+    return model
+
+
 def _online_trainer(config, policy_model, tokenizer, prompts, reward_fn, common, callback):
     from trl import GRPOConfig, GRPOTrainer, RLOOConfig, RLOOTrainer
+
+    from training import transcript
 
     if not prompts:
         raise ValueError(f"{config.algorithm}: no training prompts")
@@ -181,9 +225,10 @@ def _online_trainer(config, policy_model, tokenizer, prompts, reward_fn, common,
         remove_unused_columns=False,
         log_completions=False,
     )
+    base = transcript.uses_transcript(tokenizer)
     return trainer_cls(
-        model=policy_model,
-        reward_funcs=reward_fn,
+        model=rollout_policy(policy_model, tokenizer),
+        reward_funcs=trimmed_reward(reward_fn, transcript.prefix(tokenizer)) if base else reward_fn,
         args=args,
         train_dataset=prompt_dataset(
             prompts, tokenizer, max_prompt_tokens=context_length(policy_model) - config.max_new_tokens
