@@ -64,7 +64,10 @@ def check_key_name(name: str, environ: Mapping[str, str] | None = None) -> None:
     if not _NAME.match(name):
         raise KeyNameError(f"{name!r} is not an environment variable name (letters, digits and _ only)")
     if name in _NEVER_ALLOWED:
-        raise KeyNameError(f"{name} holds a secret of the deployment itself and can never be sent as an API key")
+        raise KeyNameError(
+            f"{name} holds a secret of the deployment itself and can never be sent as an API key: "
+            f"use a variable whose name starts with {KEY_PREFIX} (e.g. {KEY_PREFIX}JUDGE)"
+        )
     if name.startswith(KEY_PREFIX) and len(name) > len(KEY_PREFIX):
         return
     if name in allowed_key_names(environ):

@@ -325,3 +325,15 @@ def test_run_page_shows_the_evaluation_summary(client, viewer):
     html = client.get(reverse("runs:detail", args=[run.pk])).content.decode()
     assert "62%" in html and "95% CI 40%–80%" in html
     assert "5 / 0 / 3" in html and "-0.100 → 0.250" in html
+
+
+@pytest.mark.parametrize("name", ["SECRET_KEY", "DATABASE_URL", "HOME"])
+def test_launch_refuses_an_api_key_variable_the_deployment_does_not_allow(client, operator, version, prompt_set,
+                                                                          queue_connection, name):
+    client.force_login(operator)
+    data = launch_data(version, prompt_set, judge__backend="openai", judge__base_url="http://127.0.0.1:9/v1",
+                       judge__model="m", judge__api_key_env=name)
+    response = client.post(reverse("runs:launch"), data)
+    assert response.status_code == 200 and not Run.objects.exists()
+    errors = " ".join(str(e) for e in response.context["form"].errors.values())
+    assert name in errors and "STUDIO_KEY_" in errors
