@@ -14,6 +14,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from constitutions.models import ConstitutionVersion, Principle
+from runs.fields import NulFreeCharField, NulFreeJSONField, NulFreeTextField
 
 UID_HELP = ("Unique across databases: names the row's RQ jobs and artifact folders, so two databases that share "
             "a Redis or a STUDIO_DATA_DIR never mix them up.")
@@ -27,13 +28,13 @@ class PromptSet(models.Model):
         READY = "ready", "Ready"
         FAILED = "failed", "Failed"
 
-    name = models.CharField(max_length=200, unique=True)
-    description = models.TextField(blank=True)
-    source = models.CharField(max_length=500, blank=True, help_text="File name or dataset id it came from.")
+    name = NulFreeCharField(max_length=200, unique=True)
+    description = NulFreeTextField(blank=True)
+    source = NulFreeCharField(max_length=500, blank=True, help_text="File name or dataset id it came from.")
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
     created_at = models.DateTimeField(auto_now_add=True)
-    status = models.CharField(max_length=20, choices=Status.choices, default=Status.READY)
-    import_report = models.JSONField(default=dict, blank=True)
+    status = NulFreeCharField(max_length=20, choices=Status.choices, default=Status.READY)
+    import_report = NulFreeJSONField(default=dict, blank=True)
     uid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False, help_text=UID_HELP)
 
     class Meta:
@@ -59,11 +60,11 @@ class Prompt(models.Model):
 
     prompt_set = models.ForeignKey(PromptSet, on_delete=models.CASCADE, related_name="prompts")
     index = models.PositiveIntegerField(help_text="Row order within the set.")
-    text = models.TextField()
-    messages = models.JSONField(null=True, blank=True)
-    metadata = models.JSONField(default=dict, blank=True)
-    split = models.CharField(max_length=10, choices=Split.choices, default=Split.TRAIN)
-    content_hash = models.CharField(max_length=64)
+    text = NulFreeTextField()
+    messages = NulFreeJSONField(null=True, blank=True)
+    metadata = NulFreeJSONField(default=dict, blank=True)
+    split = NulFreeCharField(max_length=10, choices=Split.choices, default=Split.TRAIN)
+    content_hash = NulFreeCharField(max_length=64)
 
     class Meta:
         ordering = ["prompt_set", "index"]
@@ -86,11 +87,15 @@ class ReferencePair(models.Model):
     (HH-RLHF chosen/rejected, PandaLM's votes). Used to measure judge-vs-human agreement."""
 
     prompt = models.ForeignKey(Prompt, on_delete=models.CASCADE, related_name="reference_pairs")
-    response_a = models.TextField()
-    response_b = models.TextField()
-    human_choice = models.CharField(max_length=4, blank=True, help_text="A, B, tie, or blank when unknown.")
-    human_votes = models.JSONField(null=True, blank=True, help_text="Individual annotators' choices (A/B/tie).")
-    source = models.CharField(max_length=100, blank=True)
+    response_a = NulFreeTextField()
+    response_b = NulFreeTextField()
+    human_choice = NulFreeCharField(max_length=4, blank=True, help_text="A, B, tie, or blank when unknown.")
+    human_votes = NulFreeJSONField(null=True, blank=True, help_text="Individual annotators' choices (A/B/tie).")
+    source = NulFreeCharField(max_length=100, blank=True)
+    degenerate = NulFreeCharField(
+        max_length=10, blank=True, default="",
+        help_text="identical or empty (training.pairing.degenerate_reason): never judged, trained on or counted.",
+    )
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["prompt"], name="one_reference_pair_per_prompt")]
@@ -142,13 +147,13 @@ class RunQuerySet(models.QuerySet):
 class Run(models.Model):
     """One RLAIF run: a pinned constitution version and prompt set, a validated config, and its stages."""
 
-    name = models.CharField(max_length=200)
+    name = NulFreeCharField(max_length=200)
     owner = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="runs")
     constitution_version = models.ForeignKey(ConstitutionVersion, on_delete=models.PROTECT, related_name="runs")
     prompt_set = models.ForeignKey(PromptSet, on_delete=models.PROTECT, related_name="runs")
-    config = models.JSONField(default=dict)
-    status = models.CharField(max_length=20, choices=RunStatus.choices, default=RunStatus.QUEUED, db_index=True)
-    current_stage = models.CharField(max_length=20, choices=Stage.choices, blank=True)
+    config = NulFreeJSONField(default=dict)
+    status = NulFreeCharField(max_length=20, choices=RunStatus.choices, default=RunStatus.QUEUED, db_index=True)
+    current_stage = NulFreeCharField(max_length=20, choices=Stage.choices, blank=True)
     cancel_requested = models.BooleanField(default=False)
     gate_released = models.BooleanField(default=False, help_text="An operator let the run pass its audit gate.")
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
@@ -185,15 +190,15 @@ class StageRun(models.Model):
     """One stage of a run: its RQ job, status, progress and the tail of its log."""
 
     run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="stages")
-    stage = models.CharField(max_length=20, choices=Stage.choices)
-    status = models.CharField(max_length=20, choices=StageStatus.choices, default=StageStatus.PENDING)
-    job_id = models.CharField(max_length=100, blank=True)
+    stage = NulFreeCharField(max_length=20, choices=Stage.choices)
+    status = NulFreeCharField(max_length=20, choices=StageStatus.choices, default=StageStatus.PENDING)
+    job_id = NulFreeCharField(max_length=100, blank=True)
     attempt = models.PositiveIntegerField(default=0)
     progress_done = models.PositiveIntegerField(default=0)
     progress_total = models.PositiveIntegerField(null=True, blank=True)
-    message = models.CharField(max_length=500, blank=True)
-    error = models.TextField(blank=True)
-    log_tail = models.TextField(blank=True)
+    message = NulFreeCharField(max_length=500, blank=True)
+    error = NulFreeTextField(blank=True)
+    log_tail = NulFreeTextField(blank=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
     heartbeat_at = models.DateTimeField(null=True, blank=True)
@@ -230,11 +235,11 @@ class CompletionSource(models.TextChoices):
 class Completion(models.Model):
     run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="completions")
     prompt = models.ForeignKey(Prompt, on_delete=models.CASCADE, related_name="completions")
-    source = models.CharField(max_length=20, choices=CompletionSource.choices, default=CompletionSource.POLICY)
+    source = NulFreeCharField(max_length=20, choices=CompletionSource.choices, default=CompletionSource.POLICY)
     sample_index = models.PositiveIntegerField()
-    text = models.TextField()
-    model = models.CharField(max_length=300)
-    sampling_params = models.JSONField(default=dict, blank=True)
+    text = NulFreeTextField()
+    model = NulFreeCharField(max_length=300)
+    sampling_params = NulFreeJSONField(default=dict, blank=True)
     token_count = models.PositiveIntegerField(default=0)
     created_at = models.DateTimeField(auto_now_add=True)
 
@@ -253,7 +258,7 @@ class Comparison(models.Model):
     prompt = models.ForeignKey(Prompt, on_delete=models.CASCADE, related_name="comparisons")
     completion_a = models.ForeignKey(Completion, on_delete=models.CASCADE, related_name="+")
     completion_b = models.ForeignKey(Completion, on_delete=models.CASCADE, related_name="+")
-    purpose = models.CharField(max_length=10, default="train", help_text="train (labels for learning) or eval.")
+    purpose = NulFreeCharField(max_length=10, default="train", help_text="train (labels for learning) or eval.")
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -279,19 +284,19 @@ class Judgment(models.Model):
 
     comparison = models.ForeignKey(Comparison, on_delete=models.CASCADE, related_name="judgments")
     principle = models.ForeignKey(Principle, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
-    judge_id = models.CharField(max_length=300)
+    judge_id = NulFreeCharField(max_length=300)
     p_a_ab = models.FloatField(null=True, blank=True)
     p_a_ba = models.FloatField(null=True, blank=True)
     p_a = models.FloatField(null=True, blank=True, db_index=True)
-    verdict = models.CharField(max_length=4, choices=Verdict.choices, blank=True, db_index=True)
+    verdict = NulFreeCharField(max_length=4, choices=Verdict.choices, blank=True, db_index=True)
     position_consistent = models.BooleanField(null=True, blank=True)
-    rationale = models.TextField(blank=True)
-    raw_outputs = models.JSONField(default=list, blank=True)
+    rationale = NulFreeTextField(blank=True)
+    raw_outputs = NulFreeJSONField(default=list, blank=True)
     latency_ms = models.FloatField(default=0)
     prompt_tokens = models.PositiveIntegerField(default=0)
     completion_tokens = models.PositiveIntegerField(default=0)
     cost = models.FloatField(default=0)
-    error = models.TextField(blank=True)
+    error = NulFreeTextField(blank=True)
     attempts = models.PositiveIntegerField(default=1)
     created_at = models.DateTimeField(auto_now_add=True)
 
@@ -316,10 +321,28 @@ class JudgeCacheEntry(models.Model):
     """One answered judge request, keyed by the SHA-256 of (judge, parameters, rendered prompt, sample), so the
     same request is never paid for twice (see :func:`training.labeling.request_key`)."""
 
-    key = models.CharField(max_length=64, unique=True)
-    judge_id = models.CharField(max_length=300)
-    output = models.JSONField(help_text="The backend's OrderResult fields.")
+    key = NulFreeCharField(max_length=64, unique=True)
+    judge_id = NulFreeCharField(max_length=300)
+    output = NulFreeJSONField(help_text="The backend's OrderResult fields.")
     created_at = models.DateTimeField(auto_now_add=True)
+
+
+class JudgeCharge(models.Model):
+    """One paid call to a run's judge endpoint (the cost ledger): written as each answer arrives, whatever
+    became of it (a verdict, an answer without one, a truncated one), so the ledger counts every paid attempt
+    and an interrupted stage forgets nothing it paid for. The run's spend is the sum of its charges."""
+
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="judge_charges")
+    judge_id = NulFreeCharField(max_length=300)
+    request_key = NulFreeCharField(max_length=64, help_text="The request's cache key.")
+    prompt_tokens = models.PositiveIntegerField(default=0)
+    completion_tokens = models.PositiveIntegerField(default=0)
+    cost = models.FloatField(default=0)
+    outcome = NulFreeCharField(max_length=20, help_text="answer, no verdict, truncated or estimated.")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["run", "judge_id"], name="judge_charge_run_idx")]
 
 
 class HumanChoice(models.TextChoices):
@@ -340,13 +363,13 @@ class HumanLabel(models.Model):
 
     comparison = models.ForeignKey(Comparison, on_delete=models.CASCADE, related_name="human_labels")
     auditor = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.CASCADE)
-    external_annotator = models.CharField(max_length=100, blank=True)
-    choice = models.CharField(max_length=4, choices=HumanChoice.choices)
+    external_annotator = NulFreeCharField(max_length=100, blank=True)
+    choice = NulFreeCharField(max_length=4, choices=HumanChoice.choices)
     confidence = models.PositiveSmallIntegerField(null=True, blank=True, help_text="1 (unsure) to 5 (certain).")
-    note = models.TextField(blank=True)
+    note = NulFreeTextField(blank=True)
     seconds_spent = models.FloatField(default=0)
     shown_swapped = models.BooleanField(default=False, help_text="B was shown on the left.")
-    rationale_flag = models.CharField(max_length=20, choices=Flag.choices, blank=True)
+    rationale_flag = NulFreeCharField(max_length=20, choices=Flag.choices, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -376,7 +399,7 @@ class AuditItem(models.Model):
     run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="audit_items")
     comparison = models.ForeignKey(Comparison, on_delete=models.CASCADE, related_name="audit_items")
     judgment = models.ForeignKey(Judgment, null=True, on_delete=models.CASCADE, related_name="audit_items")
-    stratum = models.CharField(max_length=10, choices=Stratum.choices)
+    stratum = NulFreeCharField(max_length=10, choices=Stratum.choices)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -388,9 +411,9 @@ class AuditItem(models.Model):
 
 class MetricPoint(models.Model):
     run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="metrics")
-    stage = models.CharField(max_length=20, choices=Stage.choices)
+    stage = NulFreeCharField(max_length=20, choices=Stage.choices)
     step = models.IntegerField()
-    name = models.CharField(max_length=100)
+    name = NulFreeCharField(max_length=100)
     value = models.FloatField()
     created_at = models.DateTimeField(default=timezone.now)
 
@@ -411,10 +434,10 @@ class Artifact(models.Model):
         REPORT = "report", "Report"
 
     run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="artifacts")
-    kind = models.CharField(max_length=20, choices=Kind.choices)
-    name = models.CharField(max_length=200)
-    path = models.CharField(max_length=1000)
-    metrics = models.JSONField(default=dict, blank=True)
+    kind = NulFreeCharField(max_length=20, choices=Kind.choices)
+    name = NulFreeCharField(max_length=200)
+    path = NulFreeCharField(max_length=1000)
+    metrics = NulFreeJSONField(default=dict, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

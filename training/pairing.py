@@ -46,3 +46,29 @@ def pair_indices(
         rng = random.Random(f"{seed}\x1f{key}")
         return sorted(rng.sample(every, pairs_per_prompt))
     raise ValueError(f"pairing: unknown rule {rule!r} (first, all, random)")
+
+
+#: Why a pair of replies carries no preference: both the same text, or one of them (or both) empty.
+DEGENERATE_REASONS = ("identical", "empty")
+
+
+def degenerate_reason(reply_a: str, reply_b: str) -> str:
+    """Why two replies to one prompt make a useless comparison, or "" when they make a real one.
+
+    A pair is degenerate when either reply is empty (after stripping whitespace) → ``"empty"``, or both are
+    the same text up to surrounding whitespace → ``"identical"``. Such a pair says nothing about a principle:
+    a judge's verdict on it is noise (or a position bias), a reward model learns nothing from it, and a human
+    label on it measures nothing, so it is kept out of judging, training and agreement.
+
+    Args:
+        reply_a, reply_b: the two replies (text).
+
+    Returns:
+        ``"empty"``, ``"identical"`` or ``""``.
+    """
+    a, b = (reply_a or "").strip(), (reply_b or "").strip()
+    if not a or not b:
+        return "empty"
+    if a == b:
+        return "identical"
+    return ""
