@@ -16,6 +16,8 @@ from training.config import RunConfig
 
 #: Rough characters per token for English text, used only for estimates.
 CHARS_PER_TOKEN = 4.0
+#: Judge backends that score each response on its own: the labeling protocol asks them once.
+ORDER_INVARIANT_BACKENDS = ("reward_model", "likelihood")
 #: Tokens of the judge's answer when it only scores the verdict labels (no rationale generated).
 VERDICT_ONLY_TOKENS = 1
 
@@ -37,6 +39,8 @@ class Estimate:
         budget: the configured cap (0 = none).
         calls_within_budget: judge calls the budget pays for (None without a budget).
         warnings: plain sentences shown next to the figures.
+        minutes: expected wall time of the selected stages on an idle 2-core CPU (None when the run's models
+            have no measured CPU figures, see :data:`CPU_FIGURES`).
     """
 
     prompts: int
@@ -52,9 +56,67 @@ class Estimate:
     budget: float
     calls_within_budget: int | None
     warnings: list[str]
+    minutes: float | None = None
 
     def as_dict(self) -> dict:
         return asdict(self)
+
+
+@dataclass(frozen=True)
+class CpuFigures:
+    """Measured costs of one local policy model on an idle 2-core CPU (seconds unless said otherwise).
+
+    Attributes:
+        tokens_per_s: batched sampling throughput (new tokens of the whole batch per second, batch 8).
+        load_s: loading the model (a stage loads it once or twice).
+        judge_s: one judge call on one comparison (the preset's judge on this model).
+        rl_step_s, rl_step_s_per_token: one RLOO/GRPO step of batch 4: fixed part plus per rollout token.
+        rm_pair_s: one preference pair through one reward-model epoch (MiniLM).
+        first_use_s: one-off work of a first run (a GGUF conversion).
+    """
+
+    tokens_per_s: float
+    load_s: float
+    judge_s: float
+    rl_step_s: float
+    rl_step_s_per_token: float
+    rm_pair_s: float = 0.05
+    first_use_s: float = 0.0
+
+
+#: Idle 2-core CPU figures per policy model name (the issue's and benchmarks/real_model_loop.py's
+#: measurements). Gemma: 35 new tokens/s at batch 8; RLOO batch 4 took 11.1 s a step with 32 new tokens
+#: and 17.4 s with 48 (so ~0.4 s a token plus ~-1.6 s); a converted model loads in 5-10 s; the first use
+#: converts the GGUF file (about 60 s).
+CPU_FIGURES: dict[str, CpuFigures] = {
+    "gemma-3-270m": CpuFigures(
+        tokens_per_s=35.0, load_s=8.0, judge_s=1.0, rl_step_s=-1.7, rl_step_s_per_token=0.4, first_use_s=60.0
+    ),
+    "demo://policy": CpuFigures(tokens_per_s=2000.0, load_s=0.5, judge_s=0.02, rl_step_s=0.3, rl_step_s_per_token=0.005),
+}
+
+
+def cpu_minutes(config: RunConfig, *, prompts: int, comparisons: int, eval_n: int, stages) -> float | None:
+    """Expected wall time in minutes of ``stages`` on an idle 2-core CPU, from :data:`CPU_FIGURES` for
+    ``generation.model`` (None for models without figures, or with an endpoint backend)."""
+    figures = CPU_FIGURES.get(config.generation.model)
+    if figures is None or config.generation.backend != "transformers":
+        return None
+    gen, pol, ev = config.generation, config.policy, config.evaluation
+    seconds = figures.first_use_s
+    if "generate" in stages:
+        seconds += figures.load_s + prompts * gen.samples_per_prompt * gen.max_new_tokens / figures.tokens_per_s
+    if "label" in stages:
+        seconds += figures.load_s + comparisons * figures.judge_s
+    if "reward_model" in stages:
+        seconds += 10.0 + comparisons * config.reward_model.epochs * figures.rm_pair_s
+    if "policy" in stages and pol.algorithm != "dpo":
+        step = max(0.5, figures.rl_step_s + figures.rl_step_s_per_token * pol.max_new_tokens) * pol.batch_size / 4
+        seconds += 2 * figures.load_s + pol.steps * step
+    if "evaluate" in stages:
+        sampled = 2 * eval_n * ev.max_new_tokens / figures.tokens_per_s
+        seconds += 3 * figures.load_s + sampled + eval_n * figures.judge_s
+    return round(seconds / 60.0, 1)
 
 
 def pairs_per_prompt(pairing: str, samples_per_prompt: int, pairs_requested: int) -> int:
@@ -97,7 +159,7 @@ def estimate(
     principles = 1 if judge.principle_sampling == "sample" else enabled_principles
     if enabled_principles == 0:
         warnings.append("The constitution version has no enabled principle: the judge has nothing to apply.")
-    orders = 2 if judge.both_orders else 1
+    orders = 2 if judge.both_orders and judge.backend not in ORDER_INVARIANT_BACKENDS else 1
     judge_calls = comparisons * principles * orders * judge.self_consistency if "label" in stages else 0
     eval_n = min(eval_prompts, config.evaluation.max_prompts) if config.evaluation.max_prompts else eval_prompts
     eval_calls = eval_n * principles * orders * judge.self_consistency if "evaluate" in stages else 0
@@ -144,6 +206,7 @@ def estimate(
         budget=judge.budget,
         calls_within_budget=within,
         warnings=warnings,
+        minutes=cpu_minutes(config, prompts=prompts, comparisons=comparisons, eval_n=eval_n, stages=tuple(stages)),
     )
 
 

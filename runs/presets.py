@@ -53,6 +53,36 @@ PRESETS: dict[str, Preset] = {
     p.key: p
     for p in (
         Preset(
+            key="gemma-cpu",
+            label="Gemma 3 270M on CPU",
+            description=(
+                "A real pretrained language model offline: Google's Gemma 3 270M base (shipped as a pip package) "
+                "as the policy and reference, prompts as Human:/Assistant: transcripts, the likelihood judge on "
+                "Gemma, the MiniLM reward model, RLOO with a KL penalty, evaluation. Sized for about 30 minutes "
+                "on an idle 2-core CPU with 200 prompts. The judge only measures how well an answer fits a "
+                "principle's wording (see the README): no facts, no subtle harms."
+            ),
+            config={
+                "generation": {
+                    "model": "gemma-3-270m", "backend": "transformers", "samples_per_prompt": 2,
+                    "max_new_tokens": 32, "temperature": 1.0, "top_p": 0.95, "batch_size": 8, "pairing": "first",
+                    "max_prompts": 200,
+                },
+                "judge": {
+                    "backend": "likelihood", "model": "gemma-3-270m", "concurrency": 1,
+                    "principle_sampling": "sample", "both_orders": True, "self_consistency": 1,
+                    "chain_of_thought": False,
+                },
+                "reward_model": {"base_model": "minilm", "epochs": 2.0, "batch_size": 8, "max_length": 256},
+                "policy": {
+                    "algorithm": "rloo", "beta": 0.05, "learning_rate": 2e-5, "steps": 60, "batch_size": 4,
+                    "num_generations": 2, "max_new_tokens": 32, "temperature": 1.0, "checkpoint_every": 10,
+                },
+                "evaluation": {"max_prompts": 40, "max_new_tokens": 32, "temperature": 0.7},
+            },
+            stages=PIPELINE,
+        ),
+        Preset(
             key="offline-demo",
             label="Offline demo on CPU",
             description=(

@@ -76,6 +76,7 @@ def _sampling(config: RunConfig) -> GenerationConfig:
 
 def _generate_missing(run, prompts, source: str, model_path: str, config: RunConfig, reporter) -> None:
     from training.generation import generate, load_causal_lm
+    from training.transcript import prompt_format
 
     have = set(
         Completion.objects.filter(run=run, source=source, sample_index=0, prompt__in=prompts).values_list(
@@ -86,7 +87,8 @@ def _generate_missing(run, prompts, source: str, model_path: str, config: RunCon
     if not missing:
         return
     sampling = _sampling(config)
-    model, tokenizer = load_causal_lm(model_path, settings.MODELS_DIR)
+    model, tokenizer = load_causal_lm(model_path, settings.MODELS_DIR, reporter)
+    rendered = prompt_format(tokenizer)
     for start in range(0, len(missing), sampling.batch_size):
         check_cancelled(reporter)
         chunk = missing[start : start + sampling.batch_size]
@@ -101,7 +103,7 @@ def _generate_missing(run, prompts, source: str, model_path: str, config: RunCon
                     text=s.text,
                     model=model_path[-300:],
                     sampling_params={"temperature": sampling.temperature, "max_new_tokens": sampling.max_new_tokens,
-                                     "seed": sampling.seed},
+                                     "seed": sampling.seed, "prompt_format": rendered},
                     token_count=s.token_count,
                 )
                 for s in samples

@@ -20,7 +20,7 @@ from django.db.models import Count
 from runs.models import Artifact, Comparison, Completion, CompletionSource, Prompt, Run, Split
 from training.config import GenerationConfig, RunConfig
 from training.generation import Sample
-from training.pairing import pair_indices
+from training.pairing import degenerate_reason, pair_indices
 from training.progress import check_cancelled
 
 
@@ -63,23 +63,25 @@ def run(stage_run, reporter) -> None:
             from runs.stages import training_support
 
             training_support.ensure_models(RunConfig.from_dict(run_row.config), reporter, [model_name])
-        sampler = make_sampler(config, model_name)
+        sampler = make_sampler(config, model_name, reporter)
+        if getattr(sampler, "prompt_format", None):
+            reporter.log(f"generate: prompts rendered with the {sampler.prompt_format} format")
         for start in range(0, len(missing), config.batch_size):
             check_cancelled(reporter)
             chunk = missing[start : start + config.batch_size]
             samples = sampler([p.conversation for p in chunk], position[chunk[0].pk], len(prompts), reporter)
-            _write(run_row, config, model_name, chunk, samples)
+            _write(run_row, config, model_name, chunk, samples, getattr(sampler, "prompt_format", ""))
             done += len(chunk)
             reporter.progress(done, len(prompts), "generating")
     formed = form_comparisons(run_row, prompts, config)  # normally forms none: each batch formed its own
     total = Comparison.objects.filter(run=run_row, purpose="train").count()
-    same = f"; {formed.identical} pairs of identical samples not compared" if formed.identical else ""
+    same = f"; {formed.identical} pairs of identical or empty samples not compared" if formed.identical else ""
     reporter.log(f"generate: {len(prompts)} prompts sampled; {total} comparisons ({config.pairing} pairs){same}")
 
 
 class FormedPairs(NamedTuple):
     created: int  # comparisons that did not exist before
-    identical: int  # pairs not compared because both samples are the same text
+    identical: int  # pairs not compared: both samples the same text, or one empty (degenerate_reason)
 
 
 def train_prompts(run: Run, config: GenerationConfig) -> list[Prompt]:
@@ -101,9 +103,13 @@ def policy_model_name(run: Run, config: GenerationConfig) -> str:
     return config.model
 
 
-def make_sampler(config: GenerationConfig, model_name: str) -> Callable[[Sequence, int, int, object], list[Sample]]:
+def make_sampler(
+    config: GenerationConfig, model_name: str, reporter=None
+) -> Callable[[Sequence, int, int, object], list[Sample]]:
     """A function ``(conversations, offset, total, reporter) -> samples`` for the configured backend; the
-    local model is loaded here (inside the job, never in the web process)."""
+    local model is loaded here (inside the job, never in the web process; a GGUF model is converted on first
+    use, with progress sent to ``reporter``). A local sampler's ``prompt_format`` attribute says how prompts
+    are rendered: ``chat_template`` or ``transcript`` (a base model; :mod:`training.transcript`)."""
     if config.backend == "openai":
         from training.generation_openai import generate_openai
 
@@ -115,8 +121,9 @@ def make_sampler(config: GenerationConfig, model_name: str) -> Callable[[Sequenc
         return sample_openai
 
     from training.generation import generate, load_causal_lm
+    from training.transcript import prompt_format
 
-    model, tokenizer = load_causal_lm(model_name, settings.MODELS_DIR)
+    model, tokenizer = load_causal_lm(model_name, settings.MODELS_DIR, reporter)
 
     def sample_local(conversations, offset, total, reporter):
         return generate(
@@ -129,10 +136,13 @@ def make_sampler(config: GenerationConfig, model_name: str) -> Callable[[Sequenc
             progress_total=total,
         )
 
+    sample_local.prompt_format = prompt_format(tokenizer)
     return sample_local
 
 
-def _write(run: Run, config: GenerationConfig, model_name: str, chunk: list[Prompt], samples: list[Sample]) -> None:
+def _write(
+    run: Run, config: GenerationConfig, model_name: str, chunk: list[Prompt], samples: list[Sample], prompt_format=""
+) -> None:
     params = {
         "temperature": config.temperature,
         "top_p": config.top_p,
@@ -140,6 +150,8 @@ def _write(run: Run, config: GenerationConfig, model_name: str, chunk: list[Prom
         "seed": config.seed,
         "backend": config.backend,
     }
+    if prompt_format:
+        params["prompt_format"] = prompt_format
     rows = [
         Completion(
             run=run,
@@ -185,7 +197,7 @@ def form_comparisons(run: Run, prompts: Sequence[Prompt], config: GenerationConf
                 k, config.pairing, pairs_per_prompt=config.pairs_per_prompt, seed=config.seed, key=chunk[prompt_id]
             ):
                 (a, text_a), (b, text_b) = completions[i], completions[j]
-                if text_a == text_b:
+                if degenerate_reason(text_a, text_b):  # identical or empty: no preference to judge
                     identical += 1
                     continue
                 comparisons.append(

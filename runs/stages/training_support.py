@@ -39,7 +39,7 @@ def reference_policy(run: Run, config: RunConfig, reporter: Reporter | None = No
         return sft.path
     if reporter is not None:
         ensure_models(config, reporter, [config.generation.model])
-    return resolve(config.generation.model, settings.MODELS_DIR)
+    return resolve(config.generation.model, settings.MODELS_DIR, reporter)
 
 
 def artifact_path(run: Run, kind: str) -> str | None:

@@ -48,3 +48,18 @@ def test_warnings_for_empty_inputs():
     assert any("no enabled principle" in w for w in est.warnings)
     assert any("no eval split" in w for w in est.warnings)
     assert any("no train prompts" in w for w in est.warnings)
+
+
+def test_the_gemma_preset_shows_about_half_an_hour_and_models_without_figures_none():
+    from runs.presets import PRESETS
+
+    preset = PRESETS["gemma-cpu"]
+    cfg = RunConfig.from_dict(preset.full_config())
+    est = estimate(cfg, train_prompts=180, eval_prompts=20, enabled_principles=6, stages=preset.stages)
+    assert 20 <= est.minutes <= 35
+    assert est.judge_calls == 180  # the likelihood judge is order-invariant: asked once per comparison
+    fewer = estimate(cfg, train_prompts=180, eval_prompts=20, enabled_principles=6, stages=("generate",))
+    assert fewer.minutes < est.minutes / 3
+    hub = estimate(config(generation={"model": "Qwen/Qwen2.5-1.5B-Instruct"}), train_prompts=10, eval_prompts=0,
+                   enabled_principles=1)
+    assert hub.minutes is None

@@ -49,6 +49,8 @@ def test_samples_k_per_train_prompt_and_pairs_them(tiny_lm_dir):
     first = completions.first()
     assert first.source == "policy" and first.model == str(tiny_lm_dir) and first.token_count >= 1
     assert first.sampling_params["max_new_tokens"] == 6
+    assert first.sampling_params["prompt_format"] == "chat_template"
+    assert "generate: prompts rendered with the chat_template format" in reporter.lines
     comparisons = Comparison.objects.filter(run=run, purpose="train")
     assert comparisons.count() == 4 * 3
     for comparison in comparisons:
@@ -171,3 +173,29 @@ def test_pairs_of_identical_samples_are_not_compared():
         "completion_a__sample_index", "completion_b__sample_index")
     assert sorted(pairs) == [(0, 2), (1, 2)]  # "Paris." vs "Paris. " is left out
     assert generate.form_comparisons(run, [first, second], config) == generate.FormedPairs(0, 1)  # idempotent
+
+
+@pytest.mark.slow
+def test_a_base_model_gets_transcript_prompts_recorded_on_the_run(tiny_lm_dir, tmp_path):
+    import shutil
+
+    base = tmp_path / "base-lm"
+    shutil.copytree(tiny_lm_dir, base)
+    for name in ("chat_template.jinja", "chat_template.json"):
+        (base / name).unlink(missing_ok=True)
+    config = base / "tokenizer_config.json"
+    import json
+
+    data = json.loads(config.read_text())
+    data.pop("chat_template", None)
+    config.write_text(json.dumps(data))
+    run, stage_run = _run({"model": str(base), "samples_per_prompt": 2, "max_new_tokens": 8, "batch_size": 2},
+                          factories.make_prompt_set(2))
+    reporter = RecordingReporter()
+    generate.run(stage_run, reporter)
+    assert "generate: prompts rendered with the transcript format" in reporter.lines
+    completions = Completion.objects.filter(run=run)
+    assert completions.count() == 4
+    for completion in completions:
+        assert completion.sampling_params["prompt_format"] == "transcript"
+        assert "Human:" not in completion.text and "Assistant:" not in completion.text

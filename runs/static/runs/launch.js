@@ -64,6 +64,7 @@
     );
     table.rows[4].cells[1].id = "estimate-judge-calls";
     if (e.budget) table.append(row("Budget cap", e.budget.toFixed(2)));
+    if (e.minutes !== null && e.minutes !== undefined) table.append(row("Time on an idle 2-core CPU (about)", e.minutes + " min"));
     body.append(table);
     e.warnings.forEach(function (w) {
       const p = document.createElement("p"); p.className = "warning"; p.textContent = w; body.append(p);
