@@ -106,8 +106,16 @@ class JudgeConfig:
         chain_of_thought: generate a rationale before scoring the verdict (transformers backend).
         max_new_tokens: the rationale's token budget.
         price_per_1k_prompt_tokens, price_per_1k_completion_tokens: cost accounting (any currency).
-        budget: stop labeling once this cost is spent (0 = no cap).
+        budget: the most labeling may spend (0 = no cap): every call is reserved against it at an upper bound
+            of its price before it is made, so the spend never passes it.
         seed: principle sampling seed.
+        api: the openai backend's route: ``chat`` (``/chat/completions``, the server applies the model's chat
+            template) or ``completions`` (``/completions`` with the prompt rendered by us as a transcript,
+            :mod:`training.transcript`; for base models, which answer chat requests with empty text or an echo).
+        max_reasks: how many times an answer without a verdict is asked again (after a backoff), per request.
+        reask_budget_share: with a budget, the share of it that such re-asks may spend in all.
+        max_failed_share: the label stage fails when more than this share of its judgments failed (it
+            succeeds "with N failed" below it).
     """
 
     backend: Literal["openai", "transformers", "reward_model", "likelihood"] = "transformers"
@@ -128,9 +136,16 @@ class JudgeConfig:
     price_per_1k_completion_tokens: float = 0.0
     budget: float = 0.0
     seed: int = 0
+    api: Literal["chat", "completions"] = "chat"
+    max_reasks: int = 1
+    reask_budget_share: float = 0.25
+    max_failed_share: float = 0.1
 
     def validate(self, path: str) -> None:
         _at_least(self.concurrency, 1, f"{path}.concurrency")
+        _at_least(self.max_reasks, 0, f"{path}.max_reasks")
+        _between(self.reask_budget_share, 0.0, 1.0, f"{path}.reask_budget_share")
+        _between(self.max_failed_share, 0.0, 1.0, f"{path}.max_failed_share")
         _at_least(self.max_retries, 0, f"{path}.max_retries")
         _at_least(self.self_consistency, 1, f"{path}.self_consistency")
         _at_least(self.max_new_tokens, 1, f"{path}.max_new_tokens")

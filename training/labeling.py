@@ -23,8 +23,9 @@ import dataclasses
 import hashlib
 import itertools
 import json
-from collections.abc import Hashable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FuturesTimeout
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -194,6 +195,20 @@ def request_key(judge: Judge, request: JudgeRequest) -> str:
 # --- the protocol ---------------------------------------------------------------------------------------
 
 
+def _result(future, while_waiting: Callable[[], None] | None):
+    """``future.result()``, calling ``while_waiting`` in this thread until it is ready (and once after)."""
+    if while_waiting is None:
+        return future.result()
+    while True:
+        try:
+            result = future.result(timeout=0.05)
+        except FuturesTimeout:
+            while_waiting()
+            continue
+        while_waiting()
+        return result
+
+
 @dataclass
 class _Prepared:
     tasks: list[JudgeTask]
@@ -286,6 +301,7 @@ def label_tasks(
     progress_offset: int = 0,
     progress_total: int | None = None,
     spent: float = 0.0,
+    while_waiting: Callable[[], None] | None = None,
 ) -> Iterator[list[JudgedPair]]:
     """Judge ``tasks`` under the labeling protocol, yielding one list of :class:`JudgedPair` per batch.
 
@@ -303,6 +319,8 @@ def label_tasks(
         cache: a :class:`JudgeCache`, or None to always call the judge.
         batch_size: tasks per batch.
         spent: cost already spent by earlier runs of the same stage (counts towards ``config.budget``).
+        while_waiting: called again and again in the caller's thread while a batch is being scored (about
+            every 0.05 s, and once when it returns), e.g. to persist answers as they arrive.
 
     Yields:
         Lists of results in task order; failed judgments included (verdict ``""``).
@@ -349,7 +367,7 @@ def label_tasks(
         return pairs
 
     pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="label")
-    pending = None
+    pending = following = None
     try:
         while True:
             check_cancelled(reporter)
@@ -364,7 +382,7 @@ def label_tasks(
             if pending is not None:
                 prepared_now, future = pending
                 pending = None
-                pairs = finish(prepared_now, future.result())
+                pairs = finish(prepared_now, _result(future, while_waiting))
                 spent += sum(p.cost for p in pairs)
                 yield pairs
                 done += len(pairs)
@@ -373,6 +391,10 @@ def label_tasks(
             if pending is None:
                 break
     finally:
-        if pending is not None:
-            pending[1].cancel()
+        for waiting in (pending, following):
+            if waiting is not None:
+                waiting[1].cancel()
+        stop = getattr(judge, "stop", None)
+        if stop is not None:  # stopped early (an error, a timeout, a cancel): start no further calls
+            stop()
         pool.shutdown(wait=True)

@@ -4,6 +4,13 @@ Thin: it works out which (comparison, principle) units lack a judgment by this j
 :func:`training.labeling.label_tasks` and bulk-writes each batch of :class:`~runs.models.Judgment` rows as it
 comes. A resumed stage skips what is stored (the unique constraint on comparison × principle × judge makes a
 double write impossible) and judges again the units whose earlier judgment failed, updating those rows.
+
+A paid (``openai``) judge is given a :class:`~training.judges.budget.Ledger`: each call is reserved against
+``judge.budget`` before it is made, and each paid call and each usable answer is persisted as it arrives
+(:func:`runs.judge_cache.persist_events`: a ``JudgeCharge`` row, a request-cache entry), so the spend never
+passes the cap, the ledger counts every paid attempt, and a stage stopped mid-batch (an RQ timeout) loses
+nothing it paid for: its resume is answered from the cache. The stage fails when more than
+``judge.max_failed_share`` of its judgments failed, and otherwise says how many did.
 """
 
 from __future__ import annotations
@@ -12,11 +19,12 @@ from collections.abc import Iterator
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import QuerySet, Sum
+from django.db.models import QuerySet
 
 from runs.models import Comparison, Judgment, Run
 from training.config import RunConfig
 from training.judges import JudgedPair, JudgeTask, build_judge, judge_id_for
+from training.judges.budget import BUDGET_REFUSED, Ledger
 from training.labeling import label_tasks, select_principles
 
 #: Comparisons read from the database at a time while streaming tasks.
@@ -42,8 +50,12 @@ JUDGMENT_FIELDS = [
 
 
 class JudgeUnavailable(RuntimeError):
-    """Every judgment so far failed: the judge is misconfigured or down (the failures are stored and will
-    be judged again on resume)."""
+    """Every judgment so far failed, or the endpoint stopped answering: the judge is misconfigured or down
+    (the failures are stored and will be judged again on resume)."""
+
+
+class TooManyFailed(RuntimeError):
+    """More than ``judge.max_failed_share`` of the judgments failed (stored; resume judges them again)."""
 
 
 def run(stage_run, reporter) -> None:
@@ -52,6 +64,7 @@ def run(stage_run, reporter) -> None:
     Raises:
         ValueError: the run has no train comparisons (run the generate stage first).
         JudgeUnavailable: every judgment failed (they are stored; resuming judges them again).
+        TooManyFailed: more than ``judge.max_failed_share`` of the stored judgments failed.
     """
     run_row = stage_run.run
     comparisons = Comparison.objects.filter(run=run_row, purpose="train")
@@ -66,6 +79,14 @@ def run(stage_run, reporter) -> None:
         f"label: {counts['done']} judged ({counts['failed']} failed), {counts['skipped']} already stored"
         + ("; stopped at the budget cap" if counts.get("budget_exhausted") else "")
     )
+    config = RunConfig.from_dict(run_row.config).judge
+    stored = Judgment.objects.filter(comparison__in=comparisons.values("pk"), judge_id=judge_id_for(config))
+    total, failed = stored.count(), stored.filter(verdict="").count()
+    if total and failed / total > config.max_failed_share:
+        raise TooManyFailed(
+            f"{failed} of {total} judgments failed ({failed / total:.0%}, above judge.max_failed_share "
+            f"{config.max_failed_share:.0%}); see their errors in the pair browser, then resume to judge them again"
+        )
 
 
 def _judgment(run_judge_id: str, pair: JudgedPair) -> Judgment:
@@ -125,11 +146,13 @@ def judge_comparisons(run: Run, comparisons: QuerySet, reporter, *, progress_off
         raise ValueError(f"{version}: {exc}") from exc
     stored = Judgment.objects.filter(comparison__in=comparisons.values("pk"), judge_id=judge_id)
     ok_keys, failed_rows = set(), {}
-    for pk, cid, pid, verdict in stored.values_list("pk", "comparison_id", "principle_id", "verdict"):
+    for pk, cid, pid, verdict, cost, attempts in stored.values_list(
+        "pk", "comparison_id", "principle_id", "verdict", "cost", "attempts"
+    ):
         if verdict:
             ok_keys.add((cid, pid))
         else:
-            failed_rows[(cid, pid)] = pk
+            failed_rows[(cid, pid)] = (pk, cost, attempts)
     pending = [(cid, p) for cid, p in units if (cid, p["id"]) not in ok_keys]
     skipped = len(units) - len(pending)
     total = progress_offset + len(units)
@@ -143,38 +166,77 @@ def judge_comparisons(run: Run, comparisons: QuerySet, reporter, *, progress_off
 
         training_support.ensure_models(RunConfig.from_dict(run.config), reporter, [config.model])
     judge = build_judge(config, settings.MODELS_DIR)
-    spent = Judgment.objects.filter(comparison__run=run, judge_id=judge_id).aggregate(s=Sum("cost"))["s"] or 0.0
-    reporter.log(f"label: {len(pending)} to judge with {judge_id} ({skipped} already stored)")
-    from runs.judge_cache import DbJudgeCache
+    from runs.judge_cache import DbJudgeCache, persist_events, spent_by
 
+    cache = DbJudgeCache(judge_id)
+    ledger = None
+    if hasattr(judge, "ledger"):  # a paid endpoint: reserve against the cap, persist what arrives
+        ledger = Ledger(cap=config.budget, spent=spent_by(run, judge_id), reask_share=config.reask_budget_share)
+        judge.ledger = ledger
+
+    def persist() -> None:
+        if ledger is not None:
+            persist_events(run, judge_id, ledger.drain(), cache)
+
+    reporter.log(f"label: {len(pending)} to judge with {judge_id} ({skipped} already stored)")
+    dropped: set[str] = set()
+    batches = label_tasks(
+        judge,
+        _tasks(pending),
+        template=version.judge_template,
+        examples=version.few_shot_examples or [],
+        config=config,
+        reporter=reporter,
+        cache=cache,
+        batch_size=max(32, 2 * config.concurrency),
+        progress_offset=progress_offset + skipped,
+        progress_total=total,
+        spent=ledger.spent if ledger is not None else 0.0,
+        while_waiting=persist if ledger is not None else None,
+    )
     try:
-        for pairs in label_tasks(
-            judge,
-            _tasks(pending),
-            template=version.judge_template,
-            examples=version.few_shot_examples or [],
-            config=config,
-            reporter=reporter,
-            cache=DbJudgeCache(judge_id),
-            batch_size=max(32, 2 * config.concurrency),
-            progress_offset=progress_offset + skipped,
-            progress_total=total,
-            spent=spent,
-        ):
+        for pairs in batches:
+            persist()
+            _record_dropped(judge, dropped, reporter)
+            refused = [p for p in pairs if BUDGET_REFUSED in p.error]
+            if refused:  # not judged (nothing paid for what was not asked): stop at the cap
+                counts["budget_exhausted"] = True
+                reporter.log(
+                    f"judge budget {config.budget:g} reached (spent {ledger.spent:.4f}); labeling stops here"
+                )
+                pairs = [p for p in pairs if BUDGET_REFUSED not in p.error]
             _write(judge_id, pairs, failed_rows)
             counts["done"] += len(pairs)
             counts["failed"] += sum(1 for p in pairs if not p.verdict)
+            breaker = getattr(judge, "breaker", None)
+            if breaker is not None and breaker.is_open:
+                raise JudgeUnavailable(f"the judge {judge_id} stopped answering: {breaker.error()}")
             if counts["failed"] == counts["done"] >= FAIL_FAST_AFTER:
                 first_error = next((p.error for p in pairs if p.error), "unknown error")
                 raise JudgeUnavailable(
                     f"the judge {judge_id} failed on all {counts['done']} judgments so far: {first_error}"
                 )
+            if refused:
+                break
     finally:
+        # Stop asking (calls not yet started are not made; those in flight finish), then keep what they paid.
+        batches.close()
         close = getattr(judge, "close", None)
         if close is not None:
             close()
-    counts["budget_exhausted"] = counts["done"] < len(pending)
+        persist()
+    counts["budget_exhausted"] = counts["budget_exhausted"] or counts["done"] < len(pending)
+    if dropped:
+        counts["dropped"] = sorted(dropped)
     return counts
+
+
+def _record_dropped(judge, seen: set[str], reporter) -> None:
+    """Say in the stage log (once each) which request parameters the endpoint refused and were dropped."""
+    for name, reason in sorted(getattr(judge, "dropped", {}).items()):
+        if name not in seen:
+            seen.add(name)
+            reporter.log(f"label: the judge endpoint does not take {name!r}; asking without it ({reason})")
 
 
 def _sampling_keys(comparisons: QuerySet) -> list[tuple[int, str]]:
@@ -207,15 +269,19 @@ def _tasks(pending) -> Iterator[JudgeTask]:
 
 
 def _write(judge_id: str, pairs: list[JudgedPair], failed_rows: dict) -> None:
-    """Insert new judgments and overwrite earlier failed ones, in one transaction."""
+    """Insert new judgments and overwrite earlier failed ones, in one transaction. A row judged again keeps
+    what its earlier attempts cost (its ``cost`` and ``attempts`` add up)."""
     new, retried = [], []
     for pair in pairs:
         row = _judgment(judge_id, pair)
-        pk = failed_rows.get(pair.key)
-        if pk is None:
+        earlier = failed_rows.get(pair.key)
+        if earlier is None:
             new.append(row)
         else:
-            row.pk = pk
+            row.pk, earlier_cost, earlier_attempts = earlier
+            row.cost += earlier_cost
+            row.attempts += earlier_attempts
+            failed_rows[pair.key] = (row.pk, row.cost, row.attempts)
             retried.append(row)
     with transaction.atomic():
         Judgment.objects.bulk_create(new, batch_size=500, ignore_conflicts=True)

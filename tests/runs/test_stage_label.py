@@ -5,11 +5,11 @@ request cache, the budget cap, and the whole generate → label path through the
 from __future__ import annotations
 
 import pytest
-from django.db.models import Count
+from django.db.models import Count, Sum
 
 from constitutions.models import Principle
 from runs import services
-from runs.models import Comparison, Completion, JudgeCacheEntry, Judgment, Prompt, RunStatus, StageRun, StageStatus
+from runs.models import Comparison, Completion, JudgeCacheEntry, JudgeCharge, Judgment, Prompt, RunStatus, StageRun, StageStatus
 from runs.prompt_content import content_hash
 from runs.stages import label
 from runs.stages.label import JudgeUnavailable, judge_comparisons
@@ -18,7 +18,8 @@ from training.progress import Cancelled, NullReporter, RecordingReporter
 
 
 def _judge_config(server, **overrides) -> dict:
-    return {"backend": "openai", "base_url": server.url, "model": "judge", "max_retries": 0, **overrides}
+    return {"backend": "openai", "base_url": server.url, "model": "judge", "max_retries": 0, "max_reasks": 0,
+            **overrides}
 
 
 def _run(server, n: int, *, prompt_text: str = "", principles=None, judge=None, **judge_overrides):
@@ -138,7 +139,7 @@ def test_interrupted_labeling_resumes_to_exactly_one_judgment_per_unit(chat_serv
 
 @pytest.mark.django_db
 def test_failed_judgments_are_stored_counted_and_judged_again(chat_server):
-    run, stage_run = _run(chat_server, 3, prompt_text="Which? #garbage", max_retries=1)
+    run, stage_run = _run(chat_server, 3, prompt_text="Which? #garbage", max_retries=1, max_reasks=1)
     counts = judge_comparisons(run, Comparison.objects.filter(run=run), NullReporter())
     assert counts["done"] == 3 and counts["failed"] == 3
     failed = Judgment.objects.filter(comparison__run=run)
@@ -200,15 +201,134 @@ def test_the_same_request_is_not_paid_for_twice(chat_server):
     assert repeated.count() == 3 and all(j.cost == 0 and j.verdict == "A" for j in repeated)
 
 
+def _ledger(run) -> float:
+    return JudgeCharge.objects.filter(run=run).aggregate(s=Sum("cost"))["s"] or 0.0
+
+
 @pytest.mark.django_db
-def test_budget_cap_stops_labeling_and_says_so(chat_server):
-    run, stage_run = _run(chat_server, 100, price_per_1k_prompt_tokens=1000.0, budget=1.0)
+def test_budget_cap_is_never_passed_and_the_ledger_is_what_was_paid(chat_server):
+    run, stage_run = _run(chat_server, 100, price_per_1k_prompt_tokens=1.0, budget=3.0, concurrency=8)
     reporter = RecordingReporter()
     label.run(stage_run, reporter)
     stored = Judgment.objects.filter(comparison__run=run).count()
     assert 0 < stored < 100
+    paid = chat_server.paid(1.0, 0.0)
+    assert 2.0 < paid <= 3.0  # up to the cap, never above (the last reservations did not fit)
+    assert _ledger(run) == pytest.approx(paid)
+    assert JudgeCharge.objects.filter(run=run).count() == len(chat_server.requests)
+    # a pair whose second order did not fit is not stored; its paid first order waits in the request cache
+    assert sum(Judgment.objects.filter(comparison__run=run).values_list("cost", flat=True)) <= paid
     assert any("budget" in line for line in reporter.lines)
     assert "budget cap" in reporter.lines[-1]
+    assert not Judgment.objects.filter(comparison__run=run, verdict="").exists()  # unasked units are not failures
+
+
+@pytest.mark.django_db
+def test_the_ledger_keeps_what_failed_attempts_cost_when_they_are_judged_again(chat_server):
+    run, stage_run = _run(chat_server, 3, prompt_text="Which? #flaky", both_orders=False,
+                          price_per_1k_prompt_tokens=1.0, price_per_1k_completion_tokens=1.0)
+    assert judge_comparisons(run, Comparison.objects.filter(run=run), NullReporter())["failed"] == 3
+    assert judge_comparisons(run, Comparison.objects.filter(run=run), NullReporter())["failed"] == 0
+    paid = chat_server.paid(1.0, 1.0)
+    judged = sum(Judgment.objects.filter(comparison__run=run).values_list("cost", flat=True))
+    assert judged == pytest.approx(paid) == pytest.approx(_ledger(run))  # 6 paid calls, none forgotten
+    assert list(Judgment.objects.filter(comparison__run=run).values_list("attempts", flat=True)) == [2, 2, 2]
+
+
+@pytest.mark.django_db
+def test_a_timeout_mid_batch_keeps_the_answers_paid_for_and_the_resume_pays_nothing_twice(chat_server):
+    """RQ's job timeout raises in the work-horse's main thread while a batch is in flight (SIGALRM)."""
+    import signal
+
+    class JobTimeout(Exception):
+        pass
+
+    def alarm(signum, frame):
+        raise JobTimeout("job exceeded its timeout")
+
+    chat_server.delay_s = 0.1
+    run, stage_run = _run(chat_server, 40, concurrency=4, price_per_1k_prompt_tokens=1.0)  # 80 calls, ~2 s
+    previous = signal.signal(signal.SIGALRM, alarm)
+    signal.setitimer(signal.ITIMER_REAL, 0.8)
+    try:
+        with pytest.raises(JobTimeout):
+            label.run(stage_run, NullReporter())
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+    paid_before = len(chat_server.requests)
+    assert 0 < paid_before < 80
+    assert Judgment.objects.filter(comparison__run=run).count() == 0  # the first batch had not finished...
+    assert JudgeCacheEntry.objects.count() == paid_before  # ...but every answer it paid for was kept
+    assert _ledger(run) == pytest.approx(chat_server.paid(1.0, 0.0))
+
+    label.run(stage_run, NullReporter())
+    assert Judgment.objects.filter(comparison__run=run, verdict="A").count() == 40
+    assert len(chat_server.requests) == 80  # each request paid exactly once over both attempts
+    assert _ledger(run) == pytest.approx(chat_server.paid(1.0, 0.0))
+
+
+@pytest.mark.django_db
+def test_a_dead_endpoint_fails_fast_says_what_is_wrong_and_keeps_the_batch(chat_server):
+    import time
+
+    run, stage_run = _run(chat_server, 200, prompt_text="Which? #drop", max_retries=4, concurrency=8)
+    started = time.perf_counter()
+    with pytest.raises(JudgeUnavailable, match=r"stopped answering: .*did not answer 5 calls in a row") as info:
+        label.run(stage_run, NullReporter())
+    assert time.perf_counter() - started < 15
+    assert chat_server.url in str(info.value) and "base_url" in str(info.value)
+    assert chat_server.paths["POST /v1/chat/completions"] <= 5 + 8  # not 200 × 2 orders × 5 attempts
+    stored = Judgment.objects.filter(comparison__run=run)
+    assert stored.count() >= 32 and not stored.exclude(verdict="").exists()  # the batch in flight is stored
+
+
+@pytest.mark.django_db
+def test_an_unsupported_parameter_is_dropped_and_recorded_in_the_stage_log(chat_server):
+    run, stage_run = _run(chat_server, 3, prompt_text="Which? #noseed", self_consistency=2, temperature=0.7,
+                          concurrency=1)
+    reporter = RecordingReporter()
+    label.run(stage_run, reporter)
+    assert Judgment.objects.filter(comparison__run=run, verdict="A").count() == 3
+    assert any("does not take 'seed'; asking without it (HTTP 400" in line for line in reporter.lines)
+
+
+def _mixed_run(server, n_failing: int, n: int = 30, **judge_overrides):
+    run = factories.make_run(stages=("label",), config={"judge": _judge_config(server, **judge_overrides)})
+    prompt = run.prompt_set.prompts.first()
+    for i in range(n):
+        marker = " #garbage" if i < n_failing else ""
+        factories.make_comparison(run, prompt, texts=(f"a longer answer number {i}{marker}", "short"))
+    return run, StageRun.objects.get(run=run, stage="label")
+
+
+@pytest.mark.django_db
+def test_too_many_failed_judgments_fail_the_stage(chat_server):
+    run, stage_run = _mixed_run(chat_server, 16)
+    with pytest.raises(label.TooManyFailed, match=r"16 of 30 judgments failed \(53%, above judge.max_failed_share 10%\)"):
+        label.run(stage_run, NullReporter())
+
+
+@pytest.mark.django_db
+def test_a_stage_with_some_failed_judgments_says_so_wherever_its_status_shows(chat_server, client, operator):
+    from django.urls import reverse
+
+    from runs.views.runs import progress_state
+
+    run, stage_run = _mixed_run(chat_server, 16, max_failed_share=0.6)
+    label.run(stage_run, NullReporter())
+    StageRun.objects.filter(pk=stage_run.pk).update(status=StageStatus.SUCCEEDED)
+    run.status = RunStatus.SUCCEEDED
+    run.save(update_fields=["status"])
+    stage_run.refresh_from_db()
+    assert stage_run.status_display == "Succeeded with 16 failed"
+    assert run.status_display == "Succeeded with 16 failed"
+    state = progress_state(run)
+    assert state["status_display"] == "Succeeded with 16 failed"
+    assert [s["status_display"] for s in state["stages"]] == ["Succeeded with 16 failed"]
+    client.force_login(operator)
+    assert "Succeeded with 16 failed" in client.get(reverse("runs:detail", args=[run.pk])).content.decode()
+    assert "Succeeded with 16 failed" in client.get(reverse("runs:list")).content.decode()
 
 
 @pytest.mark.django_db
