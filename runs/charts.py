@@ -2,9 +2,13 @@
 
 Metric curves are data-driven: whatever ``MetricPoint`` names a run's stages wrote are plotted; the names TRL
 logs (``loss``, ``eval_accuracy``, ``reward``/``reward_std``, ``kl``, ``entropy``, ``completions/mean_length``…)
-are placed in panels that belong together, anything else gets a panel of its own under "more metrics".
+are placed in panels that belong together, any other curve gets a panel of its own under "more metrics", and
+metrics with a single value (the evaluate stage's win rate, a summary loss) go in a table instead of a chart.
 Long curves are averaged into at most :data:`MAX_POINTS` buckets of steps by the database, so a run with
-tens of thousands of points still answers quickly. Several runs overlay in one figure (one dash style per run).
+tens of thousands of points still answers quickly. Several runs overlay in one figure: each run has its own
+colour (and legend group, so one click on the legend hides or shows a run), each metric its own dash style.
+Every step-based trace carries the wall-clock minutes since its run's first metric in ``customdata``, so the
+page can draw it against time instead of steps.
 
 Figures are plain plotly JSON (``{"data": [...], "layout": {...}}``) drawn by plotly.js in the browser.
 """
@@ -78,6 +82,8 @@ class Series:
     name: str
     steps: list[float] = field(default_factory=list)
     values: list[float] = field(default_factory=list)
+    #: minutes since the run's first metric point, per point (the last write in a bucket)
+    minutes: list[float] = field(default_factory=list)
 
 
 # --- database ----------------------------------------------------------------------------------------
@@ -99,8 +105,9 @@ def load_series(run_id: int) -> list[Series]:
     if not widths:
         return []
     points = MetricPoint.objects.filter(run_id=run_id)
+    start = points.aggregate(t=Min("created_at"))["t"]
     if all(w == 1 for w in widths.values()):
-        rows = points.order_by("stage", "name", "step").values_list("stage", "name", "step", "value")
+        rows = points.order_by("stage", "name", "step").values_list("stage", "name", "step", "value", "created_at")
     else:
         bucket = Case(
             *[When(stage=stage, then=F("step") / Value(w)) for stage, w in widths.items()],
@@ -109,17 +116,18 @@ def load_series(run_id: int) -> list[Series]:
         rows = (
             points.annotate(bucket=bucket)
             .values("stage", "name", "bucket")
-            .annotate(x=Avg("step"), y=Avg("value"))
+            .annotate(x=Avg("step"), y=Avg("value"), t=Max("created_at"))
             .order_by("stage", "name", "bucket")
-            .values_list("stage", "name", "x", "y")
+            .values_list("stage", "name", "x", "y", "t")
         )
     series: dict[tuple[str, str], Series] = {}
-    for stage, name, step, value in rows:
+    for stage, name, step, value, at in rows:
         s = series.get((stage, name))
         if s is None:
             s = series[(stage, name)] = Series(run_id, stage, name)
         s.steps.append(step)
         s.values.append(value)
+        s.minutes.append(round((at - start).total_seconds() / 60, 4) if at and start else None)
     return list(series.values())
 
 
@@ -144,13 +152,15 @@ def _trace_name(name: str, run_id: int, overlay: bool) -> str:
 
 
 def _line(s: Series, run_index: int, overlay: bool, color_index: int) -> dict:
+    """A metric curve. Alone: coloured by metric. Overlaid: coloured by run (``run_index``), dashed by metric,
+    and grouped by run in the legend so one click there hides or shows the whole run."""
     return {
         "type": "scatter", "mode": "lines+markers" if len(s.steps) < 30 else "lines",
-        "x": s.steps, "y": s.values, "name": _trace_name(s.name, s.run_id, overlay),
-        "line": {"dash": DASHES[run_index % len(DASHES)]},
-        "legendgroup": f"{s.run_id}-{s.name}",
+        "x": s.steps, "y": s.values, "customdata": s.minutes, "name": _trace_name(s.name, s.run_id, overlay),
+        "line": {"dash": DASHES[color_index % len(DASHES)] if overlay else "solid"},
+        "legendgroup": f"run-{s.run_id}" if overlay else f"{s.run_id}-{s.name}",
         "marker": {"size": 5}, "meta": {"run": s.run_id, "stage": s.stage, "metric": s.name},
-        "_color": color_index,
+        "_color": run_index if overlay else color_index,
     }
 
 
@@ -163,14 +173,16 @@ def _band(mean: Series, std: Series, run_index: int, overlay: bool, color_index:
     mean_at = dict(zip(mean.steps, mean.values, strict=False))
     upper = [mean_at[x] + std_at[x] for x in xs]
     lower = [mean_at[x] - std_at[x] for x in xs]
-    color = BAND_COLORS[color_index % len(BAND_COLORS)]
-    group = f"{mean.run_id}-{mean.name}"
+    color = BAND_COLORS[(run_index if overlay else color_index) % len(BAND_COLORS)]
+    group = f"run-{mean.run_id}" if overlay else f"{mean.run_id}-{mean.name}"
+    minutes_at = dict(zip(mean.steps, mean.minutes, strict=False))
+    minutes = [minutes_at.get(x) for x in xs]
     return [
-        {"type": "scatter", "mode": "lines", "x": xs, "y": upper, "line": {"width": 0}, "showlegend": False,
-         "hoverinfo": "skip", "legendgroup": group},
-        {"type": "scatter", "mode": "lines", "x": xs, "y": lower, "line": {"width": 0}, "fill": "tonexty",
-         "fillcolor": color, "name": _trace_name(f"{mean.name} ± std", mean.run_id, overlay),
-         "legendgroup": group, "hoverinfo": "skip"},
+        {"type": "scatter", "mode": "lines", "x": xs, "y": upper, "customdata": minutes, "line": {"width": 0},
+         "showlegend": False, "hoverinfo": "skip", "legendgroup": group, "meta": {"band": "upper"}},
+        {"type": "scatter", "mode": "lines", "x": xs, "y": lower, "customdata": minutes, "line": {"width": 0},
+         "fill": "tonexty", "fillcolor": color, "name": _trace_name(f"{mean.name} ± std", mean.run_id, overlay),
+         "legendgroup": group, "hoverinfo": "skip", "meta": {"band": "lower"}},
     ]
 
 
@@ -182,7 +194,16 @@ def _std_partner(name: str) -> str | None:
 
 
 def metric_panels(run_ids: Sequence[int]) -> list[dict]:
-    """Panels of metric curves for one or more runs (overlaid when several)."""
+    """Panels of metric curves for one or more runs (overlaid when several); see :func:`metric_data`."""
+    return metric_data(run_ids)[0]
+
+
+def metric_data(run_ids: Sequence[int]) -> tuple[list[dict], list[dict]]:
+    """Panels of metric curves for one or more runs (overlaid when several), and the single-value metrics
+    that are not curves: ``(panels, scalars)``, each scalar ``{"run", "stage", "name", "step", "value"}``.
+
+    A metric outside the known panels whose every run logged it once is a scalar (a chart of one point
+    says nothing a table cell does not)."""
     overlay = len(run_ids) > 1
     all_series: list[tuple[int, Series]] = []
     for index, run_id in enumerate(run_ids):
@@ -221,12 +242,17 @@ def metric_panels(run_ids: Sequence[int]) -> list[dict]:
         if key in used or _std_partner(s.name) and (s.run_id, s.stage, _std_partner(s.name)) in by_key:
             continue
         families[(s.stage, s.name.split("/")[0])].append((run_index, s))
+    scalars: list[dict] = []
     for (stage, family), members in sorted(families.items(), key=lambda kv: _stage_order(kv[0][0]) + kv[0][1]):
+        if all(len(s.steps) == 1 for _, s in members):
+            scalars.extend({"run": s.run_id, "stage": stage, "stage_label": STAGE_LABELS.get(stage, stage),
+                            "name": s.name, "step": s.steps[0], "value": s.values[0]} for _, s in members)
+            continue
         names = list(dict.fromkeys(s.name for _, s in members))
         traces = [_line(s, run_index, overlay, names.index(s.name)) for run_index, s in members]
         title = f"{STAGE_LABELS.get(stage, stage)}: {family}"
         panels.append(_panel(f"{stage}-{family}", title, stage, "more", traces, y_title=family))
-    return panels
+    return panels, scalars
 
 
 def _redundant_reward_series(by_key: dict[tuple[int, str, str], Series]) -> set[tuple[int, str, str]]:
@@ -292,7 +318,7 @@ def _panel(panel_id: str, title: str, stage: str, group: str, traces: list[dict]
         if color is not None:
             t["line"]["color"] = COLORS[color % len(COLORS)]
             t["marker"]["color"] = COLORS[color % len(COLORS)]
-    return {"id": panel_id, "title": title, "stage": stage, "group": group,
+    return {"id": panel_id, "title": title, "stage": stage, "group": group, "x": "step" if x_title == "step" else "",
             "figure": {"data": traces, "layout": _layout(title, x_title, y_title, **layout)}}
 
 
@@ -403,24 +429,65 @@ def data_version(runs: Sequence[Run], stages: Sequence[str] | None = None) -> st
     return hashlib.sha1(repr((identity, list(rows))).encode()).hexdigest()
 
 
-def run_charts(run_ids: Sequence[int]) -> dict:
-    """All panels for ``run_ids`` (the first is the run whose page it is): ``{"runs": [...], "panels": [...]}``.
+def chart_data(run_ids: Sequence[int]) -> dict:
+    """All panels for ``run_ids`` (the first is the run whose page it is), as built, text not yet escaped:
+    ``{"runs": [{"id", "name", "color"}], "panels": [...], "scalars": [...]}``.
 
-    The result is cached for :data:`CACHE_SECONDS` under :func:`data_version`, so a finished run's figures
-    are computed once and a running one's at most once per progress write.
+    Metric and judge figures are cached for :data:`CACHE_SECONDS` under :func:`data_version`, so a finished
+    run's figures are computed once and a running one's at most once per progress write.
     """
     runs = {r.pk: r for r in Run.objects.filter(pk__in=run_ids).only("pk", "name", "created_at")}
     ids = [i for i in run_ids if i in runs]
     selected = [runs[i] for i in ids]
-    metric_key = f"runs:metric-panels:{data_version(selected)}"
-    metric = cache.get(metric_key)
-    if metric is None:
-        metric = metric_panels(ids)
-        cache.set(metric_key, metric, CACHE_SECONDS)
+    metric_key = f"runs:metric-data:{data_version(selected)}"
+    cached = cache.get(metric_key)
+    if cached is None:
+        cached = metric_data(ids)
+        cache.set(metric_key, cached, CACHE_SECONDS)
+    metric, scalars = cached
     judge_key = f"runs:judge-panels:{data_version(selected, JUDGING_STAGES)}"
     judge = cache.get(judge_key)
     if judge is None:
         judge = judge_panels(ids)
         cache.set(judge_key, judge, CACHE_SECONDS)
-    # Panels carry user text (run and principle names) that plotly would render as HTML: escape it all.
-    return {"runs": [{"id": i, "name": runs[i].name} for i in ids], "panels": plotly_safe(metric + judge)}
+    return {"runs": [{"id": i, "name": runs[i].name, "color": COLORS[n % len(COLORS)]} for n, i in enumerate(ids)],
+            "panels": metric + judge, "scalars": scalars}
+
+
+def run_charts(run_ids: Sequence[int]) -> dict:
+    """:func:`chart_data` for the browser: panels carry user text (run and principle names) that plotly
+    would render as HTML, so every string in them is escaped; scalars are shown as text and stay as they are."""
+    data = chart_data(run_ids)
+    data["panels"] = plotly_safe(data["panels"])
+    return data
+
+
+CSV_FIELDS = ("panel", "run", "series", "x", "minutes", "y")
+
+
+def panel_rows(data: dict, panel_id: str) -> list[dict]:
+    """The numbers behind one panel of :func:`chart_data` as CSV rows (:data:`CSV_FIELDS`): one row per
+    plotted point (``x`` the step, KL or category; ``minutes`` since the run's first metric where known);
+    ``panel_id="scalars"`` gives the single-value metrics. Band edges are named ``<series> upper/lower``.
+
+    Raises:
+        KeyError: no panel ``panel_id`` among the runs' panels.
+    """
+    if panel_id == "scalars":
+        return [{"panel": "scalars", "run": r["run"], "series": f"{r['stage']}/{r['name']}", "x": r["step"],
+                 "minutes": "", "y": r["value"]} for r in data["scalars"]]
+    panel = next((p for p in data["panels"] if p["id"] == panel_id), None)
+    if panel is None:
+        raise KeyError(panel_id)
+    rows = []
+    for trace in panel["figure"]["data"]:
+        name = trace.get("name") or ""
+        meta = trace.get("meta") or {}
+        if meta.get("band") == "upper":
+            name = "upper band"
+        run_id = meta.get("run", "")
+        minutes = trace.get("customdata") or []
+        for i, (x, y) in enumerate(zip(trace.get("x", []), trace.get("y", []), strict=False)):
+            rows.append({"panel": panel_id, "run": run_id, "series": name, "x": x,
+                         "minutes": minutes[i] if i < len(minutes) and minutes[i] is not None else "", "y": y})
+    return rows

@@ -8,6 +8,7 @@ urlpatterns = [
     path("runs/launch/estimate/", runs.launch_estimate, name="launch_estimate"),
     path("runs/compare/", charts.compare, name="compare"),
     path("runs/compare/charts.json", charts.compare_charts_json, name="compare_charts"),
+    path("runs/charts.csv", charts.charts_csv, name="charts_csv"),
     path("runs/<int:pk>/", runs.run_detail, name="detail"),
     path("runs/<int:pk>/progress.json", runs.run_progress, name="progress"),
     path("runs/<int:pk>/charts.json", charts.run_charts_json, name="charts"),
@@ -16,4 +17,5 @@ urlpatterns = [
     path("runs/<int:pk>/resume/", runs.run_resume, name="resume"),
     path("runs/<int:pk>/stages/<str:stage>/retry/", runs.stage_retry, name="retry_stage"),
     path("runs/<int:pk>/release-gate/", runs.run_release_gate, name="release_gate"),
+    path("runs/<int:pk>/notes/", runs.run_notes, name="notes"),
 ]

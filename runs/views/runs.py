@@ -14,7 +14,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from constitutions.models import Constitution, ConstitutionVersion
 from rlaif_site.roles import OPERATORS, role_required
-from runs import services
+from runs import services, summary
 from runs.charts import CACHE_SECONDS, JUDGING_STAGES, data_version
 from runs.estimate import estimate_for
 from runs.forms import LaunchForm, initial_from_config, presets_for_js
@@ -29,23 +29,28 @@ from runs.models import (
     PromptSet,
     Run,
     RunStatus,
+    RunTag,
     StageRun,
     StageStatus,
 )
 from runs.presets import DEFAULT_PRESET, PRESETS
+from runs.run_notes import RunNotesForm, initial_for, save_notes
 from runs.templatetags.runs_extras import format_seconds
 
 ERROR_TAIL_CHARS = 3000
 
 
 def run_list(request):
-    """All runs, newest first, with their current stage's progress; filters: status, owner, constitution,
-    prompt set, name search, "mine"."""
+    """All runs as an experiment table: status and progress, final metrics and chosen hyper-parameters as
+    sortable columns (``?sort=win_rate``, ``-`` for descending; see :mod:`runs.summary`), tags and notes.
+    Filters: status, owner, constitution, prompt set, tag, name search, "mine"."""
     runs = Run.objects.select_related("owner", "constitution_version__constitution", "prompt_set").prefetch_related(
         Prefetch("stages", queryset=StageRun.objects.only(
-            "id", "run_id", "stage", "status", "progress_done", "progress_total"))
+            "id", "run_id", "stage", "status", "progress_done", "progress_total")),
+        "tags",
     )
-    f = {key: request.GET.get(key, "").strip() for key in ("status", "owner", "constitution", "prompt_set", "q")}
+    f = {key: request.GET.get(key, "").strip()
+         for key in ("status", "owner", "constitution", "prompt_set", "q", "tag", "sort")}
     if f["status"] in RunStatus.values:
         runs = runs.filter(status=f["status"])
     if f["owner"].isdigit():
@@ -56,19 +61,29 @@ def run_list(request):
         runs = runs.filter(prompt_set_id=int(f["prompt_set"]))
     if f["q"]:
         runs = runs.filter(name__icontains=f["q"])
+    if f["tag"]:
+        runs = runs.filter(tags__name=f["tag"])
     mine = bool(request.GET.get("mine"))
     if mine:
         runs = runs.filter(owner=request.user)
-    page = Paginator(runs, 50).get_page(request.GET.get("page"))
+    ordered = summary.sort_runs(summary.with_summary(runs), f["sort"])
+    page = Paginator(ordered, 50).get_page(request.GET.get("page"))
+    summary.attach_alignment(page.object_list)
     for run in page:
         run.stage_rows = run.ordered_stages()
         run.current = next((s for s in run.stage_rows if s.stage == run.current_stage), None)
         run.stages_done = sum(s.status == StageStatus.SUCCEEDED for s in run.stage_rows)
+        run.cells = [(c, getattr(run, c.key, None)) for c in summary.METRIC_COLUMNS + summary.PARAM_COLUMNS]
     query = request.GET.copy()
     query.pop("page", None)
+    sort_query = query.copy()
+    sort_query.pop("sort", None)
     return render(request, "runs/run_list.html", {
         "page": page, "statuses": RunStatus.choices, "filters": f, "mine": mine, "query": query.urlencode(),
-        "status": f["status"],
+        "sort_query": sort_query.urlencode(), "sort": f["sort"],
+        "columns": summary.METRIC_COLUMNS + summary.PARAM_COLUMNS,
+        "metric_count": len(summary.METRIC_COLUMNS), "param_count": len(summary.PARAM_COLUMNS),
+        "status": f["status"], "tags": RunTag.objects.filter(runs__isnull=False).distinct(),
         "owners": get_user_model().objects.filter(runs__isnull=False).distinct().order_by("username"),
         "constitutions": Constitution.objects.filter(versions__runs__isnull=False).distinct(),
         "prompt_sets": PromptSet.objects.filter(runs__isnull=False).distinct(),
@@ -189,6 +204,7 @@ def run_detail(request, pk: int):
         "other_runs": other_runs,
         "config_json": run.config,
         "evaluation": evaluation_summary(run),
+        "notes_form": RunNotesForm(initial=initial_for(run)),
     })
 
 
@@ -229,7 +245,7 @@ def _stage_state(stage_run: StageRun, now) -> dict:
         "stage": stage_run.stage,
         "label": stage_run.get_stage_display(),
         "status": stage_run.status,
-        "status_display": stage_run.get_status_display(),
+        "status_display": stage_run.status_display,
         "done": stage_run.progress_done,
         "total": stage_run.progress_total,
         "fraction": fraction,
@@ -253,7 +269,7 @@ def progress_state(run: Run, stages: list[StageRun] | None = None) -> dict:
     return {
         "id": run.pk,
         "status": run.status,
-        "status_display": run.get_status_display(),
+        "status_display": run.status_display,
         "current_stage": run.current_stage,
         "active": active,
         "cancel_requested": run.cancel_requested,
@@ -337,4 +353,20 @@ def run_release_gate(request, pk: int):
     run = get_object_or_404(Run, pk=pk)
     services.release_gate(run)
     messages.success(request, f"Audit gate released for {run}.")
+    return redirect("runs:detail", pk=pk)
+
+
+@role_required(OPERATORS)
+@require_POST
+def run_notes(request, pk: int):
+    """Set a run's tags (comma-separated) and note; errors come back as messages on the run page."""
+    run = get_object_or_404(Run, pk=pk)
+    form = RunNotesForm(request.POST)
+    if form.is_valid():
+        save_notes(run, form.cleaned_data["tags"], form.cleaned_data["note"])
+        messages.success(request, f"Saved the tags and note of {run}.")
+    else:
+        for field, errors in form.errors.items():
+            for error in errors:
+                messages.error(request, f"{field}: {error}")
     return redirect("runs:detail", pk=pk)

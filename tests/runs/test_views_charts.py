@@ -36,7 +36,7 @@ def run():
 def test_known_metrics_go_to_their_panels_with_their_values(client, viewer, run):
     client.force_login(viewer)
     body = client.get(reverse("runs:charts", args=[run.pk])).json()
-    assert body["runs"] == [{"id": run.pk, "name": "first"}]
+    assert body["runs"] == [{"id": run.pk, "name": "first", "color": charts.COLORS[0]}]
     panels = panels_by_id(body)
 
     loss = traces_by_name(panels["rm_loss"])
@@ -58,9 +58,12 @@ def test_known_metrics_go_to_their_panels_with_their_values(client, viewer, run)
     assert scatter["x"] == pytest.approx([0.0, 0.01, 0.03, 0.02])
     assert scatter["y"] == pytest.approx([0.1, 0.2, 0.4, 0.3])
 
-    # Unknown names are still plotted, under "more metrics"; reward_std is not plotted on its own.
+    # Unknown names are still plotted, under "more metrics"; reward_std is not plotted on its own;
+    # a metric logged once is a table row, not a one-point chart.
     assert panels["policy-clip_ratio"]["group"] == "more"
-    assert traces_by_name(panels["evaluate-win_rate"])["win_rate"]["y"] == pytest.approx([0.62])
+    assert "evaluate-win_rate" not in panels
+    assert body["scalars"] == [{"run": run.pk, "stage": "evaluate", "stage_label": "Evaluate", "name": "win_rate",
+                                "step": 0, "value": pytest.approx(0.62)}]
     all_names = {t.get("name") for p in body["panels"] for t in p["figure"]["data"]}
     assert "reward_std" not in all_names
 
@@ -99,8 +102,13 @@ def test_overlay_of_two_runs(client, viewer, run):
     assert [r["id"] for r in body["runs"]] == [run.pk, other.pk]
     reward = traces_by_name(panels_by_id(body)["policy_reward"])
     assert reward[f"#{other.pk} reward"]["y"] == pytest.approx([0.3, 0.5])
-    assert reward[f"#{run.pk} reward"]["line"]["dash"] == "solid"
-    assert reward[f"#{other.pk} reward"]["line"]["dash"] == "dash"
+    # each run its own colour and legend group (one legend click hides the run); dash styles tell metrics apart
+    assert reward[f"#{run.pk} reward"]["line"]["color"] == charts.COLORS[0]
+    assert reward[f"#{other.pk} reward"]["line"]["color"] == charts.COLORS[1]
+    assert reward[f"#{run.pk} reward"]["legendgroup"] == f"run-{run.pk}"
+    assert reward[f"#{other.pk} reward"]["legendgroup"] == f"run-{other.pk}"
+    loss = traces_by_name(panels_by_id(body)["rm_loss"])
+    assert loss[f"#{run.pk} loss"]["line"]["dash"] != loss[f"#{run.pk} eval_loss"]["line"]["dash"]
     assert len(panels_by_id(body)["reward_vs_kl"]["figure"]["data"]) == 2
 
     same = client.get(reverse("runs:compare_charts"), {"runs": f"{other.pk},{run.pk}"}).json()
