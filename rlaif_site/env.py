@@ -54,7 +54,17 @@ def database_config(url: str | None, default_sqlite: Path) -> dict:
         raise ConfigError(f"DATABASE_URL names no database (add /<name> at the end): {without_password(url)!r}")
     if scheme == "sqlite":
         config.setdefault("OPTIONS", {}).update({"timeout": 30, "transaction_mode": "IMMEDIATE"})
+    else:
+        # A worker notices a server that vanished without closing the socket (keepalives) and gives up a
+        # connection attempt in seconds; runs/db_retry.py then reconnects (libpq options; the URL's win).
+        for option, value in POSTGRES_CONNECTION_OPTIONS.items():
+            config.setdefault("OPTIONS", {}).setdefault(option, value)
     return config
+
+
+#: libpq connection options for PostgreSQL: connect timeout and TCP keepalives, in seconds.
+POSTGRES_CONNECTION_OPTIONS = {"connect_timeout": 10, "keepalives": 1, "keepalives_idle": 30,
+                               "keepalives_interval": 10, "keepalives_count": 3}
 
 
 def redis_url(url: str | None) -> str | None:

@@ -5,6 +5,10 @@ With ``REDIS_URL`` unset, django-rq is pointed (through its documented ``USE_RED
 process share one :class:`fakeredis.FakeServer`, so the web server (in a thread) and a ``SimpleWorker``
 (in the main thread, where RQ installs its signal handlers) see the same queues. Jobs are lost when the
 process stops; ``runs.services.recover_interrupted`` re-enqueues unfinished stages at the next start.
+
+Every long-lived worker of either kind (:class:`StudioWorker`, :class:`StudioForkWorker`) also runs the
+lost-worker monitor of :mod:`runs.recovery` in a daemon thread, so a stage whose worker was killed is found
+and re-queued wherever workers run, not only when ``studio`` starts.
 """
 from __future__ import annotations
 
@@ -14,7 +18,7 @@ import django_rq
 import fakeredis
 from django.conf import settings
 from django.core.cache.backends.locmem import LocMemCache
-from rq import Queue, SimpleWorker
+from rq import Queue, SimpleWorker, Worker
 
 _server_lock = threading.Lock()
 _server: fakeredis.FakeServer | None = None
@@ -53,10 +57,35 @@ def queue_names() -> tuple[str, ...]:
 SHUTDOWN = threading.Event()
 
 
-class StudioWorker(SimpleWorker):
+class _RecoveryMonitorMixin:
+    """Starts :func:`runs.recovery.start_monitor` when the worker starts working (not in burst mode: a
+    burst worker is a test or a one-off drain)."""
+
+    def work(self, burst: bool = False, *args, **kwargs):
+        if not burst:
+            from runs.recovery import start_monitor
+
+            start_monitor()
+        return super().work(burst, *args, **kwargs)
+
+
+class StudioWorker(_RecoveryMonitorMixin, SimpleWorker):
     """RQ's ``SimpleWorker`` (jobs run in this process, which an in-memory queue requires) that also tells
     running stages about a warm shutdown through :data:`SHUTDOWN`."""
 
     def request_stop(self, signum, frame):
         SHUTDOWN.set()
         super().request_stop(signum, frame)
+
+
+#: Seconds between the heartbeats a forking worker sends while its work-horse runs (RQ's default is 30).
+JOB_MONITORING_INTERVAL = 5
+
+
+class StudioForkWorker(_RecoveryMonitorMixin, Worker):
+    """RQ's forking ``Worker`` (``manage.py rqworker`` with ``REDIS_URL``) that heart-beats every
+    :data:`JOB_MONITORING_INTERVAL` seconds while a job runs, so a killed worker is noticed in seconds."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("job_monitoring_interval", JOB_MONITORING_INTERVAL)
+        super().__init__(*args, **kwargs)

@@ -1,23 +1,76 @@
 """RQ entry points. A job loads its row, claims it atomically, calls the stage function, and records the
-outcome; on success it enqueues the run's next stage."""
+outcome; on success it enqueues the run's next stage.
+
+While the stage function runs, a heartbeat thread writes ``StageRun.heartbeat_at`` every
+:data:`runs.recovery.HEARTBEAT_S` seconds, whatever the stage does (a slow model load reports nothing for
+minutes), so :mod:`runs.recovery` never takes a healthy stage for a lost one. A transient database fault (a
+locked SQLite file, a PostgreSQL restart) does not fail the stage: the runner reconnects, waits and calls
+the stage function again (stages are idempotent, so the batch in flight is redone and nothing is lost or
+duplicated), for up to :data:`DB_RETRY_BUDGET_S` seconds.
+"""
 from __future__ import annotations
 
 import logging
+import threading
 import traceback
 
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
 from rlaif_site.queueing import SHUTDOWN
-from runs import services
+from runs import recovery, services
+from runs.db_retry import call_with_db_retry, reset_connections
 from runs.models import Run, RunStatus, StageRun, StageStatus
 from runs.progress import DbReporter
 from runs.stages import stage_function
 from training.progress import Cancelled
+from training.redaction import redact
 
 logger = logging.getLogger(__name__)
 
 TRACEBACK_TAIL_CHARS = 4000
+#: Seconds a stage (or the runner's own bookkeeping) keeps retrying through a database outage.
+DB_RETRY_BUDGET_S = 300.0
+
+
+class StageHeartbeat:
+    """A daemon thread that marks a running stage alive every ``interval`` seconds (its own database
+    connection; errors are logged and the next beat tries again). Use as a context manager."""
+
+    def __init__(self, stage_run_id: int, interval: float | None = None, attempt: int | None = None) -> None:
+        self.stage_run_id = stage_run_id
+        self.attempt = attempt
+        self.interval = interval if interval is not None else recovery.HEARTBEAT_S
+        self.beats = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name=f"heartbeat-{stage_run_id}", daemon=True)
+
+    def __enter__(self) -> StageHeartbeat:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join(timeout=max(5.0, 2 * self.interval))
+
+    def _loop(self) -> None:
+        try:
+            while not self._stop.wait(self.interval):
+                try:
+                    rows = StageRun.objects.filter(pk=self.stage_run_id, status=StageStatus.RUNNING)
+                    if self.attempt is not None:
+                        rows = rows.filter(attempt=self.attempt)
+                    rows.update(heartbeat_at=timezone.now())
+                    self.beats += 1
+                except Exception:  # noqa: BLE001 - a missed beat is retried at the next one
+                    logger.warning("heartbeat of stage %s failed", self.stage_run_id, exc_info=True)
+                    reset_connections()
+        finally:
+            connection.close()
+
+
+def _retry(fn, what: str):
+    return call_with_db_retry(fn, what=what, budget_s=DB_RETRY_BUDGET_S)
 
 
 def run_stage(stage_run_id: int) -> str:
@@ -31,8 +84,11 @@ def run_stage(stage_run_id: int) -> str:
             so RQ keeps the traceback too.
     """
     now = timezone.now()
-    claimed = StageRun.objects.filter(pk=stage_run_id, status=StageStatus.QUEUED).update(
-        status=StageStatus.RUNNING, started_at=now, heartbeat_at=now, finished_at=None, error="", message=""
+    claimed = _retry(
+        lambda: StageRun.objects.filter(pk=stage_run_id, status=StageStatus.QUEUED).update(
+            status=StageStatus.RUNNING, started_at=now, heartbeat_at=now, finished_at=None, error="", message=""
+        ),
+        f"claim stage {stage_run_id}",
     )
     if not claimed:
         # Cancelled while queued, or another worker holds it: nothing to do.
@@ -41,26 +97,41 @@ def run_stage(stage_run_id: int) -> str:
         return str(status)
     stage_run = StageRun.objects.select_related("run").get(pk=stage_run_id)
     StageRun.objects.filter(pk=stage_run_id).update(attempt=stage_run.attempt + 1)
+    stage_run.attempt += 1  # this attempt's number: rows moved on to a later attempt are not ours to write
     run = stage_run.run
     Run.objects.filter(pk=run.pk).update(
         status=RunStatus.RUNNING, current_stage=stage_run.stage, started_at=run.started_at or now
     )
     reporter = DbReporter(stage_run)
-    reporter.log(f"{stage_run.stage}: started (attempt {stage_run.attempt + 1})")
-    try:
+    reporter.log(f"{stage_run.stage}: started (attempt {stage_run.attempt})")
+    what = f"stage {stage_run}"
+
+    def on_db_fault(exc: BaseException, attempt: int, wait: float) -> None:
+        reporter.log(f"{stage_run.stage}: database unavailable ({type(exc).__name__}: {redact(str(exc))[:200]}); "
+                     f"reconnecting and retrying the batch in flight in {wait:.0f} s (retry {attempt})")
+
+    def call_stage() -> None:
         if reporter.should_stop():
             raise Cancelled("cancelled before start")
         stage_function(stage_run.stage)(stage_run, reporter)
+
+    try:
+        with StageHeartbeat(stage_run.pk, attempt=stage_run.attempt):
+            call_with_db_retry(call_stage, what=what, budget_s=DB_RETRY_BUDGET_S, on_retry=on_db_fault)
     except Cancelled:
+        if reporter.superseded:
+            logger.warning("%s: attempt %s was superseded (re-queued or ended meanwhile); stopping it",
+                           what, stage_run.attempt)
+            return str(StageRun.objects.filter(pk=stage_run.pk).values_list("status", flat=True).first())
         if SHUTDOWN.is_set():
             # Stopped by the worker's shutdown, not by a user: stay "running" so recovery resumes it.
             reporter.log(f"{stage_run.stage}: interrupted by shutdown; will resume at next start")
-            reporter.flush()
+            _retry(reporter.flush, what)
             return StageStatus.RUNNING
         reporter.log(f"{stage_run.stage}: cancelled; finished work is kept, resume continues from here")
-        reporter.flush()
-        _finish(stage_run, StageStatus.CANCELLED)
-        Run.objects.filter(pk=run.pk).update(status=RunStatus.CANCELLED, finished_at=timezone.now())
+        _retry(reporter.flush, what)
+        _retry(lambda: _finish(stage_run, StageStatus.CANCELLED), what)
+        _retry(lambda: _settle_cancelled(run), what)
         return StageStatus.CANCELLED
     except (SystemExit, KeyboardInterrupt):
         # The worker is shutting down (Ctrl-C on `studio`): leave the stage "running" so the next start's
@@ -69,22 +140,39 @@ def run_stage(stage_run_id: int) -> str:
         reporter.flush()
         raise
     except BaseException as exc:  # noqa: BLE001 - record any failure (incl. RQ's timeout), then re-raise
-        reporter.log(f"{stage_run.stage}: failed: {exc!r}")
-        reporter.flush()
+        reporter.log(redact(f"{stage_run.stage}: failed: {exc!r}"))
+        _retry(reporter.flush, what)
         tail = traceback.format_exc()[-TRACEBACK_TAIL_CHARS:]
-        _finish(stage_run, StageStatus.FAILED, error=f"{type(exc).__name__}: {exc}\n\n{tail}")
-        Run.objects.filter(pk=run.pk).update(status=RunStatus.FAILED, finished_at=timezone.now())
+        error = redact(f"{type(exc).__name__}: {exc}\n\n{tail}")  # an endpoint may echo a key in its error
+        if _retry(lambda: _finish(stage_run, StageStatus.FAILED, error=error), what):
+            _retry(lambda: Run.objects.filter(pk=run.pk).update(status=RunStatus.FAILED, finished_at=timezone.now()),
+                   what)
         raise
     reporter.log(f"{stage_run.stage}: done")
-    reporter.flush()
-    _finish(stage_run, StageStatus.SUCCEEDED)
-    with transaction.atomic():
-        services.advance(run)
+    _retry(reporter.flush, what)
+    if not _retry(lambda: _finish(stage_run, StageStatus.SUCCEEDED), what):
+        # Recovery or a forced cancel already ended this attempt: its outcome is not ours to record.
+        return str(StageRun.objects.filter(pk=stage_run.pk).values_list("status", flat=True).first())
+
+    def advance() -> None:
+        with transaction.atomic():
+            services.advance(run)
+
+    _retry(advance, what)
     return StageStatus.SUCCEEDED
 
 
-def _finish(stage_run: StageRun, status: str, error: str = "") -> None:
+def _settle_cancelled(run: Run) -> None:
+    with transaction.atomic():
+        run.refresh_from_db()
+        services.settle_cancel(run)
+
+
+def _finish(stage_run: StageRun, status: str, error: str = "") -> bool:
+    """Record the attempt's outcome unless the row was moved on meanwhile (re-queued by recovery and maybe
+    taken by a later attempt, ended by a forced cancel). Returns whether it was recorded."""
     fields = {"status": status, "finished_at": timezone.now(), "error": error}
     if status == StageStatus.SUCCEEDED:
         fields["message"] = ""  # "generating…" and the like no longer describe a finished stage
-    StageRun.objects.filter(pk=stage_run.pk).update(**fields)
+    rows = StageRun.objects.filter(pk=stage_run.pk, status=StageStatus.RUNNING, attempt=stage_run.attempt)
+    return bool(rows.update(**fields))

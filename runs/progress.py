@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from django.utils import timezone
 
 from rlaif_site.queueing import SHUTDOWN
-from runs.models import MetricPoint, Run, StageRun
+from runs.models import MetricPoint, Run, StageRun, StageStatus
 
 LOG_TAIL_LINES = 60
 
@@ -20,7 +20,8 @@ class DbReporter:
     Progress and log lines are written at most every ``interval`` seconds (and on :meth:`flush`); metric
     points are upserted in bulk (unique on run, stage, name, step, so a resumed stage re-logging a step
     overwrites rather than duplicates). ``should_stop`` re-reads the run's cancel flag at most every
-    ``interval`` seconds.
+    ``interval`` seconds, and also stops an attempt that was superseded (:attr:`superseded`): its row was
+    re-queued after its worker was taken for lost, or ended by a forced cancel (see :mod:`runs.recovery`).
     """
 
     def __init__(self, stage_run: StageRun, interval: float = 1.0) -> None:
@@ -31,6 +32,8 @@ class DbReporter:
         self._last_write = 0.0
         self._last_cancel_check = 0.0
         self._cancelled = False
+        #: The stage row no longer belongs to this attempt (re-queued, taken by another attempt, ended).
+        self.superseded = False
 
     def progress(self, done: int, total: int | None = None, message: str = "") -> None:
         self.stage_run.progress_done = max(0, int(done))
@@ -61,7 +64,10 @@ class DbReporter:
         if not self._cancelled and now - self._last_cancel_check >= self.interval:
             self._last_cancel_check = now
             self._cancelled = Run.objects.filter(pk=self.stage_run.run_id, cancel_requested=True).exists()
-        return self._cancelled
+            self.superseded = not StageRun.objects.filter(
+                pk=self.stage_run.pk, status=StageStatus.RUNNING, attempt=self.stage_run.attempt
+            ).exists()
+        return self._cancelled or self.superseded
 
     def _maybe_flush(self) -> None:
         if time.monotonic() - self._last_write >= self.interval:

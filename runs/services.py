@@ -25,8 +25,6 @@ DEFAULT_TIMEOUTS = {
     Stage.POLICY: 24 * 3600,
     Stage.EVALUATE: 6 * 3600,
 }
-#: A running stage whose reporter has not written for this long is considered dead at recovery.
-STALE_AFTER_SECONDS = 180
 
 
 def job_id_for(stage_run: StageRun) -> str:
@@ -80,7 +78,8 @@ def enqueue_stage(stage_run: StageRun) -> None:
     stage_run.job_id = job_id_for(stage_run)
     stage_run.error = ""
     stage_run.finished_at = None
-    stage_run.save(update_fields=["status", "job_id", "error", "finished_at"])
+    stage_run.heartbeat_at = timezone.now()  # when it was queued: recovery waits a grace period from here
+    stage_run.save(update_fields=["status", "job_id", "error", "finished_at", "heartbeat_at"])
     timeout = (run.config.get("timeouts") or {}).get(stage_run.stage, DEFAULT_TIMEOUTS[stage_run.stage])
     queue = get_queue(queue_name_for(run, stage_run.stage))
     queue.enqueue(
@@ -103,7 +102,12 @@ def advance(run: Run) -> StageRun | None:
         The stage enqueued, or None when the run finished or waits.
     """
     run.refresh_from_db()
-    if run.cancel_requested or run.status in (RunStatus.CANCELLED, RunStatus.FAILED):
+    if run.status in (RunStatus.CANCELLED, RunStatus.FAILED):
+        return None
+    if run.cancel_requested:
+        # A cancel that arrived while the last stage finished its last batch: end the run here, or it would
+        # stay "running" with nothing queued.
+        settle_cancel(run)
         return None
     pending = [s for s in run.ordered_stages() if s.status != StageStatus.SUCCEEDED]
     if not pending:
@@ -122,16 +126,43 @@ def advance(run: Run) -> StageRun | None:
     return nxt
 
 
-@transaction.atomic
 def cancel_run(run: Run) -> None:
     """Ask a run to stop. A running stage stops at its next safe point (it polls the flag) and keeps what
-    it finished; queued and waiting stages are cancelled at once."""
-    Run.objects.filter(pk=run.pk).update(cancel_requested=True)
+    it finished; queued and waiting stages are cancelled at once. A running stage whose worker RQ reports
+    lost is cancelled at once too, and one that does not stop within
+    :data:`runs.recovery.CANCEL_GRACE_S` seconds is ended by the recovery monitor: a cancel always ends
+    the run."""
+    from runs import recovery
+
+    with transaction.atomic():
+        Run.objects.filter(pk=run.pk).update(cancel_requested=True)
+        run.refresh_from_db()
+        settle_cancel(run)
+    recovery.note_cancel_requested(run)
+    for stage_run in run.stages.filter(status=StageStatus.RUNNING).select_related("run"):
+        # The worker may be dead already: then nothing would ever read the flag.
+        recovery.recover_stage(stage_run, lost_after_s=2 * recovery.HEARTBEAT_S,
+                               ended_grace_s=2 * recovery.HEARTBEAT_S)
+
+
+def settle_cancel(run: Run) -> None:
+    """For a run whose cancel was requested: cancel its queued and waiting stages, and end the run when no
+    stage of it runs any more (cancelled, or succeeded when every stage had already finished)."""
+    now = timezone.now()
     for stage_run in run.stages.filter(status__in=[StageStatus.QUEUED, StageStatus.WAITING]):
         _cancel_job(stage_run)
-        StageRun.objects.filter(pk=stage_run.pk).update(status=StageStatus.CANCELLED, finished_at=timezone.now())
-    if not run.stages.filter(status=StageStatus.RUNNING).exists():
-        Run.objects.filter(pk=run.pk).update(status=RunStatus.CANCELLED, finished_at=timezone.now())
+        StageRun.objects.filter(pk=stage_run.pk, status=stage_run.status).update(
+            status=StageStatus.CANCELLED, finished_at=now
+        )
+    if run.stages.filter(status=StageStatus.RUNNING).exists():
+        return
+    active = [RunStatus.QUEUED, RunStatus.RUNNING, RunStatus.WAITING]
+    if not run.stages.exclude(status=StageStatus.SUCCEEDED).exists():
+        Run.objects.filter(pk=run.pk, status__in=active).update(
+            status=RunStatus.SUCCEEDED, current_stage="", finished_at=now
+        )
+    else:
+        Run.objects.filter(pk=run.pk, status__in=active).update(status=RunStatus.CANCELLED, finished_at=now)
 
 
 def _cancel_job(stage_run: StageRun) -> None:
@@ -151,12 +182,26 @@ def resume_run(run: Run, *, from_stage: str | None = None) -> StageRun | None:
     """Continue a cancelled, failed or waiting run from its first unfinished stage (or re-run
     ``from_stage`` and everything after it). Finished work inside a stage is kept: stages are idempotent.
 
+    A run that still says queued or running is checked for lost workers first (see :mod:`runs.recovery`):
+    a stage that nothing works on any more is re-queued, and that stage is returned.
+
     Raises:
-        ValueError: the run is still queued or running, or ``from_stage`` is not one of its stages.
+        ValueError: the run is still queued or running (and its stages are alive), or ``from_stage`` is
+            not one of its stages.
     """
+    from runs import recovery
+
     run.refresh_from_db()
     if run.status in (RunStatus.QUEUED, RunStatus.RUNNING):
+        for stage_run in run.stages.filter(status__in=[StageStatus.QUEUED, StageStatus.RUNNING]).select_related("run"):
+            result = recovery.recover_stage(stage_run, lost_after_s=2 * recovery.HEARTBEAT_S,
+                                            ended_grace_s=2 * recovery.HEARTBEAT_S)
+            if result is not None and result.action == "requeued":
+                return StageRun.objects.get(pk=stage_run.pk)
+        run.refresh_from_db()
+    if run.status in (RunStatus.QUEUED, RunStatus.RUNNING):
         raise ValueError(f"{run} is {run.status}; cancel it before resuming.")
+    recovery.forget_run_state(run)
     stages = run.ordered_stages()
     if from_stage is not None:
         names = [s.stage for s in stages]
@@ -183,44 +228,12 @@ def release_gate(run: Run) -> StageRun | None:
 
 
 def recover_interrupted() -> list[StageRun]:
-    """Re-enqueue stages whose job was lost (embedded queue after a restart, a killed worker).
-
-    Called when the app starts. A queued stage is re-enqueued unless its job still waits in Redis; a
-    running stage is re-enqueued when its job is gone or failed, or its heartbeat is older than
-    :data:`STALE_AFTER_SECONDS`. Stages are idempotent, so a re-run only does the missing work.
+    """Recover stages a stop interrupted, at the start of ``studio`` (one :func:`runs.recovery.recover` pass
+    in start-up mode: with the embedded queue every earlier job is gone).
 
     Returns:
         The stage rows that were re-enqueued.
     """
-    recovered = []
-    stale_before = timezone.now() - timezone.timedelta(seconds=STALE_AFTER_SECONDS)
-    active = StageRun.objects.filter(
-        status__in=[StageStatus.QUEUED, StageStatus.RUNNING], run__status__in=[RunStatus.QUEUED, RunStatus.RUNNING]
-    ).select_related("run")
-    for stage_run in active:
-        status = _job_status(stage_run)
-        if stage_run.status == StageStatus.QUEUED and status in (JobStatus.QUEUED, JobStatus.SCHEDULED):
-            continue
-        if stage_run.status == StageStatus.RUNNING and status == JobStatus.STARTED:
-            if stage_run.heartbeat_at and stage_run.heartbeat_at > stale_before:
-                continue
-        with transaction.atomic():
-            logger.info("re-enqueueing interrupted stage %s (job status %s)", stage_run, status)
-            if stage_run.run.cancel_requested:
-                StageRun.objects.filter(pk=stage_run.pk).update(status=StageStatus.CANCELLED)
-                Run.objects.filter(pk=stage_run.run_id).update(status=RunStatus.CANCELLED)
-                continue
-            enqueue_stage(stage_run)
-            recovered.append(stage_run)
-    return recovered
+    from runs import recovery
 
-
-def _job_status(stage_run: StageRun) -> str | None:
-    if not stage_run.job_id:
-        return None
-    queue = get_queue(queue_name_for(stage_run.run, stage_run.stage))
-    try:
-        job = Job.fetch(stage_run.job_id, connection=queue.connection)
-    except NoSuchJobError:
-        return None
-    return job.get_status(refresh=True)
+    return [r.stage_run for r in recovery.recover(startup=True) if r.action == "requeued"]

@@ -1,7 +1,8 @@
 """`manage.py studio`: everything a fresh machine needs to run RLAIF Studio, in one command.
 
 Applies migrations, creates starter data on an empty database, re-enqueues stages a previous stop
-interrupted, then serves the site (waitress, in a thread) while a worker consumes jobs in the main thread
+interrupted (and, from then on, every few seconds any stage whose worker was lost: :mod:`runs.recovery`),
+then serves the site (waitress, in a thread) while a worker consumes jobs in the main thread
 (RQ installs signal handlers there). Ctrl-C stops both: a running stage stops at its next safe point and
 resumes at the next start.
 """
@@ -22,6 +23,7 @@ from waitress import create_server
 
 from rlaif_site.queueing import queue_names
 from rlaif_site.wsgi import application
+from runs.recovery import start_monitor
 from runs.services import recover_interrupted
 from runs.starter import ensure_starter_data
 
@@ -85,6 +87,7 @@ class Command(BaseCommand):
             )
             sys.stdout.flush()
             if options["no_worker"]:
+                start_monitor()  # with a worker, the worker starts it
                 while web.is_alive():  # a timed join lets Ctrl-C through
                     web.join(0.5)
             else:
