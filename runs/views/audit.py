@@ -9,6 +9,7 @@ import json
 
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied
+from django.db import DatabaseError
 from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import NoReverseMatch, reverse
@@ -22,6 +23,7 @@ from runs.audit.forms import FlagForm, LabelForm, SampleForm, make_ticket
 from runs.audit.gating import recheck_gate
 from runs.audit.queries import labelling_progress
 from runs.audit.report import FIGURES
+from runs.db_retry import call_with_db_retry, is_transient
 from runs.models import AuditItem, HumanLabel, Run, RunStatus, Stage
 
 SORTS = {
@@ -189,18 +191,30 @@ def item(request, run_id: int, item_id: int):
         form = LabelForm(request.POST, comparison_id=comparison.pk)
         if form.is_valid():
             seconds = form.seconds_spent + (label.seconds_spent if label else 0.0)
-            HumanLabel.objects.update_or_create(
-                comparison=comparison,
-                auditor=request.user,
-                defaults={
-                    "choice": form.comparison_choice(),
-                    "confidence": form.cleaned_data["confidence"],
-                    "note": form.cleaned_data["note"],
-                    "seconds_spent": seconds,
-                    "shown_swapped": form.shown_swapped,
-                },
-            )
-            if recheck_gate(audit_item.run):
+            try:  # a locked SQLite file or a PostgreSQL restart: retry the upsert, then keep the input
+                call_with_db_retry(lambda: HumanLabel.objects.update_or_create(
+                    comparison=comparison,
+                    auditor=request.user,
+                    defaults={
+                        "choice": form.comparison_choice(),
+                        "confidence": form.cleaned_data["confidence"],
+                        "note": form.cleaned_data["note"],
+                        "seconds_spent": seconds,
+                        "shown_swapped": form.shown_swapped,
+                    },
+                ), what=f"label of comparison {comparison.pk}", budget_s=LABEL_SAVE_RETRY_S, max_attempts=3)
+            except DatabaseError as exc:
+                if not is_transient(exc):
+                    raise
+                return _label_not_saved(request, audit_item, comparison, form, swapped)
+            try:
+                gate_met = call_with_db_retry(lambda: recheck_gate(audit_item.run), what="audit gate",
+                                              budget_s=LABEL_SAVE_RETRY_S, max_attempts=3)
+            except DatabaseError as exc:  # the label is saved; the recovery monitor settles the run later
+                if not is_transient(exc):
+                    raise
+                gate_met = False
+            if gate_met:
                 messages.success(request, "The audit now meets the run's gate: reward-model training is queued.")
             return redirect("runs:audit_item", run_id=run_id, item_id=item_id)
         blind = True
@@ -234,6 +248,27 @@ def item(request, run_id: int, item_id: int):
             "others": HumanLabel.objects.filter(comparison=comparison).exclude(pk=label.pk).count(),
         }
     return render(request, "runs/audit_item.html", context)
+
+
+#: Seconds a label save keeps retrying a busy database before the form comes back with the input kept.
+LABEL_SAVE_RETRY_S = 20.0
+
+
+def _label_not_saved(request, audit_item: AuditItem, comparison, form: LabelForm, swapped: bool) -> HttpResponse:
+    """The database stayed busy: show the blind form again, filled with what the auditor chose (nothing is
+    lost), with a 503 and ``Retry-After`` so that submitting again saves it."""
+    a, b = comparison.completion_a.text, comparison.completion_b.text
+    context = {
+        "run": audit_item.run, "item": audit_item, "prompt": comparison.prompt,
+        "principle": audit_item.judgment.principle if audit_item.judgment else None,
+        "left": b if swapped else a, "right": a if swapped else b, "blind": True, "form": form,
+        "save_error": "The database is busy, so your label is not saved yet. Your choice is kept below: "
+                      "submit it again in a few seconds.",
+    }
+    messages.error(request, context["save_error"])
+    response = render(request, "runs/audit_item.html", context, status=503)
+    response["Retry-After"] = "5"
+    return response
 
 
 def _display_choice(choice: str, swapped: bool) -> str:
