@@ -5,7 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from django.db.models import Count, Exists, F, OuterRef, Q, QuerySet, Subquery
-from django.db.models.functions import Length
+from django.db.models.fields.json import KT
+from django.db.models.functions import Length, Trim
+from django.db.models.lookups import Exact
 
 from runs.models import AuditItem, Comparison, HumanChoice, HumanLabel, Judgment, Run
 
@@ -19,6 +21,20 @@ DECISIVE = (HumanChoice.A, HumanChoice.B)
 COUNTED = (HumanChoice.A, HumanChoice.B, HumanChoice.TIE)
 
 
+def without_degenerate_pairs(queryset: QuerySet, path: str = "comparison__") -> QuerySet:
+    """``queryset`` without rows whose comparison is degenerate: its two replies are identical or one is
+    empty (:func:`training.pairing.degenerate_reason`, compared here after trimming spaces in the database).
+    Such a pair says nothing about a principle, so it never counts in agreement or the audit sample. New runs
+    never form such comparisons; this keeps those of older runs out too.
+
+    Args:
+        queryset: of a model related to :class:`~runs.models.Comparison`.
+        path: the lookup path from that model to the comparison (``""`` for comparisons themselves).
+    """
+    reply_a, reply_b = Trim(f"{path}completion_a__text"), Trim(f"{path}completion_b__text")
+    return queryset.exclude(Exact(reply_a, reply_b)).exclude(Exact(reply_a, "")).exclude(Exact(reply_b, ""))
+
+
 @dataclass
 class AuditRow:
     """One AI judgment under audit, with the human labels of its comparison (skips left out).
@@ -27,6 +43,8 @@ class AuditRow:
         labels: ``(annotator, choice)`` pairs; annotator is ``"user:<id>"`` or the external annotator's name.
         flags: the rationale flags auditors set ("reason_wrong", "verdict_wrong").
         length_a, length_b: response lengths in characters.
+        p_a_ab, p_a_ba: each presentation order's P(A) (B/A mapped back to A); None where not asked or failed.
+        subset: the prompt's ``metadata["subset"]`` (a benchmark's scenario or category), "" when none.
     """
 
     comparison_id: int
@@ -39,6 +57,9 @@ class AuditRow:
     length_b: int
     rationale: str = ""
     stratum: str = ""
+    p_a_ab: float | None = None
+    p_a_ba: float | None = None
+    subset: str = ""
     labels: list[tuple[str, str]] = field(default_factory=list)
     flags: list[str] = field(default_factory=list)
     confidences: list[int] = field(default_factory=list)
@@ -53,7 +74,7 @@ def scoped_judgments(run: Run, scope: str) -> QuerySet[Judgment]:
     """
     if scope not in SCOPES:
         raise ValueError(f"unknown audit scope {scope!r}; expected one of {', '.join(SCOPES)}")
-    judgments = Judgment.objects.filter(comparison__run=run)
+    judgments = without_degenerate_pairs(Judgment.objects.filter(comparison__run=run))
     if scope == "labelled":
         labelled = HumanLabel.objects.filter(comparison=OuterRef("comparison"), choice__in=COUNTED)
         return judgments.filter(Exists(labelled))
@@ -71,10 +92,11 @@ def audit_rows(run: Run, scope: str = "random") -> list[AuditRow]:
             stratum=Subquery(
                 AuditItem.objects.filter(run=run, comparison=OuterRef("comparison")).values("stratum")[:1]
             ),
+            subset=KT("comparison__prompt__metadata__subset"),
         )
         .values(
             "id", "comparison_id", "principle_name", "verdict", "p_a", "position_consistent",
-            "length_a", "length_b", "rationale", "stratum",
+            "length_a", "length_b", "rationale", "stratum", "p_a_ab", "p_a_ba", "subset",
         )
         .order_by("comparison_id", "id")
     )
@@ -83,7 +105,7 @@ def audit_rows(run: Run, scope: str = "random") -> list[AuditRow]:
             comparison_id=j["comparison_id"], judgment_id=j["id"], principle=j["principle_name"] or "(no principle)",
             verdict=j["verdict"], p_a=j["p_a"], position_consistent=j["position_consistent"],
             length_a=j["length_a"] or 0, length_b=j["length_b"] or 0, rationale=j["rationale"],
-            stratum=j["stratum"] or "",
+            stratum=j["stratum"] or "", p_a_ab=j["p_a_ab"], p_a_ba=j["p_a_ba"], subset=j["subset"] or "",
         )
         for j in judgments
     ]
@@ -142,8 +164,9 @@ def alignment_counts(run: Run, stratum: str = AuditItem.Stratum.RANDOM) -> tuple
     verdict = AuditItem.objects.filter(run=run, stratum=stratum, comparison=OuterRef("comparison")).values(
         "judgment__verdict"
     )[:1]
+    labels = without_degenerate_pairs(HumanLabel.objects.all())
     totals = (
-        HumanLabel.objects.filter(comparison__audit_items__run=run, comparison__audit_items__stratum=stratum)
+        labels.filter(comparison__audit_items__run=run, comparison__audit_items__stratum=stratum)
         .filter(choice__in=DECISIVE)
         .annotate(ai=Subquery(verdict))
         .filter(ai__in=COUNTED)

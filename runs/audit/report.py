@@ -6,7 +6,9 @@ from collections.abc import Sequence
 
 from runs.audit.queries import AuditRow, audit_rows
 from runs.models import Run
-from training import agreement
+from training import agreement, judge_conventions
+from training.judge_conventions import PairUnit
+from training.labeling import verdict_for
 
 #: The figures of a report section, in display order, with their meaning.
 FIGURES = {
@@ -20,7 +22,25 @@ FIGURES = {
 }
 
 
-def section(rows: Sequence[AuditRow], *, seed: int = 0) -> dict:
+def pair_units(rows: Sequence[AuditRow], *, tie_margin: float, both_orders: bool) -> list[PairUnit]:
+    """The rows as :class:`~training.judge_conventions.PairUnit`: each order's verdict from its P(A) with the
+    run's tie margin (:func:`training.labeling.verdict_for`, the rule the label stage uses), ``""`` where the
+    judgment failed, and the human votes."""
+    units = []
+    for row in rows:
+        failed = not row.verdict
+        if row.p_a_ab is None and row.p_a_ba is None:
+            # A verdict recorded without per-order probabilities (e.g. imported): both orders said it.
+            ab, ba = row.verdict, (row.verdict if both_orders else None)
+        else:
+            ab = "" if failed else verdict_for(row.p_a_ab, tie_margin)
+            ba = ("" if failed else verdict_for(row.p_a_ba, tie_margin)) if both_orders else None
+        units.append(PairUnit(ab, ba, tuple(choice for _, choice in row.labels), row.length_a, row.length_b,
+                              row.subset, row.principle))
+    return units
+
+
+def section(rows: Sequence[AuditRow], *, seed: int = 0, tie_margin: float = 0.05, both_orders: bool = True) -> dict:
     """All figures over ``rows``.
 
     Rows whose judgment failed (verdict "") count only for inter-human agreement.
@@ -65,6 +85,9 @@ def section(rows: Sequence[AuditRow], *, seed: int = 0) -> dict:
         "figures": {name: estimate.as_dict() for name, estimate in figures.items()},
         "confusion": agreement.confusion(ai, human),
         "calibration_bins": calibration.bins,
+        "conventions": judge_conventions.convention_table(
+            pair_units(rows, tie_margin=tie_margin, both_orders=both_orders), seed=seed
+        ),
     }
 
 
@@ -72,13 +95,20 @@ def build_report(run: Run, scope: str = "random", *, seed: int = 0) -> dict:
     """The report of ``run`` over ``scope`` (see :data:`runs.audit.queries.SCOPES`): ``{"scope", "overall":
     section, "principles": {name: section}}``, JSON-serialisable."""
     rows = audit_rows(run, scope)
+    judge = (run.config or {}).get("judge") or {}
+    options = {"seed": seed, "tie_margin": float(judge.get("tie_margin", 0.05)),
+               "both_orders": bool(judge.get("both_orders", True))}
     by_principle: dict[str, list[AuditRow]] = {}
+    by_subset: dict[str, list[AuditRow]] = {}
     for row in rows:
         by_principle.setdefault(row.principle, []).append(row)
+        if row.subset:
+            by_subset.setdefault(row.subset, []).append(row)
     return {
         "scope": scope,
-        "overall": section(rows, seed=seed),
-        "principles": {name: section(group, seed=seed) for name, group in sorted(by_principle.items())},
+        "overall": section(rows, **options),
+        "principles": {name: section(group, **options) for name, group in sorted(by_principle.items())},
+        "subsets": {name: section(group, **options) for name, group in sorted(by_subset.items())},
     }
 
 
@@ -115,7 +145,4 @@ def disagreements(rows: Sequence[AuditRow]) -> list[dict]:
 
 
 def _plurality(choices: Sequence[str]) -> str:
-    counts = sorted(((choices.count(c), c) for c in set(choices)), reverse=True)
-    if len(counts) > 1 and counts[0][0] == counts[1][0]:
-        return "tie"
-    return counts[0][1]
+    return judge_conventions.human_majority(choices)

@@ -99,3 +99,9 @@ def pretty_json(value) -> str:
     import json
 
     return json.dumps(value, indent=2, sort_keys=True, ensure_ascii=False, default=str)
+
+
+@register.filter
+def convention_cells(row: dict) -> list[dict]:
+    """The estimates of one row of :func:`training.judge_conventions.convention_table`, in column order."""
+    return [row["judge"], row["judge_strict"], row["longer"], row["first_shown"]]

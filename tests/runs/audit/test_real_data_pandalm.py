@@ -134,3 +134,15 @@ def test_inter_human_alpha_and_judge_agreement_with_the_majority(shared_data):
     assert alignment["value"] == pytest.approx(sum(ai == h for ai, h in decisive) / len(decisive), abs=1e-12)
     assert alignment["low"] < alignment["value"] < alignment["high"]
     assert (report["overall"]["n_items"], report["overall"]["n_failed"]) == (999 - 25, 25)  # unparsable verdicts
+
+    # the published conventions, read off the report (PandaLM README: 69.77% 3-way, 77.40% on the 894
+    # decisive human labels with a failure as a miss, 81.51% where humans and judge are both decisive)
+    conventions = {row["key"]: row for row in report["overall"]["conventions"]["rows"]}
+    assert round(conventions["with_ties"]["judge_strict"]["value"], 4) == 0.6977
+    assert conventions["with_ties"]["judge_strict"]["n"] == 999
+    assert round(conventions["decisive_humans"]["judge_strict"]["value"], 4) == 0.7740
+    assert (round(conventions["without_ties"]["judge"]["value"], 4), conventions["without_ties"]["judge"]["n"]) == (
+        0.8151, 849)
+    assert report["overall"]["conventions"]["n_failed"] == 25
+    ceiling = report["overall"]["conventions"]["human_ceiling"]
+    assert (round(ceiling["value"], 4), ceiling["n"]) == (0.9565, 2757)
