@@ -27,9 +27,9 @@ marker          answer
 ``#nullcut``    ``content`` null, the text in ``reasoning_content``, ``finish_reason: length``
 ==============  ==========================================================================================
 
-A prompt without "Response A:" is a generation request: it gets ``n`` choices "sample <i> of <prompt>"
-(with ``stop`` strings, a chat generation answer is "sample <i>" followed by ``\nHuman: next`` cut at the
-first stop string, as servers do). ``delay_s`` delays every answer (the benchmark's per-call latency).
+A prompt without "Response A:" is a generation request: it gets ``n`` choices "sample <i> of <prompt>",
+each followed by a made-up next turn ``\nHuman: …`` as a base model writes it, cut at the first ``stop``
+string the request sent (``#nostop``: ignoring them, as some servers do). ``delay_s`` delays every answer (the benchmark's per-call latency).
 ``faults`` injects faults at random into otherwise good answers (``{"drop": 0.1, "error500": 0.1, ...}``,
 drawn with ``seed``); the server keeps a bill of what it delivered (:attr:`billed_prompt_tokens`,
 :attr:`billed_completion_tokens`: the usage of every whole 2xx answer).
@@ -55,6 +55,8 @@ class FakeChatServer:
     Attributes:
         requests: the JSON bodies received, in arrival order.
         calls: Counter of calls per prompt text.
+        verdicts: Counter of good verdicts delivered per prompt text (more than one: paid twice).
+        paths: Counter of ``"METHOD /path"`` requests.
         max_in_flight: the most requests it was answering at the same time.
         delay_s, slow_s: see the module docstring.
     """
@@ -79,6 +81,7 @@ class FakeChatServer:
         self.billed_prompt_tokens = 0
         self.billed_completion_tokens = 0
         self.paths: Counter = Counter()
+        self.verdicts: Counter = Counter()
         self.requests: list[dict] = []
         self.calls: Counter = Counter()
         self.in_flight = 0
@@ -220,10 +223,11 @@ class FakeChatServer:
         make = _text_completion if completions else _completion
         if match is None:
             n = int(body.get("n") or 1)
-            texts = [f"sample {i} of {prompt[:40]}" for i in range(n)]
-            stops = body.get("stop") or []
-            if stops:
-                texts = [_cut(f"sample {i}\nHuman: next question", stops) for i in range(n)]
+            # A base model goes on to write the next turn; the server cuts at the stop strings it was sent
+            # (unless the prompt says #nostop, as a server that ignores them).
+            texts = [f"sample {i} of {prompt[:40]}\nHuman: and another question?" for i in range(n)]
+            if body.get("stop") and "#nostop" not in prompt:
+                texts = [_cut(t, body["stop"]) for t in texts]
             return 200, truncate, make(body, texts, None)
         if marked("empty"):
             return 200, truncate, make(body, [""], None)
@@ -243,6 +247,9 @@ class FakeChatServer:
             text = f"<think>Response {other} looks better. Preferred: {other}. Hmm, but"
             return 200, truncate, make(body, [text], None, finish_reason="length")
         text = f"Response {label} is longer and more detailed.\nPreferred: {label}"
+        if not truncate:
+            with self._lock:
+                self.verdicts[prompt] += 1
         if "#reasoning" in prompt:
             reply = _completion(body, [f"Preferred: {label}"], None)
             reply["choices"][0]["message"]["reasoning_content"] = f"At first Preferred: {other} seemed right."

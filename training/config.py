@@ -47,6 +47,8 @@ class GenerationConfig:
         source: ``policy`` (sample the policy) or ``reference_pairs`` (compare the prompt set's imported
             response pairs instead of generating).
         concurrency, timeout_s, max_retries: HTTP behaviour of the openai backend.
+        api: the openai backend's route: ``chat`` (``/chat/completions``) or ``completions`` (``/completions``
+            with the prompt rendered as a transcript, :mod:`training.transcript`; for base models).
     """
 
     model: str = "demo://policy"
@@ -66,6 +68,7 @@ class GenerationConfig:
     concurrency: int = 8
     timeout_s: float = 120.0
     max_retries: int = 4
+    api: Literal["chat", "completions"] = "chat"
 
     def validate(self, path: str) -> None:
         _at_least(self.samples_per_prompt, 2, f"{path}.samples_per_prompt")

@@ -1,8 +1,13 @@
 """Sampling candidate responses through an OpenAI-compatible endpoint (a vLLM server for scale).
 
-Uses the chat-completions API, so the server applies the model's chat template as local generation does;
-``n=K`` asks for all samples of a prompt in one call, and servers that ignore ``n`` (Ollama, llama.cpp) are
-called again until K samples exist. Calls run ``config.concurrency`` at a time with the retry policy of
+``generation.api: chat`` (default) uses the chat-completions API, so the server applies the model's chat
+template as local generation does; ``completions`` sends the prompt rendered by us as a ``Human:``/
+``Assistant:`` transcript (:mod:`training.transcript`) to ``/completions``, for base models served without
+a chat template (llama.cpp answers their chat requests with empty text or an echo). Either way the
+transcript's turn markers are sent as stop strings and each answer is cut at the first one
+(:func:`training.transcript.trim`), so no sample goes on to write the next ``Human:`` turn. ``n=K`` asks for
+all samples of a prompt in one call, and servers that ignore ``n`` (Ollama, llama.cpp) are called again until
+K samples exist. Calls run ``config.concurrency`` at a time with the retry policy of
 :mod:`training.openai_http`.
 """
 
@@ -11,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 
+from training import transcript
 from training.config import GenerationConfig
 from training.generation import Conversation, Sample
 from training.openai_http import RetriesExhausted, call_with_retries, make_client
@@ -39,7 +45,7 @@ def generate_openai(
 
     Args:
         prompts: plain strings or chat message lists.
-        config: ``base_url``, ``model``, ``api_key_env``, sampling parameters, ``concurrency``,
+        config: ``base_url``, ``model``, ``api_key_env``, ``api``, sampling parameters, ``concurrency``,
             ``timeout_s``, ``max_retries``; prompt ``i`` is sampled with seed ``config.seed + progress_offset + i``.
         client: an ``openai.OpenAI`` client to use instead of one built from the config.
 
@@ -56,6 +62,7 @@ def generate_openai(
     own_client = client is None
     client = client or make_client(config.base_url, config.api_key_env, config.timeout_s, config.concurrency)
     total = progress_total if progress_total is not None else progress_offset + len(prompts)
+    completions = config.api == "completions"
 
     def sample_prompt(index: int) -> list[Sample]:
         texts: list[str] = []
@@ -65,23 +72,31 @@ def generate_openai(
             calls += 1
             kwargs = dict(
                 model=config.model,
-                messages=[dict(m) for m in _messages(prompts[index])],
                 n=k - len(texts),
                 max_tokens=config.max_new_tokens,
                 temperature=config.temperature,
                 top_p=config.top_p,
                 seed=config.seed + progress_offset + index + 7919 * (calls - 1),
+                stop=list(transcript.STOP_STRINGS),
             )
+            messages = [dict(m) for m in _messages(prompts[index])]
+            if completions:
+                kwargs["prompt"] = transcript.render(messages)
+                create = client.completions.create
+            else:
+                kwargs["messages"] = messages
+                create = client.chat.completions.create
             try:
                 response, _ = call_with_retries(
-                    lambda kwargs=kwargs: client.chat.completions.create(**kwargs), max_retries=config.max_retries
+                    lambda kwargs=kwargs, create=create: create(**kwargs), max_retries=config.max_retries
                 )
             except RetriesExhausted as exc:
                 raise GenerationError(f"prompt {progress_offset + index}: {exc}") from exc.error
             choices = list(response.choices or [])
             completion_tokens = getattr(getattr(response, "usage", None), "completion_tokens", 0) or 0
             for choice in choices[: k - len(texts)]:
-                texts.append((choice.message.content or "").strip())
+                text = (choice.text if completions else choice.message.content) or ""
+                texts.append(transcript.trim(text))
                 tokens.append(completion_tokens // max(1, len(choices)))
         if len(texts) < k:
             raise GenerationError(

@@ -32,6 +32,21 @@ def test_k_samples_per_prompt_in_order(chat_server):
     assert reporter.progress_calls[-1][:2] == (7, 9)
 
 
+def test_stop_strings_are_sent_and_a_next_turn_is_never_kept(chat_server):
+    samples = generate_openai(["Hello #nostop", "Hi"], _config(chat_server))
+    assert [s.text for s in samples] == ["sample 0 of Hello #nostop", "sample 1 of Hello #nostop",
+                                         "sample 0 of Hi", "sample 1 of Hi"]
+    assert all("\nHuman:" in body["stop"] for body in chat_server.requests)
+
+
+def test_the_completions_route_sends_a_transcript_for_base_models(chat_server):
+    samples = generate_openai([[{"role": "user", "content": "Say hi."}]], _config(chat_server, api="completions"))
+    assert [s.text for s in samples] == ["sample 0 of Human: Say hi.", "sample 1 of Human: Say hi."]
+    assert chat_server.paths == {"POST /v1/completions": 1}
+    body = chat_server.requests[0]
+    assert body["prompt"] == "Human: Say hi.\n\nAssistant:" and "\nHuman:" in body["stop"]
+
+
 def test_server_errors_fail_the_batch_with_the_prompt_named(chat_server):
     with pytest.raises(GenerationError, match="prompt 0.*500"):
         generate_openai(["broken #error500"], _config(chat_server, max_retries=0))
