@@ -172,7 +172,7 @@ class Command(BaseCommand):
                     "`manage.py studio` start (or launch with --wait to run it here)."))
         result = self._result(run, est)
         self._print(result, options, text=(
-            f"Launched run #{run.pk} {run.name!r}: {run.get_status_display().lower()}; stages "
+            f"Launched run #{run.pk} {run.name!r}: {run.status_display.lower()}; stages "
             f"{', '.join(cleaned['stages'])}; {est.comparisons} comparisons, {est.judge_calls} judge calls."
         ))
         if options["wait"] and run.status == "failed":
