@@ -16,8 +16,11 @@ from django.urls import NoReverseMatch, reverse
 from django.views.decorators.http import require_POST
 
 from rlaif_site.roles import AUDITORS, OPERATORS, has_role, role_required
+from rlaif_site.untrusted import csv_row
 from runs import gate, services
 from runs.audit import SCOPES, audit_rows, build_report, disagreements, draw_audit_sample
+from runs.audit.blind import blinded_comparison_ids
+from runs.audit.calibrated import alignment_estimate, evaluation_estimates
 from runs.audit.charts import dashboard_figures
 from runs.audit.forms import FlagForm, LabelForm, SampleForm, make_ticket
 from runs.audit.gating import recheck_gate
@@ -114,6 +117,7 @@ def dashboard(request, run_id: int):
             "overall_rows": figure_rows(report["overall"]),
             "principle_rows": [(name, sec, figure_rows(sec)) for name, sec in report["principles"].items()],
             "figures": dashboard_figures(report),
+            "calibrated": {"alignment": alignment_estimate(run), "evaluation": evaluation_estimates(run)},
             "progress": labelling_progress(run, request.user),
             "gate": _gate_context(run),
             "can_label": can_label,
@@ -302,6 +306,9 @@ def disagreement_list(request, run_id: int):
     else:
         scope = _scope(request, run) if scope != "all" else "labelled"
         rows = audit_rows(run, scope)
+    # Blind labeling: pairs this auditor has still to label stay out of the list and its downloads.
+    blinded = set(blinded_comparison_ids(run, request.user).values_list("comparison_id", flat=True))
+    rows = [row for row in rows if row.comparison_id not in blinded]
     sort = request.GET.get("sort", "confidence")
     items = sorted(disagreements(rows), key=SORTS.get(sort, SORTS["confidence"]))
     fmt = request.GET.get("format", "")
@@ -313,12 +320,12 @@ def disagreement_list(request, run_id: int):
         writer = csv.DictWriter(out, fieldnames=EXPORT_FIELDS)
         writer.writeheader()
         for d in items:
-            writer.writerow({**d, "human_labels": " ".join(d["human_labels"]), "flags": " ".join(d["flags"])})
+            writer.writerow(csv_row({**d, "human_labels": " ".join(d["human_labels"]), "flags": " ".join(d["flags"])}))
         return _download(out.getvalue(), f"run-{run.pk}-disagreements.csv", "text/csv")
     return render(
         request,
         "runs/audit_disagreements.html",
-        {"run": run, "items": items, "sort": sort, "sorts": list(SORTS), "scope": scope,
+        {"run": run, "items": items, "sort": sort, "sorts": list(SORTS), "scope": scope, "blind_hidden": len(blinded),
          "scopes": {"all": "Both audit strata", **SCOPES}},
     )
 

@@ -1,0 +1,176 @@
+"""Human-calibrated estimates: prediction-powered inference (PPI) and length-controlled win rates.
+
+**Prediction-powered inference** (Angelopoulos et al. 2023, "Prediction-powered inference", Science; PPI++,
+Angelopoulos, Duchi & Zrnic 2023), through the ``ppi-python`` package. A run has many AI labels and a small
+human audit. PPI estimates what humans would say over *all* items from the AI labels, corrected by the
+AI-vs-human differences seen on the audited items, with a confidence interval that is valid whatever the
+AI's quality: ``theta = mean(f(unlabelled)) + mean(y - f(labelled))`` (with PPI++'s power tuning). The gain
+is reported as an effective sample size: how many human labels a human-only interval of the same width needs.
+
+**Length-controlled win rate** (Dubois et al. 2024, "Length-Controlled AlpacaEval"): judges prefer longer
+answers, so a policy can win by writing more. A logistic model of the judge's preference on the normalised
+length difference ``tanh((len_tuned - len_ref) / sd)`` is fitted, and the win rate is read at zero length
+difference: ``sigmoid(intercept)``. A tie counts half a win (two half-weight observations). The interval is a
+percentile bootstrap over comparisons.
+
+Plain Python over plain inputs; no Django.
+"""
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+ALPHA = 0.05
+BOOTSTRAP_RESAMPLES = 400
+
+
+@dataclass(frozen=True)
+class PPIEstimate:
+    """A prediction-powered estimate of a mean, next to the human-only and AI-only figures.
+
+    Attributes:
+        value, low, high: PPI point estimate and 95% interval.
+        human_value, human_low, human_high: the classical estimate from the human labels alone.
+        ai_value: the plain mean of the AI labels over every item (no interval: it is biased by the AI's errors).
+        n_labelled, n_unlabelled: items with a human label, and AI-only items.
+        effective_n: human labels a human-only interval as narrow as PPI's would need.
+    """
+
+    value: float | None
+    low: float | None
+    high: float | None
+    human_value: float | None
+    human_low: float | None
+    human_high: float | None
+    ai_value: float | None
+    n_labelled: int
+    n_unlabelled: int
+    effective_n: float | None
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def ppi_mean(y: Sequence[float], yhat: Sequence[float], yhat_unlabelled: Sequence[float],
+             alpha: float = ALPHA) -> PPIEstimate:
+    """Prediction-powered estimate of the mean of the human label ``y`` over all items.
+
+    Args:
+        y: human labels of the audited items (numbers, e.g. 1 = tuned policy wins, 0.5 tie, 0 loses).
+        yhat: the AI's prediction of the same quantity for those items.
+        yhat_unlabelled: the AI's predictions for the items without a human label.
+        alpha: 1 - confidence level.
+
+    Returns:
+        :class:`PPIEstimate`; None figures where there are fewer than 2 labelled items.
+    """
+    from ppi_py import classical_mean_ci, ppi_mean_ci, ppi_mean_pointestimate
+
+    y_arr, f_arr, u_arr = (np.asarray(v, dtype=float) for v in (y, yhat, yhat_unlabelled))
+    n, n_u = len(y_arr), len(u_arr)
+    ai_all = np.concatenate([f_arr, u_arr])
+    ai_value = float(ai_all.mean()) if ai_all.size else None
+    if n < 2 or n_u < 1:
+        return PPIEstimate(None, None, None, *(_classical(y_arr, alpha) if n >= 2 else (None, None, None)),
+                           ai_value, n, n_u, None)
+    value = float(np.ravel(ppi_mean_pointestimate(y_arr, f_arr, u_arr))[0])
+    low, high = (float(np.ravel(b)[0]) for b in ppi_mean_ci(y_arr, f_arr, u_arr, alpha=alpha))
+    c_low, c_high = (float(np.ravel(b)[0]) for b in classical_mean_ci(y_arr, alpha=alpha))
+    human_width, ppi_width = c_high - c_low, high - low
+    effective = n * (human_width / ppi_width) ** 2 if ppi_width > 0 and human_width > 0 else None
+    return PPIEstimate(value, low, high, float(y_arr.mean()), c_low, c_high, ai_value, n, n_u, effective)
+
+
+def _classical(y: np.ndarray, alpha: float) -> tuple[float, float, float]:
+    from ppi_py import classical_mean_ci
+
+    low, high = (float(np.ravel(b)[0]) for b in classical_mean_ci(y, alpha=alpha))
+    return float(y.mean()), low, high
+
+
+@dataclass(frozen=True)
+class LengthControlled:
+    """A win rate read at zero length difference.
+
+    Attributes:
+        value, low, high: the length-controlled win rate and its bootstrap 95% interval.
+        raw: the plain win rate (ties half) over the same comparisons.
+        length_coefficient: the fitted weight of the normalised length difference (> 0: longer wins).
+        n: comparisons used.
+    """
+
+    value: float | None
+    low: float | None
+    high: float | None
+    raw: float | None
+    length_coefficient: float | None
+    n: int
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def _fit(outcome: np.ndarray, x: np.ndarray, weights: np.ndarray) -> tuple[float, float]:
+    """Weighted logistic regression ``logit P(win) = a + b x`` by Newton's method (ridge 1e-6 for
+    separable data); returns ``(a, b)``."""
+    design = np.column_stack([np.ones_like(x), x])
+    beta = np.zeros(2)
+    for _ in range(50):
+        p = 1.0 / (1.0 + np.exp(-(design @ beta)))
+        gradient = design.T @ (weights * (outcome - p)) - 1e-6 * beta
+        hessian = (design * (weights * p * (1 - p))[:, None]).T @ design + 1e-6 * np.eye(2)
+        step = np.linalg.solve(hessian, gradient)
+        beta += step
+        if np.max(np.abs(step)) < 1e-9:
+            break
+    return float(beta[0]), float(beta[1])
+
+
+def length_controlled_win_rate(
+    verdicts: Sequence[str], length_tuned: Sequence[int], length_reference: Sequence[int], *,
+    tuned: str = "A", seed: int = 0, resamples: int = BOOTSTRAP_RESAMPLES,
+) -> LengthControlled:
+    """The tuned policy's win rate at zero length difference (Dubois et al. 2024).
+
+    Args:
+        verdicts: per comparison, ``tuned``, the other label, or ``"tie"``; anything else (a failure) is skipped.
+        length_tuned, length_reference: the two responses' lengths (characters or tokens), aligned.
+        tuned: the label of the tuned policy's response.
+
+    Returns:
+        :class:`LengthControlled` (None figures without comparisons).
+    """
+    rows = [(v, lt, lr) for v, lt, lr in zip(verdicts, length_tuned, length_reference, strict=True)
+            if v in ("A", "B", "tie")]
+    n = len(rows)
+    if n == 0:
+        return LengthControlled(None, None, None, None, None, 0)
+    outcome_of = {tuned: 1.0, "tie": 0.5}
+    score = np.array([outcome_of.get(v, 0.0) for v, _, _ in rows])
+    diff = np.array([lt - lr for _, lt, lr in rows], dtype=float)
+    scale = diff.std() or 1.0
+    x = np.tanh(diff / scale)
+    # a tie is half a win: two observations of weight 1/2 each
+    outcome = np.concatenate([np.ones(n), np.zeros(n)])
+    xs = np.concatenate([x, x])
+    base_weights = np.concatenate([score, 1.0 - score])
+
+    def fitted(weights: np.ndarray) -> tuple[float, float]:
+        return _fit(outcome, xs, np.concatenate([weights, weights]) * base_weights)
+
+    a, b = fitted(np.ones(n))
+    rng = np.random.default_rng(seed)
+    boot = []
+    for _ in range(resamples):
+        counts = np.bincount(rng.integers(0, n, n), minlength=n).astype(float)
+        boot.append(_sigmoid(fitted(counts)[0]))
+    low, high = np.percentile(boot, [2.5, 97.5])
+    value = _sigmoid(a)
+    return LengthControlled(value, float(min(low, value)), float(max(high, value)), float(score.mean()), b, n)
+
+
+def _sigmoid(z: float) -> float:
+    return 1.0 / (1.0 + math.exp(-z))
