@@ -8,7 +8,7 @@ transcript's turn markers are sent as stop strings and each answer is cut at the
 (:func:`training.transcript.trim`), so no sample goes on to write the next ``Human:`` turn. ``n=K`` asks for
 all samples of a prompt in one call, and servers that ignore ``n`` (Ollama, llama.cpp) are called again until
 K samples exist. Calls run ``config.concurrency`` at a time with the retry policy of
-:mod:`training.openai_http`.
+:mod:`training.openai_http`; after 5 calls in a row without an answer, no further call is made.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from concurrent.futures import ThreadPoolExecutor
 from training import transcript
 from training.config import GenerationConfig
 from training.generation import Conversation, Sample
-from training.openai_http import RetriesExhausted, call_with_retries, make_client
+from training.openai_http import CircuitBreaker, RetriesExhausted, call_with_retries, make_client
 from training.progress import NullReporter, Reporter, check_cancelled
 
 
@@ -63,6 +63,7 @@ def generate_openai(
     client = client or make_client(config.base_url, config.api_key_env, config.timeout_s, config.concurrency)
     total = progress_total if progress_total is not None else progress_offset + len(prompts)
     completions = config.api == "completions"
+    breaker = CircuitBreaker(5, config.base_url)  # a dead endpoint: stop after 5 unanswered calls in a row
 
     def sample_prompt(index: int) -> list[Sample]:
         texts: list[str] = []
@@ -88,7 +89,9 @@ def generate_openai(
                 create = client.chat.completions.create
             try:
                 response, _ = call_with_retries(
-                    lambda kwargs=kwargs, create=create: create(**kwargs), max_retries=config.max_retries
+                    lambda kwargs=kwargs, create=create: create(**kwargs),
+                    max_retries=config.max_retries,
+                    breaker=breaker,
                 )
             except RetriesExhausted as exc:
                 raise GenerationError(f"prompt {progress_offset + index}: {exc}") from exc.error

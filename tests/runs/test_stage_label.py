@@ -218,6 +218,9 @@ def test_budget_cap_is_never_passed_and_the_ledger_is_what_was_paid(chat_server)
     assert JudgeCharge.objects.filter(run=run).count() == len(chat_server.requests)
     # a pair whose second order did not fit is not stored; its paid first order waits in the request cache
     assert sum(Judgment.objects.filter(comparison__run=run).values_list("cost", flat=True)) <= paid
+    from runs.views.runs import run_counts
+
+    assert run_counts(run)["cost"] == pytest.approx(paid)  # the run page shows the ledger
     assert any("budget" in line for line in reporter.lines)
     assert "budget cap" in reporter.lines[-1]
     assert not Judgment.objects.filter(comparison__run=run, verdict="").exists()  # unasked units are not failures

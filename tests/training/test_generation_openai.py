@@ -56,3 +56,13 @@ def test_cancel_is_checked_before_calling(chat_server):
     with pytest.raises(Cancelled):
         generate_openai(["x"], _config(chat_server), reporter=RecordingReporter(stop_after=0))
     assert chat_server.requests == []
+
+
+def test_a_dead_endpoint_fails_fast_and_says_so(chat_server):
+    import time
+
+    started = time.perf_counter()
+    with pytest.raises(GenerationError, match="did not answer 5 calls in a row"):
+        generate_openai([f"q{i} #drop" for i in range(40)], _config(chat_server, concurrency=4, max_retries=4))
+    assert time.perf_counter() - started < 20
+    assert chat_server.paths["POST /v1/chat/completions"] <= 5 + 4  # not 40 prompts x 5 attempts
