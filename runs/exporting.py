@@ -31,6 +31,7 @@ from pathlib import Path
 from django.db.models import Count
 
 from runs.models import Comparison, HumanChoice, HumanLabel, Judgment, Run, Verdict
+from training.pairing import degenerate_reason
 
 FORMATS = ("disk", "jsonl")
 
@@ -145,6 +146,8 @@ def preference_rows(run: Run, filters: PreferenceFilters | None = None, *, conve
         "id", "prompt_id", "prompt__text", "prompt__messages", "prompt__split", "completion_a__text",
         "completion_b__text",
     ).order_by("id"):
+        if degenerate_reason(c["completion_a__text"], c["completion_b__text"]):
+            continue  # identical or empty replies: no preference to learn (older runs formed such pairs)
         row = _row(c, judgments.get(c["id"], []), humans.get(c["id"], Counter()), prefer_human, conversational)
         if row is None or not _keep(row, filters):
             continue

@@ -208,9 +208,34 @@ class LaunchForm(forms.Form):
         except ConfigError as exc:
             self._attach_config_error(exc)
             return cleaned
+        if not self._reward_model_fits(config):
+            return cleaned
         cleaned["config"] = config.to_dict()
         cleaned["run_config"] = config
         return cleaned
+
+    def _reward_model_fits(self, config: RunConfig) -> bool:
+        """Refuse a ``reward_model.max_length`` beyond the base model's positions, when its config is on
+        disk here (:func:`training.reward_model.model_positions`); the stage clamps it otherwise."""
+        if "reward_model" not in (self.cleaned_data.get("stages") or []):
+            return True
+        from django.conf import settings
+
+        from training.modeling import ModelNotFound, resolve
+        from training.reward_model import model_positions
+
+        rm = config.reward_model
+        try:
+            positions = model_positions(resolve(rm.base_model, settings.MODELS_DIR))
+        except ModelNotFound:
+            return True  # the stage reports a missing model with its own message
+        if positions is None or rm.max_length <= positions:
+            return True
+        self._attach_config_error(ConfigError(
+            "reward_model.max_length",
+            f"is {rm.max_length}, but the base model {rm.base_model} has {positions} positions; at most {positions}",
+        ))
+        return False
 
     def _attach_config_error(self, exc: ConfigError) -> None:
         """Put ``exc`` on the field its dotted path names; paths without a field go to ``extra_config``."""

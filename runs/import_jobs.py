@@ -83,6 +83,7 @@ def run_import(prompt_set_id: int, location: str, options: dict, name: str = "",
         job.meta["progress"] = {"rows_read": rows_read, "prompts": prompts, "expected": expected}
         job.save_meta()
 
+    source = None
     try:
         source = open_source(location, name=name or None, hub=hub)
         report = import_into(prompt_set, source, ImportOptions.from_dict(options), progress=progress)
@@ -101,6 +102,8 @@ def run_import(prompt_set_id: int, location: str, options: dict, name: str = "",
         )
         raise
     finally:
+        if source is not None:
+            source.close()
         if cleanup:
             shutil.rmtree(cleanup, ignore_errors=True)
 

@@ -94,6 +94,10 @@ class ImportOptionsForm(forms.Form):
     limit = forms.IntegerField(initial=0, min_value=0, help_text="At most this many prompts (0 = all).")
     shuffle = forms.BooleanField(required=False)
     skip_bad_rows = forms.BooleanField(required=False, help_text="Skip and list bad rows instead of failing.")
+    scalars_as_text = forms.BooleanField(
+        required=False, label="Numbers and true/false as text",
+        help_text="Store a number or a JSON true/false found where a prompt or reply belongs as text (noted per row).",
+    )
     max_prompt_chars = forms.IntegerField(initial=ImportOptions.max_prompt_chars, min_value=1)
     dataset_split = forms.CharField(required=False, help_text="Split of a DatasetDict folder or hub dataset.")
     dataset_config = forms.CharField(required=False, help_text="Hub dataset config.")
@@ -111,6 +115,7 @@ class ImportOptionsForm(forms.Form):
             keep_reference_pairs=data.get("keep_reference_pairs", False), pair_source=data.get("pair_source") or "",
             dedupe=data["dedupe"], seed=data["seed"], eval_ratio=data["eval_ratio"], limit=data["limit"],
             shuffle=data.get("shuffle", False), skip_bad_rows=data.get("skip_bad_rows", False),
+            scalars_as_text=data.get("scalars_as_text", False),
             max_prompt_chars=data["max_prompt_chars"], dataset_split=data.get("dataset_split") or "",
             dataset_config=data.get("dataset_config") or "",
         )

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from django.db import transaction
 
 from runs.models import Comparison, Completion, CompletionSource, HumanLabel, ReferencePair, Run
+from training.pairing import degenerate_reason
 
 CHUNK = 1000
 
@@ -20,6 +21,7 @@ class ReferencePairResult:
     pairs: int = 0
     comparisons: int = 0
     human_labels: int = 0
+    degenerate: int = 0  # pairs left out: identical or empty replies (never judged, trained on or counted)
 
 
 def materialise_reference_pairs(
@@ -29,6 +31,9 @@ def materialise_reference_pairs(
     ``reference``, sample_index 0 = response A and 1 = response B), one ``Comparison`` (A vs B) and the
     human labels: one ``HumanLabel`` per annotator vote (``external_annotator="<pair source>:<i>"``), or,
     without votes, one for the recorded human choice (``"<pair source>:label"``).
+
+    Degenerate pairs (identical or empty replies, flagged at import; :func:`training.pairing.degenerate_reason`)
+    are left out and counted in ``degenerate``: they carry no preference to judge, learn or agree on.
 
     Idempotent: re-running after a crash inserts only what is missing (``bulk_create(ignore_conflicts=True)``
     on the natural-key constraints), so it can be called at the start of every generate attempt.
@@ -45,10 +50,16 @@ def materialise_reference_pairs(
     pairs = ReferencePair.objects.filter(prompt__prompt_set=run.prompt_set_id).order_by("prompt__index")
     if split:
         pairs = pairs.filter(prompt__split=split)
+    result = ReferencePairResult(degenerate=pairs.exclude(degenerate="").count())
+    pairs = pairs.filter(degenerate="")
     if max_prompts:
         pairs = pairs[:max_prompts]
-    result = ReferencePairResult()
-    rows = list(pairs.values("prompt_id", "response_a", "response_b", "human_choice", "human_votes", "source"))
+    rows = []
+    for row in pairs.values("prompt_id", "response_a", "response_b", "human_choice", "human_votes", "source"):
+        if degenerate_reason(row["response_a"], row["response_b"]):  # belt and braces: flagged at import
+            result.degenerate += 1
+            continue
+        rows.append(row)
     for start in range(0, len(rows), CHUNK):
         chunk = rows[start : start + CHUNK]
         with transaction.atomic():

@@ -53,37 +53,86 @@ def encode_pair(tokenizer, prompt: Conversation, response, max_length: int) -> l
     :data:`MIN_PROMPT_SHARE` of the budget. The prompt loses its *oldest* tokens first, so the last turn
     before the answer survives.
     """
+    return encode_pair_counted(tokenizer, prompt, response, max_length)[0]
+
+
+def encode_pair_counted(tokenizer, prompt: Conversation, response, max_length: int) -> tuple[list[int], bool]:
+    """:func:`encode_pair` and whether it had to cut tokens (of the prompt, the response or both) to fit."""
     p_ids = tokenizer(render_prompt(prompt), add_special_tokens=False, verbose=False)["input_ids"]
     r_ids = tokenizer(" " + response_text(response).strip(), add_special_tokens=False, verbose=False)["input_ids"]
     bert_style = tokenizer.cls_token_id is not None and tokenizer.sep_token_id is not None
     specials = 3 if bert_style else (1 if tokenizer.eos_token_id is not None else 0)
     budget = max(2, max_length - specials)
+    truncated = len(p_ids) + len(r_ids) > budget
     r_budget = budget - min(len(p_ids), int(budget * MIN_PROMPT_SHARE))
     r_ids = r_ids[: max(1, r_budget)]
     p_keep = budget - len(r_ids)
     p_ids = p_ids[len(p_ids) - p_keep :] if p_keep > 0 else []
     if bert_style:
-        return [tokenizer.cls_token_id, *p_ids, tokenizer.sep_token_id, *r_ids, tokenizer.sep_token_id]
+        return [tokenizer.cls_token_id, *p_ids, tokenizer.sep_token_id, *r_ids, tokenizer.sep_token_id], truncated
     eos = [tokenizer.eos_token_id] if tokenizer.eos_token_id is not None else []
-    return [*p_ids, *r_ids, *eos]
+    return [*p_ids, *r_ids, *eos], truncated
 
 
-def tokenize_preferences(dataset, tokenizer, max_length: int, use_margin: bool = False):
+def model_positions(model: str, *, local_only: bool = True) -> int | None:
+    """How many tokens a model can take: its config's ``max_position_embeddings`` (``n_positions`` for
+    GPT-2 style configs), less RoBERTa's two reserved positions. Reads only ``config.json``.
+
+    Args:
+        model: a local folder or hub id (see :func:`training.modeling.resolve`).
+        local_only: do not download (the web process checks launches with what is on disk).
+
+    Returns:
+        The usable number of positions, or None when the config cannot be read or names no limit
+        (e.g. relative-position models).
+    """
+    from transformers import AutoConfig
+
+    try:
+        config = AutoConfig.from_pretrained(model, local_files_only=local_only)
+    except Exception:  # noqa: BLE001 - unknown here; the stage clamps once the model is loaded
+        return None
+    for name in ("max_position_embeddings", "n_positions", "max_sequence_length"):
+        value = getattr(config, name, None)
+        if isinstance(value, int) and value > 0:
+            return value - 2 if "roberta" in str(getattr(config, "model_type", "")) else value
+    return None
+
+
+def fit_max_length(max_length: int, positions: int | None) -> tuple[int, str]:
+    """The ``max_length`` to train with, and a notice when it had to be lowered to the model's positions
+    (longer inputs would index past its position embeddings and crash). ``("", ...)`` when it fits."""
+    if positions is None or max_length <= positions:
+        return max_length, ""
+    return positions, (
+        f"reward_model.max_length {max_length} exceeds the {positions} positions of the base model: "
+        f"clamped to {positions}"
+    )
+
+
+def tokenize_preferences(dataset, tokenizer, max_length: int, use_margin: bool = False, *, counts: dict | None = None):
     """Map a ``prompt``/``chosen``/``rejected`` dataset to TRL's processed columns ``chosen_ids``,
-    ``rejected_ids`` (and ``margin`` when ``use_margin`` and the dataset has that column)."""
+    ``rejected_ids`` (and ``margin`` when ``use_margin`` and the dataset has that column).
+
+    Args:
+        counts: when given, ``counts["truncated"]`` is set to how many pairs had a side cut to fit
+            ``max_length``.
+    """
 
     def encode(example):
-        out = {
-            "chosen_ids": encode_pair(tokenizer, example["prompt"], example["chosen"], max_length),
-            "rejected_ids": encode_pair(tokenizer, example["prompt"], example["rejected"], max_length),
-        }
+        chosen, cut_chosen = encode_pair_counted(tokenizer, example["prompt"], example["chosen"], max_length)
+        rejected, cut_rejected = encode_pair_counted(tokenizer, example["prompt"], example["rejected"], max_length)
+        out = {"chosen_ids": chosen, "rejected_ids": rejected, "truncated": cut_chosen or cut_rejected}
         if use_margin:
             out["margin"] = float(example.get("margin") or 0.0)
         return out
 
     keep = {"chosen_ids", "rejected_ids", "margin"} if use_margin else {"chosen_ids", "rejected_ids"}
     drop = [c for c in dataset.column_names if c not in keep]
-    return dataset.map(encode, remove_columns=drop)
+    encoded = dataset.map(encode, remove_columns=drop)
+    if counts is not None:
+        counts["truncated"] = int(sum(encoded["truncated"]))
+    return encoded.remove_columns(["truncated"])
 
 
 def margin_from_p(p_chosen: float) -> float:
@@ -100,7 +149,9 @@ class RewardModelResult:
     Attributes:
         path: folder of the saved model and tokenizer (``from_pretrained``-loadable).
         metrics: ``train_pairs``, ``eval_pairs``, ``eval_accuracy`` (AI labels), ``human_accuracy`` and
-            ``human_pairs`` (when given), ``train_loss``, ``steps``.
+            ``human_pairs`` (when given), ``train_loss``, ``steps``, ``max_length`` (as trained, after any
+            clamp to the model's positions; ``max_length_clamped_from`` when it was lowered),
+            ``truncated_train_pairs`` and ``truncated_eval_pairs`` (pairs cut to fit ``max_length``).
         resumed_from: the checkpoint training continued from, or None.
     """
 
@@ -150,12 +201,23 @@ def train_reward_model(
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     use_margin = config.use_margin and "margin" in train_dataset.column_names
-    train_tok = tokenize_preferences(train_dataset, tokenizer, config.max_length, use_margin)
+    max_length, notice = fit_max_length(config.max_length, model_positions(base_model, local_only=False))
+    if notice:
+        reporter.log(f"reward model: {notice}")
+    cut: dict[str, dict] = {"train": {}, "ai": {}, "human": {}}
+    train_tok = tokenize_preferences(train_dataset, tokenizer, max_length, use_margin, counts=cut["train"])
     eval_sets = {}
     if eval_dataset is not None and len(eval_dataset):
-        eval_sets["ai"] = tokenize_preferences(eval_dataset, tokenizer, config.max_length, use_margin)
+        eval_sets["ai"] = tokenize_preferences(eval_dataset, tokenizer, max_length, use_margin, counts=cut["ai"])
     if human_eval_dataset is not None and len(human_eval_dataset):
-        eval_sets["human"] = tokenize_preferences(human_eval_dataset, tokenizer, config.max_length, use_margin)
+        eval_sets["human"] = tokenize_preferences(
+            human_eval_dataset, tokenizer, max_length, use_margin, counts=cut["human"]
+        )
+    truncated = {name: c.get("truncated", 0) for name, c in cut.items()}
+    reporter.log(
+        f"reward model: {truncated['train']} of {len(train_tok)} train pairs truncated to max_length {max_length}"
+        + "".join(f"; {truncated[n]} of {len(d)} {n} eval pairs" for n, d in eval_sets.items())
+    )
 
     model = AutoModelForSequenceClassification.from_pretrained(base_model, num_labels=1)
     model.config.pad_token_id = tokenizer.pad_token_id
@@ -184,6 +246,10 @@ def train_reward_model(
     train_output, resume = train_resumable(trainer, output_dir / "checkpoints", callback, reporter, "reward model")
 
     metrics: dict[str, float] = {
+        "max_length": float(max_length),
+        **({"max_length_clamped_from": float(config.max_length)} if notice else {}),
+        "truncated_train_pairs": float(truncated["train"]),
+        "truncated_eval_pairs": float(truncated["ai"] + truncated["human"]),
         "train_pairs": float(len(train_tok)),
         "steps": float(trainer.state.global_step),
         "train_loss": float(train_output.training_loss),
@@ -199,7 +265,8 @@ def train_reward_model(
     trainer.save_model(str(final))
     tokenizer.save_pretrained(str(final))
     (final / CONFIG_FILE).write_text(
-        json.dumps({"config": asdict(config), "base_model": base_model, "metrics": metrics}, indent=2)
+        json.dumps({"config": {**asdict(config), "max_length": max_length}, "base_model": base_model,
+                    "metrics": metrics}, indent=2)
     )
     return RewardModelResult(path=final, metrics=metrics, resumed_from=resume)
 
@@ -231,7 +298,7 @@ class RewardScorer:
         self.model.to(self.device)
         saved = Path(self.path) / CONFIG_FILE
         trained_length = json.loads(saved.read_text())["config"]["max_length"] if saved.exists() else 256
-        self.max_length = max_length or trained_length
+        self.max_length = fit_max_length(max_length or trained_length, model_positions(self.path))[0]
         self.batch_size = batch_size
         self.__name__ = "reward_model"
 

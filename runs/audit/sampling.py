@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 from django.db import transaction
 
+from runs.audit.queries import without_degenerate_pairs
 from runs.models import AuditItem, Judgment, Run
 
 DEFAULT_MARGIN = 0.1
@@ -84,7 +85,7 @@ def draw_audit_sample(
         raise ValueError("the uncertainty margin must lie in [0, 0.5]")
     rng = random.Random(f"audit:{run.pk}:{seed}")
     candidates = list(
-        Judgment.objects.filter(comparison__run=run)
+        without_degenerate_pairs(Judgment.objects.filter(comparison__run=run))
         .exclude(verdict="")
         .values("id", "comparison_id", "principle_id", "p_a", "position_consistent")
         .order_by("id")

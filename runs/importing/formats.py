@@ -21,14 +21,17 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
+from rlaif_site.nul import count_nul, replace_nul
 from runs.importing.errors import RowError
 from runs.importing.options import ImportOptions
+from runs.importing.textfiles import loads as json_loads
 from runs.prompt_content import content_hash, render_messages
 
 ROLES = ("system", "user", "assistant")
 ROLE_ALIASES = {"human": "user", "gpt": "assistant", "model": "assistant"}
 HH_ASSISTANT = "\n\nAssistant:"
 _HH_TURN = re.compile(r"\n\n(Human|Assistant):")
+ASK_SCALARS = " (to store such values as text, tick 'Numbers and true/false as text')"
 _VOTES = {"a": "A", "1": "A", "b": "B", "2": "B", "tie": "tie", "0": "tie", "equal": "tie"}
 
 
@@ -64,9 +67,19 @@ class ParsedRow:
 def parse_row(row: dict, options: ImportOptions) -> ParsedRow:
     """Parse one row by ``options.layout``; checks the prompt's length against ``options.max_prompt_chars``.
 
+    NUL characters (U+0000, which PostgreSQL cannot store) are replaced by U+FFFD before parsing and noted
+    in the row's warnings, per field.
+
     Raises:
         RowError: the row is not usable (field and reason).
     """
+    nul_notes = []
+    for name, value in row.items():
+        found = count_nul(value)
+        if found:
+            nul_notes.append(f"field '{name}': {found} NUL character(s) (U+0000) replaced by U+FFFD")
+    if nul_notes:
+        row = replace_nul(row)
     if options.layout == "text":
         parsed = _parse_text(row, options)
     elif options.layout == "messages":
@@ -84,20 +97,29 @@ def parse_row(row: dict, options: ImportOptions) -> ParsedRow:
         )
     for name in options.metadata_columns:
         parsed.metadata[name] = _jsonable(row.get(name))
+    parsed.warnings[:0] = nul_notes
     return parsed
 
 
-def _text(row: dict, column: str, warnings: list[str], *, allow_empty: bool = False) -> str:
+def _text(row: dict, column: str, warnings: list[str], *, allow_empty: bool = False, scalars: bool = False) -> str:
+    """The text in ``row[column]``. A typed number or boolean (JSON, Parquet; CSV cells are read as text) is
+    refused unless ``scalars`` (the ``scalars_as_text`` option, which the user ticks after being asked):
+    an id column is not a prompt, and a JSON ``true`` is not a reply."""
     value = row.get(column)
     if value is None:
         if allow_empty:
             return ""
         raise RowError(column, "is missing (null)")
-    if isinstance(value, bool | int | float):
-        warnings.append(f"field '{column}': the {type(value).__name__} {value!r} was stored as text")
-        value = str(value)
+    if isinstance(value, bool | int | float) and scalars:
+        text = json.dumps(value) if isinstance(value, bool) else str(value)
+        warnings.append(f"field '{column}': the {type(value).__name__} {text} was stored as the text {text!r}")
+        return text
+    if isinstance(value, bool):
+        raise RowError(column, f"is a boolean ({str(value).lower()}), not text{ASK_SCALARS}")
+    if isinstance(value, int | float):
+        raise RowError(column, f"is a number ({value!r}), not text; is this the right column?{ASK_SCALARS}")
     if not isinstance(value, str):
-        raise RowError(column, f"is a {type(value).__name__}, not text")
+        raise RowError(column, f"is {_a(type(value).__name__)}, not text")
     if not allow_empty and not value.strip():
         raise RowError(column, "is empty")
     return value
@@ -106,9 +128,10 @@ def _text(row: dict, column: str, warnings: list[str], *, allow_empty: bool = Fa
 def _parse_text(row: dict, options: ImportOptions) -> ParsedRow:
     warnings: list[str] = []
     if not options.input_column:
-        return ParsedRow(text=_text(row, options.prompt_column, warnings).strip(), warnings=warnings)
-    text = _text(row, options.prompt_column, warnings, allow_empty=True).strip()
-    extra = _text(row, options.input_column, warnings, allow_empty=True).strip()
+        text = _text(row, options.prompt_column, warnings, scalars=options.scalars_as_text)
+        return ParsedRow(text=text.strip(), warnings=warnings)
+    text = _text(row, options.prompt_column, warnings, allow_empty=True, scalars=options.scalars_as_text).strip()
+    extra = _text(row, options.input_column, warnings, allow_empty=True, scalars=options.scalars_as_text).strip()
     text = "\n\n".join(part for part in (text, extra) if part)
     if not text:
         raise RowError(options.prompt_column, f"is empty (and so is '{options.input_column}')")
@@ -124,10 +147,9 @@ def normalise_messages(value: Any, column: str) -> list[dict]:
         RowError: naming the message index and key (``messages[2].role``).
     """
     if isinstance(value, str):
-        try:
-            value = json.loads(value)
-        except json.JSONDecodeError as exc:
-            raise RowError(column, f"is text, not a list of messages (not valid JSON: {exc.msg})") from None
+        problem, value = json_loads(value)
+        if problem:
+            raise RowError(column, f"is text, not a list of messages ({problem})")
     if not isinstance(value, list):
         raise RowError(column, f"is a {type(value).__name__}, not a list of messages")
     if not value:
@@ -194,8 +216,8 @@ def split_hh_pair(chosen: str, rejected: str) -> tuple[str, str, str]:
 
 def _parse_hh(row: dict, options: ImportOptions) -> ParsedRow:
     warnings: list[str] = []
-    chosen = _text(row, options.chosen_column, warnings)
-    rejected = _text(row, options.rejected_column, warnings)
+    chosen = _text(row, options.chosen_column, warnings, scalars=options.scalars_as_text)
+    rejected = _text(row, options.rejected_column, warnings, scalars=options.scalars_as_text)
     for column, value in ((options.chosen_column, chosen), (options.rejected_column, rejected)):
         if not value.lstrip().startswith("Human:"):
             raise RowError(column, "is not an HH-RLHF transcript (it must start with '\\n\\nHuman:')")
@@ -229,8 +251,8 @@ def majority(votes: list[str]) -> str:
 def _parse_pairwise(row: dict, options: ImportOptions) -> ParsedRow:
     parsed = _parse_text(row, options)
     warnings = parsed.warnings
-    response_a = _text(row, options.response_a_column, warnings, allow_empty=True)
-    response_b = _text(row, options.response_b_column, warnings, allow_empty=True)
+    response_a = _text(row, options.response_a_column, warnings, allow_empty=True, scalars=options.scalars_as_text)
+    response_b = _text(row, options.response_b_column, warnings, allow_empty=True, scalars=options.scalars_as_text)
     votes: list[str] = []
     for column in options.vote_columns:
         raw = row.get(column)
@@ -266,9 +288,13 @@ def _pair(chosen: str, rejected: str, choice: str, votes, digest: str, seed: int
     return {"response_a": chosen, "response_b": rejected, "human_choice": choice, "human_votes": votes}
 
 
+def _a(noun: str) -> str:
+    return ("an " if noun[:1] in "aeiou" else "a ") + noun
+
+
 def _jsonable(value: Any) -> Any:
     try:
         json.dumps(value)
         return value
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, RecursionError):
         return str(value)

@@ -19,6 +19,7 @@ from runs.importing.options import ImportOptions, suggest_options
 from runs.importing.readers import DataSource
 from runs.models import Prompt, PromptSet, ReferencePair
 from runs.prompt_content import split_for
+from training.pairing import DEGENERATE_REASONS, degenerate_reason
 
 #: At most this many skipped rows and warnings are listed in a report (the counts are always exact).
 MAX_LISTED = 10_000
@@ -35,16 +36,20 @@ class Preview:
     raw: list[dict]
     parsed: list[dict]
     suggested: dict = field(default_factory=dict)
+    #: what the import would pass over without a word otherwise (columns it does not read)
+    notes: list[str] = field(default_factory=list)
 
 
 def preview(source: DataSource, options: ImportOptions | None = None, n: int = 5) -> Preview:
     """Read the first ``n`` rows; parse them with ``options`` (default: the suggested mapping).
 
     Returns:
-        A :class:`Preview`; ``parsed`` items are ``{"row", "text", "messages", "pair", "error"}``.
+        A :class:`Preview`; ``parsed`` items are ``{"row", "text", "messages", "pair", "error", "warnings"}``
+        (a degenerate reference pair has ``pair["degenerate"]`` set).
 
     Raises:
-        BadInput: the source cannot be read or has no rows.
+        BadInput: the source cannot be read or has no rows, or no column is chosen for a field the layout
+            needs and none could be guessed (no column holds text).
     """
     rows = source.head(n, options or ImportOptions())
     if not rows:
@@ -52,21 +57,29 @@ def preview(source: DataSource, options: ImportOptions | None = None, n: int = 5
     columns = list(rows[0][1])
     suggested = suggest_options(columns, rows[0][1])
     options = options or ImportOptions(**suggested)
+    if not all(options.required_columns()):
+        kinds = ", ".join(f"{name} ({_kind(value)})" for name, value in rows[0][1].items())
+        raise source.error(
+            f"no column holds text, so none was chosen for the {options.layout} layout; the columns are: {kinds}",
+            field="prompt_column" if options.layout in ("text", "pairwise") else "columns",
+        )
     lines = source.line_numbers({r for r, _ in rows})
     parsed = []
     missing = _missing_columns(columns, options)
     for row, record in rows:
-        item = {"row": lines[row], "text": "", "messages": None, "pair": None, "error": ""}
+        item = {"row": lines[row], "text": "", "messages": None, "pair": None, "error": "", "warnings": []}
         try:
             if missing:
                 raise RowError(missing[0], f"no such column; the columns are: {', '.join(columns)}")
             result = parse_row(record, options)
-            item.update(text=result.text, messages=result.messages, pair=result.pair)
+            if result.pair is not None:
+                result.pair["degenerate"] = degenerate_reason(result.pair["response_a"], result.pair["response_b"])
+            item.update(text=result.text, messages=result.messages, pair=result.pair, warnings=result.warnings)
         except RowError as exc:
             item["error"] = f"field '{exc.field}': {exc.message}"
         parsed.append(item)
     raw = [{k: _short(v) for k, v in record.items()} for _, record in rows]
-    return Preview(columns=columns, raw=raw, parsed=parsed, suggested=suggested)
+    return Preview(columns=columns, raw=raw, parsed=parsed, suggested=suggested, notes=_unused_note(columns, options))
 
 
 def import_prompt_set(
@@ -158,7 +171,9 @@ def _fill(prompt_set, source, options, progress, *, tolerant: bool, started: flo
     seen: set[bytes] = set()
     skipped: list[dict] = []
     warnings: list[dict] = []
-    counts = {"rows_read": 0, "duplicates": 0, "reference_pairs": 0, "skipped_count": 0, "warning_count": 0}
+    counts = {"rows_read": 0, "duplicates": 0, "reference_pairs": 0, "skipped_count": 0, "warning_count": 0,
+              "nul_rows": 0}
+    degenerate = dict.fromkeys(DEGENERATE_REASONS, 0)
     splits = {"train": 0, "eval": 0}
     index = 0
     checked_columns = False
@@ -169,6 +184,9 @@ def _fill(prompt_set, source, options, progress, *, tolerant: bool, started: flo
                 raise source.error(
                     f"no such column; the columns are: {', '.join(batch[0][1])}", field=missing[0]
                 )
+            for note in _unused_note(list(batch[0][1]), options):
+                counts["warning_count"] += 1
+                warnings.append({"row": batch[0][0], "unit": source.unit, "warning": note})
             checked_columns = True
         prompts: list[Prompt] = []
         pairs: list[tuple[int, dict]] = []
@@ -184,6 +202,8 @@ def _fill(prompt_set, source, options, progress, *, tolerant: bool, started: flo
                 if len(skipped) < MAX_LISTED:
                     skipped.append({"row": row, "unit": source.unit, "field": exc.field, "error": exc.message})
                 continue
+            if any("NUL character" in note for note in parsed.warnings):
+                counts["nul_rows"] += 1
             for note in parsed.warnings:
                 counts["warning_count"] += 1
                 if len(warnings) < MAX_LISTED:
@@ -195,6 +215,17 @@ def _fill(prompt_set, source, options, progress, *, tolerant: bool, started: flo
                 counts["duplicates"] += 1
                 continue
             seen.add(key)
+            if parsed.pair is not None:
+                reason = degenerate_reason(parsed.pair["response_a"], parsed.pair["response_b"])
+                parsed.pair["degenerate"] = reason
+                if reason:
+                    degenerate[reason] += 1
+                    counts["warning_count"] += 1
+                    what = "identical" if reason == "identical" else "not both there (one is empty)"
+                    if len(warnings) < MAX_LISTED:
+                        warnings.append({"row": row, "unit": source.unit, "warning": (
+                            f"the two replies are {what}: the pair is kept but flagged, and never judged, "
+                            "trained on or counted in agreement")})
             split = split_for(digest, seed=options.seed, eval_ratio=options.eval_ratio)
             splits[split] += 1
             parsed.metadata.setdefault("source_row", row)
@@ -238,6 +269,7 @@ def _fill(prompt_set, source, options, progress, *, tolerant: bool, started: flo
         **counts,
         "prompts": index,
         "splits": splits,
+        "degenerate_pairs": degenerate,
         "skipped": skipped,
         "warnings": warnings,
         "pair_source": pair_source if counts["reference_pairs"] else "",
@@ -258,6 +290,30 @@ def _rows_to_lines(source: DataSource, *lists: list[dict]) -> None:
 def _missing_columns(columns: list[str], options: ImportOptions) -> list[str]:
     present = set(columns)
     return [c for c in [*options.required_columns(), *options.optional_columns()] if c and c not in present]
+
+
+def _unused_note(columns: list[str], options: ImportOptions) -> list[str]:
+    """A note naming the columns this layout does not read (so that, e.g., chosen/rejected columns that are
+    not HH-RLHF transcripts are not dropped without a word); [] when every column is read."""
+    used = {c for c in [*options.required_columns(), *options.optional_columns()] if c}
+    unused = [c for c in columns if c not in used]
+    if not unused:
+        return []
+    return [
+        f"not imported with the {options.layout} layout: column(s) {', '.join(repr(c) for c in unused)} "
+        "(choose another layout, map them, or keep them as metadata columns)"
+    ]
+
+
+def _kind(value) -> str:
+    """What a raw value is, in words for messages: text, boolean, number, list, object, null."""
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int | float):
+        return "number"
+    if value is None:
+        return "null"
+    return {str: "text", list: "list", dict: "object"}.get(type(value), type(value).__name__)
 
 
 def _short(value, limit: int = 300):

@@ -44,6 +44,8 @@ class ImportOptions:
             ``limit`` prompts.
         skip_bad_rows: skip rows that fail validation and list them in the report, instead of failing
             the whole import.
+        scalars_as_text: store a number or true/false found where text belongs (e.g. a JSON ``true`` as a
+            reply) as its text, with a note per row; off by default, so such a value is a bad row.
         max_prompt_chars: longer prompts are bad rows.
         dataset_split, dataset_config: which split of a ``DatasetDict`` folder or hub dataset, and the hub
             config name.
@@ -69,6 +71,7 @@ class ImportOptions:
     limit: int = 0
     shuffle: bool = False
     skip_bad_rows: bool = False
+    scalars_as_text: bool = False
     max_prompt_chars: int = DEFAULT_MAX_PROMPT_CHARS
     dataset_split: str = ""
     dataset_config: str = ""
@@ -135,7 +138,6 @@ def suggest_options(columns: list[str], first_row: dict | None = None) -> dict:
     Returns:
         A dict of :class:`ImportOptions` field values (only the ones it could guess).
     """
-    cols = set(columns)
     lower = {c.lower(): c for c in columns}
 
     def pick(*candidates: str) -> str:
@@ -176,4 +178,5 @@ def suggest_options(columns: list[str], first_row: dict | None = None) -> dict:
     if messages:
         return {"layout": "messages", "messages_column": messages}
     strings = [c for c in columns if isinstance((first_row or {}).get(c), str)]
-    return {"layout": "text", "prompt_column": strings[0] if strings else (columns[0] if cols else "prompt")}
+    # never guess a column that does not hold text (ids would become prompts): the preview asks instead
+    return {"layout": "text", "prompt_column": strings[0] if strings else ""}

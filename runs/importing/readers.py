@@ -1,29 +1,32 @@
-"""Reading prompt files with the ``datasets`` library, in bounded-memory batches.
+"""Reading prompt files in bounded-memory batches.
 
 Supported: JSON lines and JSON arrays (``.jsonl``, ``.json``, optionally ``.gz``), CSV (``.csv``,
 ``.csv.gz``), Parquet, a folder written by ``Dataset.save_to_disk`` / ``DatasetDict.save_to_disk`` (or a
-``.zip`` of one), and a Hugging Face Hub dataset id. Files are streamed (``load_dataset(...,
-streaming=True)``; saved folders are memory-mapped), so memory is bounded by one batch.
+``.zip`` of one), and a Hugging Face Hub dataset id.
 
-``datasets``/pyarrow do not say which line of a damaged file broke them; when a read fails, a diagnostic
-pass over the raw lines finds the first undecodable or malformed line so that the error can name it. With
-"skip bad rows", a damaged JSON-lines file is re-read line by line and the bad lines are skipped and listed.
+JSON is parsed with Python's own parser line by line (:mod:`runs.importing.textfiles`), so every problem
+names its line, deep nesting is refused instead of crashing pyarrow, and "skip bad rows" skips and lists bad
+lines. CSV (every cell read as text, after a header check), Parquet, saved folders and hub datasets go
+through the ``datasets`` library, streamed (saved folders are memory-mapped); when a CSV read fails, a
+diagnostic pass finds the first undecodable line so that the error can name it.
 """
 from __future__ import annotations
 
 import gzip
-import json
 import os
 import re
+import shutil
 import socket
 import threading
 import time
-import zipfile
+import zlib
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlparse
 
+from runs.importing.archives import extract_zip, saved_folder
 from runs.importing.errors import BadInput
+from runs.importing.textfiles import BadLine, buffer_shuffle, csv_header, json_array, json_lines
 
 ROW_KEY = "__row__"
 SHUFFLE_BUFFER = 10_000
@@ -32,7 +35,6 @@ HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
 SUFFIXES = {".jsonl": "json", ".json": "json", ".ndjson": "json", ".csv": "csv", ".parquet": "parquet",
             ".zip": "disk"}
 SUPPORTED = ".jsonl, .json, .csv (each optionally .gz), .parquet, a save_to_disk folder or a .zip of one"
-_SAVED_MARKERS = ("state.json", "dataset_dict.json")
 
 
 def _quiet_datasets():
@@ -59,7 +61,14 @@ class DataSource:
         self.json_array = json_array
         #: set by :meth:`batches` in tolerant mode: ``[(line, reason)]`` of lines that were not JSON objects
         self.bad_lines: list[tuple[int, str]] = []
-        self._rows_are_lines = False
+        #: a folder this source extracted (a zip's contents), removed by :meth:`close`
+        self.extracted: Path | None = None
+
+    def close(self) -> None:
+        """Remove what opening the source left on disk (a zip's extracted contents)."""
+        if self.extracted is not None:
+            shutil.rmtree(self.extracted, ignore_errors=True)
+            self.extracted = None
 
     @property
     def unit(self) -> str:
@@ -73,7 +82,7 @@ class DataSource:
 
     # --- reading ----------------------------------------------------------------------------------
 
-    def _dataset(self, options):
+    def _dataset(self, options, check_rows: int | None = None):
         """A streaming ``datasets.IterableDataset`` of the source, with a 1-based ``__row__`` column."""
         datasets = _quiet_datasets()
         if self.kind == "hub":
@@ -87,7 +96,15 @@ class DataSource:
                 raise self.error(f"could not be read from the Hugging Face Hub: {exc}") from exc
         elif self.kind == "disk":
             ds = self._saved_dataset(options).to_iterable_dataset()
+        elif self.kind == "csv":
+            # every cell is text: pandas would otherwise guess numbers and booleans column by column
+            header = self._csv_header(check_rows)
+            features = datasets.Features({name: datasets.Value("string") for name in header})
+            ds = datasets.load_dataset("csv", data_files=self.location, split="train", streaming=True,
+                                       features=features, index_col=False)
         else:
+            if self.estimated_rows() == 0:  # pyarrow would say "BatchSize must be greater than 0"
+                raise self.error("has no rows")
             ds = datasets.load_dataset(self.kind, data_files=self.location, split="train", streaming=True)
         return ds.map(lambda batch, idx: {ROW_KEY: [i + 1 for i in idx]}, with_indices=True, batched=True)
 
@@ -107,7 +124,8 @@ class DataSource:
             loaded = loaded[split]
         return loaded
 
-    def batches(self, options, *, tolerant: bool = False) -> Iterator[list[tuple[int, dict]]]:
+    def batches(self, options, *, tolerant: bool = False, check_rows: int | None = None
+                ) -> Iterator[list[tuple[int, dict]]]:
         """Yield batches of ``options.batch_size`` ``(row, record)`` pairs, shuffled when ``options.shuffle``.
 
         Args:
@@ -117,12 +135,12 @@ class DataSource:
         Raises:
             BadInput: the source cannot be read (naming the line where a diagnostic pass finds it).
         """
-        if tolerant:
-            yield from self._tolerant_batches(options)
+        if self.kind == "json":
+            yield from self._json_batches(options, tolerant=tolerant)
             return
         try:
             # datasets reads the first block to infer features here, so a broken file can fail already
-            ds = self._dataset(options)
+            ds = self._dataset(options, check_rows)
         except BadInput:
             raise
         except Exception as exc:  # noqa: BLE001 - translated into a message naming the line
@@ -150,29 +168,46 @@ class DataSource:
         from dataclasses import replace
 
         out: list[tuple[int, dict]] = []
-        for batch in self.batches(replace(options, shuffle=False, batch_size=max(1, n))):
+        for batch in self.batches(replace(options, shuffle=False, batch_size=max(1, n)), check_rows=max(n, 1000)):
             out.extend(batch)
             break
         return out[:n]
 
-    def _tolerant_batches(self, options) -> Iterator[list[tuple[int, dict]]]:
-        self._rows_are_lines = True
+    def _json_batches(self, options, *, tolerant: bool) -> Iterator[list[tuple[int, dict]]]:
+        """JSON lines and arrays, parsed by :mod:`runs.importing.textfiles` (rows are line numbers for JSON
+        lines, item numbers for arrays); shuffled with a seeded buffer when ``options.shuffle``."""
         self.bad_lines = []
+        if self.json_array:
+            rows = json_array(self._open_bytes)
+        else:
+            rows = json_lines(self._open_bytes, tolerant=tolerant, bad_lines=self.bad_lines)
+        if options.shuffle:
+            rows = buffer_shuffle(rows, seed=options.seed, buffer_size=SHUFFLE_BUFFER)
         batch: list[tuple[int, dict]] = []
-        with self._open_bytes() as handle:
-            for number, raw in enumerate(handle, start=1):
-                problem, record = _decode_json_line(raw)
-                if problem == "blank":
-                    continue
-                if problem:
-                    self.bad_lines.append((number, problem))
-                    continue
-                batch.append((number, record))
+        try:
+            for row in rows:
+                batch.append(row)
                 if len(batch) >= options.batch_size:
                     yield batch
                     batch = []
+        except BadLine as exc:
+            if exc.item is not None:
+                raise BadInput(exc.reason, file=self.name, row=exc.item, unit="item") from None
+            error = BadInput(exc.reason, file=self.name, row=exc.line, unit="line")
+            error.damaged = not self.json_array
+            raise error from None
+        except (OSError, EOFError, zlib.error) as exc:
+            raise self.error(f"could not be read: {exc}") from exc
         if batch:
             yield batch
+
+    def _csv_header(self, check_rows: int | None = None) -> list[str]:
+        """The checked header; every record (or the first ``check_rows``) must have as many fields, since
+        pandas would otherwise take an extra first field as the row index and shift every column."""
+        try:
+            return csv_header(self._open_bytes, check_rows=check_rows)
+        except BadLine as exc:
+            raise BadInput(exc.reason, file=self.name, row=exc.line, unit="line") from None
 
     # --- diagnostics ------------------------------------------------------------------------------
 
@@ -184,65 +219,36 @@ class DataSource:
         root = exc
         while root.__cause__ is not None or root.__context__ is not None:
             root = root.__cause__ or root.__context__
-        if self.kind in ("json", "csv"):
+        if self.kind == "csv":
             found = self._first_bad_line()
             if found:
                 line, reason = found
-                error = BadInput(reason, file=self.name, row=line, unit="line")
-                error.damaged = self.kind == "json" and not self.json_array
-                return error
+                return BadInput(reason, file=self.name, row=line, unit="line")
         kind = {"json": "JSON", "csv": "CSV", "parquet": "Parquet", "disk": "a datasets folder", "hub": "a dataset"}
         text = str(root) or type(root).__name__
         if type(root).__name__ == "EmptyDataError":
             return self.error("the file is empty (no header and no rows)")
+        if isinstance(root, StopIteration):  # a reader that found no data at all
+            return self.error("has no rows")
         return self.error(f"could not be read as {kind[self.kind]}: {text}")
 
     def _first_bad_line(self) -> tuple[int, str] | None:
-        """The first line that is not UTF-8 (any text file) or not a JSON object (JSON lines)."""
+        """The first line of a CSV file that is not UTF-8 (JSON is parsed line by line and says it itself)."""
         try:
             with self._open_bytes() as handle:
-                if self.json_array:
-                    data = handle.read()
-                    try:
-                        text = data.decode("utf-8")
-                    except UnicodeDecodeError as exc:
-                        line = data[: exc.start].count(b"\n") + 1
-                        return line, f"not valid UTF-8 text (byte 0x{data[exc.start]:02x})"
-                    try:
-                        json.loads(text)
-                    except json.JSONDecodeError as exc:
-                        return exc.lineno, f"not valid JSON: {exc.msg} (column {exc.colno})"
-                    return None
                 for number, raw in enumerate(handle, start=1):
-                    if self.kind == "csv":
-                        try:
-                            raw.decode("utf-8")
-                        except UnicodeDecodeError as exc:
-                            byte = raw[exc.start]
-                            return number, f"not valid UTF-8 text (byte 0x{byte:02x} at column {exc.start + 1})"
-                        continue
-                    problem, _ = _decode_json_line(raw)
-                    if problem and problem != "blank":
-                        return number, problem
-        except (OSError, EOFError) as exc:
+                    try:
+                        raw.decode("utf-8")
+                    except UnicodeDecodeError as exc:
+                        return number, f"not valid UTF-8 text (byte 0x{raw[exc.start]:02x} at column {exc.start + 1})"
+        except (OSError, EOFError, zlib.error) as exc:
             return 1, f"could not be read: {exc}"
         return None
 
     def line_numbers(self, rows: set[int]) -> dict[int, int]:
-        """Map row numbers to file line numbers (JSON lines skip blank lines); identity otherwise."""
-        if self.kind != "json" or self.json_array or self._rows_are_lines or not rows:
-            return {r: r for r in rows}
-        wanted, found, row = set(rows), {}, 0
-        with self._open_bytes() as handle:
-            for number, raw in enumerate(handle, start=1):
-                if not raw.strip():
-                    continue
-                row += 1
-                if row in wanted:
-                    found[row] = number
-                    if len(found) == len(wanted):
-                        break
-        return {r: found.get(r, r) for r in rows}
+        """Map row numbers to file line numbers: rows already are line numbers (JSON lines) or item and row
+        numbers (JSON arrays, CSV, Parquet, folders), so this is the identity; kept for the importer."""
+        return {r: r for r in rows}
 
     def estimated_rows(self) -> int | None:
         """Rows to expect (for the progress bar): exact for Parquet and saved folders, a line count for
@@ -269,23 +275,6 @@ class DataSource:
         return None
 
 
-def _decode_json_line(raw: bytes) -> tuple[str, dict | None]:
-    """("", record) for a JSON object line, ("blank", None), or (reason, None)."""
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        return f"not valid UTF-8 text (byte 0x{raw[exc.start]:02x} at column {exc.start + 1})", None
-    if not text.strip():
-        return "blank", None
-    try:
-        record = json.loads(text)
-    except json.JSONDecodeError as exc:
-        return f"not valid JSON: {exc.msg} (column {exc.colno})", None
-    if not isinstance(record, dict):
-        return f"expected a JSON object per line, got a {type(record).__name__}", None
-    return "", record
-
-
 def open_source(location: str | os.PathLike, *, name: str | None = None, hub: bool = False) -> DataSource:
     """Check a path (or hub id) and return its :class:`DataSource`, without reading the rows yet.
 
@@ -304,7 +293,7 @@ def open_source(location: str | os.PathLike, *, name: str | None = None, hub: bo
     path = Path(location)
     name = name or path.name
     if path.is_dir():
-        folder = _saved_folder(path)
+        folder = saved_folder(path)
         if folder is None:
             raise BadInput("is a folder but not a datasets folder written by save_to_disk", file=name)
         return DataSource(str(folder), name, "disk")
@@ -320,7 +309,9 @@ def open_source(location: str | os.PathLike, *, name: str | None = None, hub: bo
     if path.stat().st_size == 0:
         raise BadInput("the file is empty", file=name)
     if kind == "disk":
-        return DataSource(str(_extract_zip(path, name)), name, "disk")
+        source = DataSource(str(extract_zip(path, name)), name, "disk")
+        source.extracted = Path(str(path) + ".contents")
+        return source
     source = DataSource(str(path), name, kind, compressed=compressed)
     if kind == "json":
         source.json_array = _first_byte(source) == b"["
@@ -337,30 +328,6 @@ def _first_byte(source: DataSource) -> bytes:
     except (OSError, EOFError) as exc:
         raise BadInput(f"could not be read: {exc}", file=source.name) from exc
     return b""
-
-
-def _saved_folder(path: Path) -> Path | None:
-    """The shallowest folder under ``path`` holding a ``save_to_disk`` marker file."""
-    candidates = [p.parent for marker in _SAVED_MARKERS for p in path.rglob(marker)]
-    if not candidates:
-        return None
-    return min(candidates, key=lambda p: len(p.parts))
-
-
-def _extract_zip(path: Path, name: str) -> Path:
-    target = Path(str(path) + ".contents")
-    try:
-        with zipfile.ZipFile(path) as archive:
-            for member in archive.namelist():
-                if member.startswith(("/", "\\")) or ".." in Path(member).parts:
-                    raise BadInput(f"the archive holds an unsafe path {member!r}", file=name)
-            archive.extractall(target)
-    except zipfile.BadZipFile as exc:
-        raise BadInput(f"is not a readable zip archive: {exc}", file=name) from exc
-    folder = _saved_folder(target)
-    if folder is None:
-        raise BadInput("the archive holds no datasets folder written by save_to_disk", file=name)
-    return folder
 
 
 def hub_offline_reason() -> str:

@@ -66,5 +66,9 @@ def run(stage_run, reporter) -> None:
     )
     accuracy = result.metrics.get("eval_accuracy")
     held_out = f"; eval accuracy {accuracy:.3f} on {int(result.metrics['eval_pairs'])} pairs" if accuracy else ""
+    cut, length = int(result.metrics.get("truncated_train_pairs", 0)), int(result.metrics["max_length"])
+    clamped = result.metrics.get("max_length_clamped_from")
+    clamp = f" (clamped from {int(clamped)})" if clamped else ""
+    held_out += f"; {cut} of {len(train)} train pairs truncated to max_length {length}{clamp}"
     reporter.log(f"reward model: saved to {result.path}{held_out}")
 

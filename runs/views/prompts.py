@@ -118,12 +118,16 @@ def promptset_detail(request, pk: int):
     counts = prompt_set.prompts.aggregate(
         total=Count("id"), train=Count("id", filter=Q(split="train")), eval=Count("id", filter=Q(split="eval"))
     )
-    n_pairs = ReferencePair.objects.filter(prompt__prompt_set=prompt_set).count()
+    pairs = ReferencePair.objects.filter(prompt__prompt_set=prompt_set)
+    n_pairs = pairs.count()
+    # identical or empty reply pairs: kept and shown, but never judged, trained on or counted in agreement
+    degenerate = dict(pairs.exclude(degenerate="").values_list("degenerate").annotate(n=Count("id")))
     page = Paginator(prompt_set.prompts.all(), 50).get_page(request.GET.get("page"))
     report = prompt_set.import_report or {}
     return render(request, "runs/promptset_detail.html", {
         "job_lost": import_job_lost(prompt_set),
         "ps": prompt_set, "counts": counts, "n_pairs": n_pairs, "page": page, "report": report,
+        "degenerate": degenerate, "n_degenerate": sum(degenerate.values()),
         "error": (report.get("error") or {}).get("message", ""),
         "can_delete": has_role(request.user, OPERATORS) and not prompt_set.runs.exists()
         and (prompt_set.status != PromptSet.Status.IMPORTING or import_job_lost(prompt_set)),

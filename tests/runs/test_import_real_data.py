@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from runs.importing import ImportOptions, import_prompt_set, open_source, preview, split_hh_pair
+from runs.importing import BadInput, ImportOptions, import_prompt_set, open_source, preview, split_hh_pair
 from runs.models import Comparison, ReferencePair
 from runs.reference_pairs import materialise_reference_pairs
 from tests import factories
@@ -71,6 +71,7 @@ def test_hh_rlhf_harmless_base_imports_as_published(shared_data):
         pair = ReferencePair.objects.get(prompt__prompt_set=ps, prompt__metadata__source_row=line)
         assert getattr(pair, "response_" + pair.human_choice.lower()) == ""
         assert getattr(pair, "response_" + ("b" if pair.human_choice == "A" else "a")) != ""
+        assert pair.degenerate == "empty"  # flagged: never judged, trained on or counted
     # chosen is on side A for about half the pairs (position-bias safe)
     share_a = ReferencePair.objects.filter(prompt__prompt_set=ps, human_choice="A").count() / 2310
     assert 0.45 < share_a < 0.55
@@ -82,6 +83,11 @@ def test_pandalm_pairs_import_with_three_votes_each(shared_data):
     suggested = preview(source).suggested
     assert suggested["layout"] == "pairwise" and suggested["vote_columns"] == ["annotator1", "annotator2", "annotator3"]
     options = ImportOptions(**suggested, pair_source="pandalm", metadata_columns=["idx", "cmp_key"])
+    with pytest.raises(BadInput) as refused:  # upstream stores one reply as the JSON boolean true: ask first
+        import_prompt_set("PandaLM test", source, options)
+    assert (refused.value.row, refused.value.field) == (158, "response1")
+    assert refused.value.message.startswith("is a boolean (true), not text")
+    options.scalars_as_text = True
     ps = import_prompt_set("PandaLM test", source, options)
     report = ps.import_report
     assert report["rows_read"] == 999 and report["skipped_count"] == 0
@@ -101,16 +107,21 @@ def test_pandalm_pairs_import_with_three_votes_each(shared_data):
         assert pair.human_votes == item["human_votes"] and len(pair.human_votes) == 3
         assert pair.human_choice == item["label"]
         assert pair.prompt.text == item["prompt"].strip()
-    # Responses stored upstream as the JSON boolean true come in as text.
+    # Responses stored upstream as the JSON boolean true come in as text, once asked for, with a note.
     odd = pairs.get(prompt__metadata__idx=157)
-    assert odd.response_a.lower() == "true"
+    assert odd.response_a == "true"
+    assert {"row": 158, "unit": "item", "warning": "field 'response1': the bool true was stored as the text 'true'"} in (
+        report["warnings"])
     labels = {c: pairs.filter(human_choice=c).count() for c in ("A", "B", "tie")}
     assert sum(labels.values()) == report["prompts"] and labels["B"] > labels["A"] > labels["tie"] > 0
 
     # In a run, each pair becomes a comparison with the three annotators' labels.
     run = factories.make_run(prompt_set=ps)
     result = materialise_reference_pairs(run)
-    assert result.comparisons == report["prompts"] and result.human_labels == 3 * report["prompts"]
+    # pairs with an empty reply were flagged at import and are not judged
+    assert result.degenerate == sum(report["degenerate_pairs"].values()) > 0
+    assert result.comparisons == report["prompts"] - result.degenerate
+    assert result.human_labels == 3 * result.comparisons
     comparison = Comparison.objects.get(run=run, prompt__metadata__idx=0)
     assert sorted(comparison.human_labels.values_list("external_annotator", "choice")) == [
         ("pandalm:0", "B"), ("pandalm:1", "B"), ("pandalm:2", "B")

@@ -44,11 +44,14 @@ class Command(BaseCommand):
         parser.add_argument("--limit", type=int, default=0, help="Keep at most N prompts (0 = all).")
         parser.add_argument("--shuffle", action="store_true", help="Read rows in a seeded shuffled order.")
         parser.add_argument("--skip-bad-rows", action="store_true", help="Skip and list bad rows instead of failing.")
+        parser.add_argument("--scalars-as-text", action="store_true",
+                            help="Store numbers and true/false found where text belongs as text (noted per row).")
         parser.add_argument("--max-prompt-chars", type=int, default=ImportOptions.max_prompt_chars)
         parser.add_argument("--batch-size", type=int, default=ImportOptions.batch_size)
         parser.add_argument("--preview", action="store_true", help="Show the mapping and first rows; import nothing.")
 
     def handle(self, *args, **opts):
+        source = None
         try:
             source = open_source(opts["source"], hub=opts["hub"])
             base = ImportOptions(dataset_split=opts["dataset_split"], dataset_config=opts["dataset_config"])
@@ -61,6 +64,7 @@ class Command(BaseCommand):
                 pair_source=opts["pair_source"], keep_reference_pairs=not opts["no_reference_pairs"],
                 metadata_columns=opts["metadata_columns"], seed=opts["seed"], eval_ratio=opts["eval_ratio"],
                 limit=opts["limit"], shuffle=opts["shuffle"], skip_bad_rows=opts["skip_bad_rows"],
+                scalars_as_text=opts["scalars_as_text"],
                 max_prompt_chars=opts["max_prompt_chars"], dataset_split=opts["dataset_split"],
                 dataset_config=opts["dataset_config"], batch_size=opts["batch_size"],
             ).validate()
@@ -75,6 +79,9 @@ class Command(BaseCommand):
             )
         except BadInput as exc:
             raise CommandError(str(exc)) from exc
+        finally:
+            if source is not None:
+                source.close()  # a zip's extracted contents
         report = prompt_set.import_report
         if sys.stderr.isatty():
             sys.stderr.write("\n")
