@@ -8,6 +8,7 @@ from django.utils.safestring import mark_safe
 
 from constitutions.diff import version_diff
 from constitutions.io import FORMATS
+from constitutions.lint import principle_lint
 from constitutions.models import Constitution, ConstitutionVersion
 from constitutions.views.common import get_version
 
@@ -28,8 +29,13 @@ def _version_page(request, version: ConstitutionVersion | None, constitution: Co
     context = {"constitution": constitution, "version": version, "formats": FORMATS}
     if version is not None:
         latest_number = constitution.versions.aggregate(n=Max("number"))["n"]
+        principles = list(version.principles.order_by("position"))
+        found = principle_lint(version)
+        for principle in principles:
+            principle.lint = found.get(principle.pk)
         context.update(
-            principles=version.principles.order_by("position"),
+            principles=principles,
+            linted=bool(found),
             is_latest=version.number == latest_number,
             latest_number=latest_number,
             previous=constitution.versions.filter(number__lt=version.number).order_by("-number").first(),

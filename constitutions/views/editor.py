@@ -15,6 +15,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
 from constitutions.forms import ConstitutionForm, ExampleFormSet, ForkForm, PrincipleFormSet, VersionForm
+from constitutions.lint import principle_lint
 from constitutions.models import Constitution, ConstitutionVersion, VersionConflict
 from constitutions.views.common import content_of, get_version
 from rlaif_site.roles import AUTHORS, role_required
@@ -80,9 +81,17 @@ def _in_page_order(formset) -> list:
 def _render_editor(request, editor: Editor, constitution=None, conflict=None, status=200):
     if constitution is not None and request.method == "POST":
         constitution.refresh_from_db()  # the bound ModelForm wrote the unsaved name onto the instance
+    forms = _in_page_order(editor.principles)
+    if constitution is not None and constitution.latest_version is not None:
+        # Lint of the version being edited, beside each principle of the same name.
+        version = constitution.latest_version
+        found = principle_lint(version)
+        by_name = {p.name: found.get(p.pk) for p in version.principles.all()}
+        for form in forms:
+            form.lint = by_name.get(form["name"].value())
     context = {
         "editor": editor, "constitution": constitution, "conflict": conflict,
-        "principle_forms": _in_page_order(editor.principles),
+        "principle_forms": forms,
         "base_number": editor.content["base_version"].value(),
         "required_placeholders": REQUIRED_PLACEHOLDERS, "optional_placeholders": OPTIONAL_PLACEHOLDERS,
     }

@@ -1,0 +1,53 @@
+"""Constitution lint on the version page and in the editor, from runs' judgments (through the provider)."""
+from __future__ import annotations
+
+import pytest
+from django.urls import reverse
+
+from constitutions import lint as constitution_lint
+from runs.lint import version_lint
+from tests import factories
+from tests.training.test_constitution_lint import planted_rows
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def linted_version():
+    version = factories.make_version(principles=[factories.principle(n) for n in ("Sound", "Copy", "Noisy", "Tied")])
+    run = factories.make_run(constitution_version=version, prompt_set=factories.make_prompt_set(n=1))
+    ids = list(version.principles.order_by("position").values_list("pk", flat=True))
+    comparisons = {}
+    for row in planted_rows():
+        if row.comparison not in comparisons:
+            comparisons[row.comparison] = factories.make_comparison(run, texts=(f"a{row.comparison}",
+                                                                                 f"b{row.comparison}"))
+        factories.make_judgment(comparisons[row.comparison], version.principles.get(pk=ids[row.principle - 1]),
+                                p_a=row.p_a, verdict=row.verdict, position_consistent=row.consistent)
+    return version, run, ids
+
+
+def test_runs_register_the_lint_provider():
+    assert version_lint in constitution_lint.PROVIDERS
+
+
+def test_version_page_flags_principles_and_links_the_pairs(client, viewer, linted_version):
+    version, run, ids = linted_version
+    client.force_login(viewer)
+    page = client.get(reverse("constitutions:version", args=[version.constitution_id, version.number]))
+    html = page.content.decode()
+    noisy = next(p for p in page.context["principles"] if p.pk == ids[2])
+    assert [f["kind"] for f in noisy.lint["flags"]] == ["noise"]
+    assert f"/runs/{run.pk}/pairs/?principle={ids[2]}&amp;consistent=no" in html
+    tied = next(p for p in page.context["principles"] if p.pk == ids[3])
+    assert "never_decides" in {f["kind"] for f in tied.lint["flags"]}
+    assert "duplicates another" in html and "behaves like noise" in html
+
+
+def test_editor_shows_the_flags_beside_each_principle(client, author, linted_version):
+    version, _, _ = linted_version
+    client.force_login(author)
+    page = client.get(reverse("constitutions:edit", args=[version.constitution_id]))
+    forms = {f["name"].value(): f for f in page.context["principle_forms"]}
+    assert [f["kind"] for f in forms["Noisy"].lint["flags"]] == ["noise"]
+    assert "behaves like noise" in page.content.decode()
