@@ -20,6 +20,8 @@ marker          answer
 ``#drop``       the connection is closed without an answer, every time
 ``#noseed``     400 "Unsupported parameter: 'seed'" to any request with a seed, else a good verdict
 ``#lp500``      500 to any request asking for log-probs, else a good verdict
+``#flaky500``   500 on the first call for that prompt, then a good verdict
+``#nologprobs`` 400 "does not support logprobs" to any request asking for them, else a good verdict
 ``#both``       an answer with two verdict lines, A then B
 ``#contradict`` "Preferred: A" whose verdict token has P(A) = 0.2, P(B) = 0.8 (with log-probs asked)
 ``#reasoning``  ``content`` "Preferred: <label>" and ``reasoning_content`` that leans to the other label
@@ -29,7 +31,8 @@ marker          answer
 
 A prompt without "Response A:" is a generation request: it gets ``n`` choices "sample <i> of <prompt>",
 each followed by a made-up next turn ``\nHuman: …`` as a base model writes it, cut at the first ``stop``
-string the request sent (``#nostop``: ignoring them, as some servers do). ``delay_s`` delays every answer (the benchmark's per-call latency).
+string the request sent (``#nostop``: ignoring them, as some servers do). ``delay_s`` delays every answer
+(the benchmark's per-call latency).
 ``faults`` injects faults at random into otherwise good answers (``{"drop": 0.1, "error500": 0.1, ...}``,
 drawn with ``seed``); the server keeps a bill of what it delivered (:attr:`billed_prompt_tokens`,
 :attr:`billed_completion_tokens`: the usage of every whole 2xx answer).
@@ -214,6 +217,10 @@ class FakeChatServer:
             return 429, {"Retry-After": "soon, maybe"}, {"error": {"message": "busy", "type": "rate_limit_error"}}
         if "#noseed" in prompt and body.get("seed") is not None:
             return 400, {}, _bad_request("Unsupported parameter: 'seed' is not supported with this model.", "seed")
+        if "#nologprobs" in prompt and body.get("logprobs"):
+            return 400, {}, _bad_request("This model does not support logprobs.", "logprobs")
+        if "#flaky500" in prompt and call == 1:
+            return 500, {}, {"error": {"message": "temporarily overloaded", "type": "server"}}
         if "#lp500" in prompt and body.get("logprobs"):
             return 500, {}, {"error": {"message": "llama_decode failed while computing logprobs", "type": "server"}}
         if "#slow" in prompt:

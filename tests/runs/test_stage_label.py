@@ -9,7 +9,17 @@ from django.db.models import Count, Sum
 
 from constitutions.models import Principle
 from runs import services
-from runs.models import Comparison, Completion, JudgeCacheEntry, JudgeCharge, Judgment, Prompt, RunStatus, StageRun, StageStatus
+from runs.models import (
+    Comparison,
+    Completion,
+    JudgeCacheEntry,
+    JudgeCharge,
+    Judgment,
+    Prompt,
+    RunStatus,
+    StageRun,
+    StageStatus,
+)
 from runs.prompt_content import content_hash
 from runs.stages import label
 from runs.stages.label import JudgeUnavailable, judge_comparisons
@@ -308,7 +318,8 @@ def _mixed_run(server, n_failing: int, n: int = 30, **judge_overrides):
 @pytest.mark.django_db
 def test_too_many_failed_judgments_fail_the_stage(chat_server):
     run, stage_run = _mixed_run(chat_server, 16)
-    with pytest.raises(label.TooManyFailed, match=r"16 of 30 judgments failed \(53%, above judge.max_failed_share 10%\)"):
+    expected = r"16 of 30 judgments failed \(53%, above judge.max_failed_share 10%\)"
+    with pytest.raises(label.TooManyFailed, match=expected):
         label.run(stage_run, NullReporter())
 
 

@@ -147,12 +147,29 @@ def test_an_unsupported_seed_is_dropped_once_and_recorded(chat_server):
 
 
 def test_log_probs_answered_with_500_are_dropped_once_and_recorded(chat_server):
-    judge = _judge(chat_server, concurrency=1, max_retries=0)
+    judge = _judge(chat_server, concurrency=1, max_retries=1)
     results = judge.score(_orders("#lp500 #logprobs") + _orders("#lp500 #logprobs again"))
     assert [r.p_first for r in results] == [1.0, 0.0, 1.0, 0.0]
     assert set(judge.dropped) == {"logprobs", "top_logprobs"} and "500" in judge.dropped["logprobs"]
     asked = [bool(body.get("logprobs")) for body in chat_server.requests]
-    assert asked == [True, False, False, False, False]
+    assert asked == [True, True, False, False, False, False]  # two 500s, then never asked again
+
+
+def test_a_transient_500_does_not_drop_log_probs(chat_server):
+    judge = _judge(chat_server, concurrency=1, max_retries=2)
+    ab = judge.score(_orders("#flaky500 #logprobs")[:1])[0]
+    assert ab.p_first == pytest.approx(0.8) and judge.dropped == {}
+    judge.close()
+
+
+def test_a_400_naming_two_unsupported_parameters_in_turn_drops_both(chat_server):
+    from dataclasses import replace
+
+    judge = _judge(chat_server, self_consistency=2, temperature=0.9, concurrency=1)
+    results = judge.score([replace(_orders("#noseed #nologprobs")[0], sample=s) for s in range(2)])
+    assert [r.p_first for r in results] == [1.0, 1.0]
+    assert set(judge.dropped) == {"seed", "logprobs", "top_logprobs"}
+    judge.close()
     judge.close()
 
 

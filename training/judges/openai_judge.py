@@ -132,6 +132,7 @@ class OpenAIJudge:
         self._lock = threading.Lock()
         self._pool: ThreadPoolExecutor | None = None
         self._stopping = False
+        self._logprob_failures = 0
 
     def score(self, requests: Sequence[JudgeRequest]) -> list[OrderResult]:
         """Score requests concurrently (at most ``config.concurrency`` in flight); one result per request."""
@@ -171,7 +172,9 @@ class OpenAIJudge:
             kwargs.update(logprobs=True, top_logprobs=TOP_LOGPROBS)
         if self.sampled:
             kwargs["seed"] = self.config.seed + request.sample
-        for name in self.dropped:
+        with self._lock:
+            dropped = tuple(self.dropped)
+        for name in dropped:
             kwargs.pop(name, None)
         return kwargs
 
@@ -186,26 +189,41 @@ class OpenAIJudge:
                 self.dropped.setdefault(name, redact(reason)[:300])
 
     def _create(self, request: JudgeRequest):
-        """One call; an unsupported optional parameter is dropped and the call made again without it."""
+        """One call. An optional parameter the endpoint refuses with a 400 is dropped and the call made again
+        without it (once per parameter). Log-probs are dropped after two 5xx answers in a row to requests
+        asking for them, when the same request without them then succeeds (a transient 5xx that a retry with
+        log-probs gets past resets the count)."""
         import openai
 
         kwargs = self._kwargs(request)
-        try:
-            return self._send(kwargs)
-        except openai.BadRequestError as exc:
-            names = self._unsupported(exc, kwargs)
-            if not names:
-                raise
-            self._drop(names, f"HTTP 400: {describe(exc)}")
-        except openai.APIStatusError as exc:
-            if exc.status_code < 500 or "logprobs" not in kwargs or "logprobs" in self.dropped:
-                raise
-            # Some servers (llama.cpp) answer log-prob requests with 500: probe once without them.
-            without = {k: v for k, v in kwargs.items() if k not in ("logprobs", "top_logprobs")}
-            response = self._send(without)
-            self._drop(("logprobs", "top_logprobs"), f"log-prob requests failed with {describe(exc)}; fine without")
+        for _ in range(len(OPTIONAL_PARAMS) + 1):
+            try:
+                response = self._send(kwargs)
+            except openai.BadRequestError as exc:
+                names = self._unsupported(exc, kwargs)
+                if not names:
+                    raise
+                self._drop(names, f"HTTP 400: {describe(exc)}")
+                kwargs = {k: v for k, v in kwargs.items() if k not in names}
+                continue
+            except openai.APIStatusError as exc:
+                if exc.status_code < 500 or "logprobs" not in kwargs:
+                    raise
+                with self._lock:
+                    self._logprob_failures += 1
+                    probe = self._logprob_failures >= 2
+                if not probe:
+                    raise
+                # Some servers (llama.cpp) answer log-prob requests with 500: ask once without them.
+                response = self._send({k: v for k, v in kwargs.items() if k not in ("logprobs", "top_logprobs")})
+                self._drop(("logprobs", "top_logprobs"), f"log-prob requests failed twice with {describe(exc)}; "
+                           "the same request without them succeeded")
+                return response
+            if "logprobs" in kwargs:
+                with self._lock:
+                    self._logprob_failures = 0
             return response
-        return self._send({k: v for k, v in kwargs.items() if k not in self.dropped})
+        raise RuntimeError("unreachable: every optional parameter was dropped")
 
     @staticmethod
     def _unsupported(exc, kwargs: Mapping) -> tuple[str, ...]:
@@ -265,7 +283,13 @@ class OpenAIJudge:
                 error = describe(exc.error)
                 break
             attempts += used
-            reading = _read(response)
+            try:
+                reading = _read(response)
+            except Exception as exc:  # noqa: BLE001 - an answer of an unexpected shape: paid, not usable
+                reading = _Reading("", "", False, "", "", [], 0, 0, 0, has_usage=False)
+                self._charge(key, estimate, reading, "estimated", reask=reasks > 0)
+                error = f"unreadable answer: {describe(exc)}"
+                break
             prompt_tokens += reading.prompt_tokens
             completion_tokens += reading.completion_tokens
             raws.append(reading.raw)
