@@ -321,6 +321,8 @@ def test_split_reasoning_keeps_thinking_out_of_the_final_answer():
     assert split_reasoning("<think>B is better</think>\nPreferred: A", None) == ("Preferred: A", "B is better", False)
     assert split_reasoning("<think>Preferred: B, but", None) == ("", "Preferred: B, but", True)
     assert split_reasoning(None, "Preferred: B") == ("", "Preferred: B", False)
+    # the opening tag was in the prompt (as some chat templates put it): a lone closing tag ends the reasoning
+    assert split_reasoning("B is better</think>\nPreferred: A") == ("Preferred: A", "B is better", False)
 
 
 def test_parse_verdict_rejects_answers_without_the_line():
