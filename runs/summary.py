@@ -71,7 +71,8 @@ PLAIN_SORTS = {"id": "pk", "name": "name", "created": "created_at", "finished": 
 
 def _eval_metric(name: str):
     return Subquery(
-        MetricPoint.objects.filter(run=OuterRef("pk"), stage="evaluate", name=name).order_by("-step").values("value")[:1],
+        MetricPoint.objects.filter(run=OuterRef("pk"), stage="evaluate", name=name)
+        .order_by("-step").values("value")[:1],
         output_field=FloatField(),
     )
 

@@ -68,3 +68,117 @@ class ReporterCallback(TrainerCallback):
             control.should_save = True
             control.should_training_stop = True
         return control
+
+
+#: File name of :class:`SampleCallback`'s records inside a training output folder.
+SAMPLES_FILE = "samples.jsonl"
+
+
+def read_samples(path) -> list[dict]:
+    """The records :class:`SampleCallback` wrote to ``path``, one per step (the last record of a step wins,
+    so a resumed training that samples a step again replaces it), ordered by step; ``[]`` when there is no
+    file. A line cut short by a crash is skipped."""
+    import json
+    from pathlib import Path
+
+    path = Path(path)
+    if not path.exists():
+        return []
+    by_step: dict[int, dict] = {}
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if isinstance(record, dict) and isinstance(record.get("step"), int):
+            by_step[record["step"]] = record
+    return [by_step[s] for s in sorted(by_step)]
+
+
+class SampleCallback(TrainerCallback):
+    """Greedy responses of the policy being trained to a fixed set of prompts, at the start of training, at
+    every checkpoint save and at the end, appended to a JSON-lines file: what the training did to the text,
+    step by step (the "sample table" of experiment trackers, e.g. W&B's ``log_completions`` table).
+
+    Each line is ``{"step": int, "when": "start" | "checkpoint" | "end", "samples": [{"prompt", "response"}]}``
+    (``end`` once training reached ``max_steps``; a training stopped early ends on its last checkpoint).
+    A fresh training (step 0 at the start) empties the file; a resumed one appends after what is there.
+    Sampling is greedy so that a change between steps is the model's, not the sampler's.
+
+    Args:
+        prompts: the fixed prompts (plain text or chat messages); keep them few (each save generates for all).
+        path: the JSON-lines file.
+        max_new_tokens: response length.
+        reporter: told one log line per sampled step (optional).
+    """
+
+    def __init__(self, prompts, path, max_new_tokens: int = 32, reporter: Reporter | None = None) -> None:
+        from pathlib import Path
+
+        self.prompts = list(prompts)
+        self.path = Path(path)
+        self.max_new_tokens = max_new_tokens
+        self.reporter = reporter
+        self._last_step: int | None = None
+
+    def on_train_begin(self, args, state, control, model=None, processing_class=None, **kwargs):
+        if state.global_step == 0:
+            self.path.unlink(missing_ok=True)
+            self._sample(state.global_step, "start", model, processing_class)
+
+    def on_save(self, args, state, control, model=None, processing_class=None, **kwargs):
+        self._sample(state.global_step, "checkpoint", model, processing_class)
+
+    def on_train_end(self, args, state, control, model=None, processing_class=None, **kwargs):
+        # a training stopped early (cancel) already sampled its last save: only a finished one is "end"
+        if state.max_steps and state.global_step >= state.max_steps:
+            self._sample(state.global_step, "end", model, processing_class, again=True)
+
+    def _sample(self, step: int, when: str, model, tokenizer, again: bool = False) -> None:
+        import json
+
+        if model is None or tokenizer is None or not self.prompts:
+            return
+        if step == self._last_step and not again:
+            return
+        tokenizer = getattr(tokenizer, "tokenizer", tokenizer)  # a processor wraps its tokenizer
+        responses = self.responses(model, tokenizer)
+        self._last_step = step
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        record = {"step": step, "when": when,
+                  "samples": [{"prompt": _prompt_text(p), "response": r} for p, r in zip(self.prompts, responses,
+                                                                                         strict=True)]}
+        with self.path.open("a", encoding="utf-8") as f:
+            f.write(json.dumps(record, ensure_ascii=False) + "\n")
+        if self.reporter is not None:
+            self.reporter.log(f"samples: {len(responses)} fixed prompts answered at step {step} ({when})")
+
+    def responses(self, model, tokenizer) -> list[str]:
+        """Greedy responses of ``model`` to the prompts (left padding, eval mode, no gradients; the model's
+        training mode and the tokenizer's padding side are restored)."""
+        from training.config import GenerationConfig
+        from training.generation import generate
+
+        was_training = model.training
+        side = tokenizer.padding_side
+        tokenizer.padding_side = "left"
+        if tokenizer.pad_token is None:
+            tokenizer.pad_token = tokenizer.eos_token
+        model.eval()
+        try:
+            config = GenerationConfig(temperature=0.0, max_new_tokens=self.max_new_tokens,
+                                      batch_size=max(1, len(self.prompts)), samples_per_prompt=1)
+            samples = generate(model, tokenizer, self.prompts, config, num_samples=1)
+        finally:
+            tokenizer.padding_side = side
+            if was_training:
+                model.train()
+        return [s.text for s in sorted(samples, key=lambda s: s.prompt_index)]
+
+
+def _prompt_text(conversation) -> str:
+    """A prompt as one readable string (the last user turn of a chat)."""
+    if isinstance(conversation, str):
+        return conversation
+    users = [m.get("content", "") for m in conversation if m.get("role") == "user"]
+    return users[-1] if users else " ".join(m.get("content", "") for m in conversation)

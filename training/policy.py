@@ -26,7 +26,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from training.callbacks import ReporterCallback
+from training.callbacks import SAMPLES_FILE, ReporterCallback, SampleCallback
 from training.checkpoints import checkpoint_step, context_length, train_resumable, trainer_kwargs
 from training.config import PolicyConfig
 from training.progress import NullReporter, Reporter
@@ -109,6 +109,7 @@ def train_policy(
     preferences=None,
     reporter: Reporter | None = None,
     max_steps: int | None = None,
+    sample_prompts: Sequence[Conversation] = (),
 ) -> PolicyResult:
     """Fine-tune ``policy_model`` with ``config.algorithm``.
 
@@ -122,6 +123,8 @@ def train_policy(
             :class:`training.reward_model.RewardScorer`) for RLOO/GRPO.
         preferences: ``prompt``/``chosen``/``rejected`` dataset for DPO.
         max_steps: total optimizer steps (default ``config.steps``); a resumed run continues up to it.
+        sample_prompts: fixed prompts answered greedily at the start, at each checkpoint and at the end, into
+            ``output_dir/samples.jsonl`` (:class:`training.callbacks.SampleCallback`); none: no samples.
 
     Raises:
         ValueError: inputs missing for the algorithm (no prompts, no reward function, no preferences), or
@@ -149,6 +152,8 @@ def train_policy(
         trainer = _dpo_trainer(config, policy_model, tokenizer, preferences, common, callback)
     else:
         trainer = _online_trainer(config, policy_model, tokenizer, prompts, reward_fn, common, callback)
+    if sample_prompts:
+        trainer.add_callback(SampleCallback(sample_prompts, output_dir / SAMPLES_FILE, config.max_new_tokens, reporter))
     _, resume = train_resumable(trainer, output_dir / "checkpoints", callback, reporter, "policy")
 
     final = output_dir / "model"

@@ -12,6 +12,8 @@ from runs.stages import training_support as support
 from training.config import RunConfig
 from training.progress import Cancelled
 
+#: Fixed eval prompts the policy answers at the start, at each checkpoint and at the end (the sample table).
+SAMPLE_PROMPTS = 4
 #: Metrics copied onto the policy artifact (their last logged value).
 SUMMARY_METRICS = ("reward", "reward_std", "kl", "entropy", "loss", "train_loss", "rewards/margins")
 
@@ -22,6 +24,22 @@ def train_prompts(run, config: RunConfig) -> list:
     if config.generation.max_prompts:
         query = query[: config.generation.max_prompts]
     return [p.conversation for p in query]
+
+
+def sample_prompts(run) -> list:
+    """The fixed prompts of the sample table: the first :data:`SAMPLE_PROMPTS` of the eval split (of the
+    train split when there is no eval split), the same at every step."""
+    prompts = run.prompt_set.prompts.order_by("index")
+    chosen = list(prompts.filter(split=Split.EVAL)[:SAMPLE_PROMPTS]) or list(prompts[:SAMPLE_PROMPTS])
+    return [p.conversation for p in chosen]
+
+
+def record_samples(run_row, out) -> None:
+    """Record the sample table's file as the run's ``report/policy_samples`` artifact, when it exists."""
+    from training.callbacks import SAMPLES_FILE
+
+    if (out / SAMPLES_FILE).exists():
+        support.record_artifact(run_row, Artifact.Kind.REPORT, "policy_samples", out / SAMPLES_FILE)
 
 
 def run(stage_run, reporter) -> None:
@@ -46,6 +64,7 @@ def run(stage_run, reporter) -> None:
             raise ValueError(f"run {run_row.pk}: no AI preferences to train DPO on (run the label stage first)")
         kwargs["preferences"] = train
         data_key = [sorted(train["comparison_id"])]
+        lineage = {"preferences": len(train)}
     else:
         reward_path = support.artifact_path(run_row, Artifact.Kind.REWARD_MODEL)
         if reward_path is None:
@@ -59,15 +78,19 @@ def run(stage_run, reporter) -> None:
         kwargs["prompts"] = prompts
         kwargs["reward_fn"] = RewardScorer(reward_path)
         data_key = [reward_path, len(prompts)]
+        lineage = {"reward_model": reward_path}
     stamp = support.fingerprint(config.to_dict()["policy"], reference, data_key)
     support.start_over_if_changed(out, stamp, reporter, "policy")
     reporter.log(f"policy: {policy.algorithm}, beta {policy.beta}, {policy.steps} steps from {reference}")
     try:
-        result = train_policy(policy, reference, out, reporter=reporter, **kwargs)
+        result = train_policy(policy, reference, out, reporter=reporter, sample_prompts=sample_prompts(run_row),
+                              **kwargs)
     except Cancelled:
         support.record_checkpoint(run_row, Stage.POLICY, out / "checkpoints")
+        record_samples(run_row, out)
         raise
     support.record_checkpoint(run_row, Stage.POLICY, out / "checkpoints")
+    record_samples(run_row, out)
     summary = {}  # the last logged value of each headline metric
     for _step, values in result.history:
         summary.update({k: v for k, v in values.items() if k in SUMMARY_METRICS})
@@ -81,6 +104,7 @@ def run(stage_run, reporter) -> None:
             "resumed_from_step": result.resumed_from_step,
             "reference": reference,
             "config": config.to_dict()["policy"],
+            **lineage,
             **summary,
         },
     )

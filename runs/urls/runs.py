@@ -1,6 +1,6 @@
 from django.urls import path
 
-from runs.views import charts, pairs, runs
+from runs.views import artifacts, charts, pairs, runs
 
 urlpatterns = [
     path("", runs.run_list, name="list"),
@@ -18,4 +18,6 @@ urlpatterns = [
     path("runs/<int:pk>/stages/<str:stage>/retry/", runs.stage_retry, name="retry_stage"),
     path("runs/<int:pk>/release-gate/", runs.run_release_gate, name="release_gate"),
     path("runs/<int:pk>/notes/", runs.run_notes, name="notes"),
+    path("runs/<int:pk>/samples/", artifacts.run_samples, name="samples"),
+    path("runs/<int:pk>/artifacts/<int:artifact_id>/download/", artifacts.artifact_download, name="artifact_download"),
 ]

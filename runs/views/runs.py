@@ -15,12 +15,12 @@ from django.views.decorators.http import require_GET, require_POST
 from constitutions.models import Constitution, ConstitutionVersion
 from rlaif_site.roles import OPERATORS, role_required
 from runs import services, summary
+from runs.artifact_files import artifact_rows
 from runs.charts import CACHE_SECONDS, JUDGING_STAGES, data_version
 from runs.estimate import estimate_for
 from runs.forms import LaunchForm, initial_from_config, presets_for_js
 from runs.models import (
     ACTIVE_STATUSES,
-    Artifact,
     Comparison,
     Completion,
     HumanLabel,
@@ -36,6 +36,7 @@ from runs.models import (
 from runs.presets import DEFAULT_PRESET, PRESETS
 from runs.run_notes import RunNotesForm, initial_for, save_notes
 from runs.templatetags.runs_extras import format_seconds
+from runs.views.artifacts import policy_samples_path
 
 ERROR_TAIL_CHARS = 3000
 
@@ -198,13 +199,14 @@ def run_detail(request, pk: int):
     other_runs = Run.objects.exclude(pk=run.pk).only("pk", "name", "created_at")[:100]
     return render(request, "runs/run_detail.html", {
         "run": run, "stages": stages, "counts": counts, "state": progress_state(run, stages),
-        "artifacts": Artifact.objects.filter(run=run).order_by("created_at"),
-        "version_url": constitution_version_url(run.constitution_version),
+        "artifacts": artifact_rows(run),
+        "version_url": constitution_version_url(run.constitution_version) if run.constitution_version_id else None,
         "audit_url": _optional_url("runs:audit", run.pk) or _optional_url("runs:audit_dashboard", run.pk),
         "other_runs": other_runs,
         "config_json": run.config,
         "evaluation": evaluation_summary(run),
         "notes_form": RunNotesForm(initial=initial_for(run)),
+        "has_samples": policy_samples_path(run).exists(),
     })
 
 
@@ -230,6 +232,12 @@ def run_counts(run: Run) -> dict:
                 checked=Count("id", filter=Q(position_consistent__isnull=False)),
             ),
         }
+        # The cost ledger counts every paid call, also those of unfinished or unstored judgments.
+        from runs.models import JudgeCharge
+
+        charged = JudgeCharge.objects.filter(run=run).aggregate(s=Sum("cost"))["s"]
+        if charged is not None:
+            counts["cost"] = max(charged, counts["cost"] or 0.0)
         cache.set(key, counts, CACHE_SECONDS)
     return counts
 
@@ -294,11 +302,7 @@ def run_progress(request, pk: int):
         state["counts"] = {**run_counts(run),
                            "human_labels": HumanLabel.objects.filter(comparison__run=run).count()}
         state["evaluation"] = evaluation_summary(run)
-        state["artifacts"] = [
-            {"kind": a.get_kind_display(), "name": a.name, "path": a.path, "metrics": a.metrics,
-             "created_at": a.created_at.isoformat()}
-            for a in Artifact.objects.filter(run=run).order_by("created_at")
-        ]
+        state["artifacts"] = artifact_rows(run)
     return JsonResponse(state)
 
 

@@ -57,6 +57,13 @@ def test_rloo_stage_cancels_with_a_checkpoint_and_resumes_from_it(lm):
         steps = list(MetricPoint.objects.filter(run=run, stage="policy", name=name).values_list("step", flat=True))
         assert sorted(steps) == [1, 2, 3, 4], name
     assert Artifact.objects.get(run=run, kind="checkpoint", name="policy").metrics == {"step": 4}
+    # lineage: the reward model it optimised; the sample table: fixed eval prompts at start, cancel save, end
+    assert tuned.metrics["reward_model"] == lm
+    from training.callbacks import read_samples
+
+    samples = read_samples(Artifact.objects.get(run=run, kind="report", name="policy_samples").path)
+    assert [(r["step"], r["when"]) for r in samples] == [(0, "start"), (2, "checkpoint"), (4, "end")]
+    assert [len(r["samples"]) for r in samples] == [len(policy_stage.sample_prompts(run))] * 3
 
 
 def test_rloo_without_a_reward_model_fails_clearly(lm):

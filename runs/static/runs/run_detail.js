@@ -77,8 +77,9 @@
       return;
     }
     const table = document.createElement("table");
+    table.id = "artifact-table";
     const head = table.createTHead().insertRow();
-    ["Kind", "Name", "Path", "Metrics", "Created"].forEach(function (h) {
+    ["Kind", "Name", "Lineage", "Path", "Metrics", "Created", ""].forEach(function (h) {
       const th = document.createElement("th");
       th.textContent = h;
       head.appendChild(th);
@@ -86,8 +87,23 @@
     const body = table.createTBody();
     list.forEach(function (a) {
       const row = body.insertRow();
+      row.id = "artifact-" + a.id;
+      row.dataset.artifact = String(a.id);
       row.insertCell().textContent = a.kind;
       row.insertCell().textContent = a.name;
+      const lineage = row.insertCell();
+      lineage.className = "lineage";
+      (a.lineage || []).forEach(function (l, i) {
+        if (i) lineage.append(" · ");
+        if (l.href) {
+          const link = document.createElement("a");
+          link.href = l.href;
+          link.textContent = l.text;
+          lineage.append(link);
+        } else {
+          lineage.append(l.text);
+        }
+      });
       const code = document.createElement("code");
       code.textContent = a.path;
       row.insertCell().appendChild(code);
@@ -105,6 +121,20 @@
         cell.appendChild(details);
       }
       row.insertCell().textContent = a.created_at.slice(0, 16).replace("T", " ");
+      const download = row.insertCell();
+      if (a.download_url) {
+        const link = document.createElement("a");
+        link.className = "button secondary small";
+        link.href = a.download_url;
+        link.setAttribute("download", "");
+        link.textContent = a.zip ? "Download .zip" : "Download";
+        download.appendChild(link);
+      } else {
+        const gone = document.createElement("span");
+        gone.className = "muted small";
+        gone.textContent = "files gone";
+        download.appendChild(gone);
+      }
     });
     box.appendChild(table);
   }
