@@ -210,9 +210,30 @@ class LaunchForm(forms.Form):
             return cleaned
         if not self._reward_model_fits(config):
             return cleaned
+        if not self._endpoints_answer(config):
+            return cleaned
         cleaned["config"] = config.to_dict()
         cleaned["run_config"] = config
         return cleaned
+
+    def _endpoints_answer(self, config: RunConfig) -> bool:
+        """Probe the OpenAI-compatible endpoints the chosen stages will call, one cheap ``GET /models`` each
+        (:func:`training.openai_http.probe_endpoint`); what is wrong goes on that section's ``base_url``."""
+        from training.openai_http import probe_endpoint
+
+        stages = set(self.cleaned_data.get("stages") or [])
+        parts = []
+        if config.generation.backend == "openai" and "generate" in stages and config.generation.source == "policy":
+            parts.append(("generation", config.generation))
+        if config.judge.backend == "openai" and stages & {"label", "evaluate"}:
+            parts.append(("judge", config.judge))
+        ok = True
+        for section, part in parts:
+            problem = probe_endpoint(part.base_url, part.model, part.api_key_env)
+            if problem:
+                self._attach_config_error(ConfigError(f"{section}.base_url", problem))
+                ok = False
+        return ok
 
     def _reward_model_fits(self, config: RunConfig) -> bool:
         """Refuse a ``reward_model.max_length`` beyond the base model's positions, when its config is on

@@ -185,6 +185,19 @@ class Run(models.Model):
         order = {s: i for i, s in enumerate(STAGE_ORDER)}
         return sorted(self.stages.all(), key=lambda s: order[s.stage])
 
+    @property
+    def failed_judgments(self) -> int:
+        """How many of the AI judge's judgments of this run's train comparisons failed."""
+        return Judgment.objects.filter(comparison__run=self, comparison__purpose="train", verdict="").count()
+
+    @property
+    def status_display(self) -> str:
+        """The status as pages show it: "Succeeded with 16 failed" when some judgments failed."""
+        label = self.get_status_display()
+        if self.status == RunStatus.SUCCEEDED and (failed := self.failed_judgments):
+            return f"{label} with {failed} failed"
+        return label
+
 
 class StageRun(models.Model):
     """One stage of a run: its RQ job, status, progress and the tail of its log."""
@@ -220,6 +233,17 @@ class StageRun(models.Model):
         if not self.started_at:
             return None
         return (self.finished_at or timezone.now()) - self.started_at
+
+    @property
+    def status_display(self) -> str:
+        """The status as pages show it: a label stage that succeeded although some judgments failed says
+        "Succeeded with N failed"."""
+        label = self.get_status_display()
+        if self.status == StageStatus.SUCCEEDED and self.stage == Stage.LABEL:
+            failed = self.run.failed_judgments
+            if failed:
+                return f"{label} with {failed} failed"
+        return label
 
 
 # --- AI feedback ----------------------------------------------------------------------------------
