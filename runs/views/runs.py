@@ -34,6 +34,7 @@ from runs.models import (
     StageStatus,
 )
 from runs.presets import DEFAULT_PRESET, PRESETS
+from runs.progress import LOG_TAIL_LINES
 from runs.run_notes import RunNotesForm, initial_for, save_notes
 from runs.templatetags.runs_extras import format_seconds
 from runs.views.artifacts import policy_samples_path
@@ -207,6 +208,7 @@ def run_detail(request, pk: int):
         "evaluation": evaluation_summary(run),
         "notes_form": RunNotesForm(initial=initial_for(run)),
         "has_samples": policy_samples_path(run).exists(),
+        "log_lines": LOG_TAIL_LINES,
     })
 
 

@@ -32,9 +32,15 @@
     const error = detail.querySelector('[data-role="error"]');
     error.textContent = s.error;
     setHidden(error, !s.error);
+    // The live log tail: what the worker printed and logged (bounded); open while the stage runs unless
+    // the reader closed it, and kept scrolled to the end unless the reader scrolled up.
     const log = detail.querySelector('[data-role="log"]');
-    log.querySelector("pre").textContent = s.log_tail;
+    const pre = log.querySelector("pre");
+    const atEnd = pre.scrollTop + pre.clientHeight >= pre.scrollHeight - 4;
+    if (pre.textContent !== s.log_tail) pre.textContent = s.log_tail;
     setHidden(log, !s.log_tail);
+    if (s.status === "running" && !log.dataset.touched) log.open = true;
+    if (atEnd) pre.scrollTop = pre.scrollHeight;
   }
 
   function render(next) {
@@ -196,6 +202,9 @@
     });
   }
 
+  timeline.querySelectorAll('[data-role="log"] > summary').forEach(function (summary) {
+    summary.addEventListener("click", function () { summary.parentElement.dataset.touched = "1"; });
+  });
   render(state);
   loadCharts();
   if (state.active) setTimeout(poll, POLL_MS);
