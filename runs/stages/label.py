@@ -78,6 +78,7 @@ def run(stage_run, reporter) -> None:
     reporter.log(
         f"label: {counts['done']} judged ({counts['failed']} failed), {counts['skipped']} already stored"
         + ("; stopped at the budget cap" if counts.get("budget_exhausted") else "")
+        + (f"; asked without {', '.join(counts['dropped'])} (refused by the endpoint)" if counts.get("dropped") else "")
     )
     config = RunConfig.from_dict(run_row.config).judge
     stored = Judgment.objects.filter(comparison__in=comparisons.values("pk"), judge_id=judge_id_for(config))

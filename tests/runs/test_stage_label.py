@@ -304,6 +304,7 @@ def test_an_unsupported_parameter_is_dropped_and_recorded_in_the_stage_log(chat_
     label.run(stage_run, reporter)
     assert Judgment.objects.filter(comparison__run=run, verdict="A").count() == 3
     assert any("does not take 'seed'; asking without it (HTTP 400" in line for line in reporter.lines)
+    assert reporter.lines[-1].endswith("; asked without seed (refused by the endpoint)")  # the stage's summary
 
 
 def _mixed_run(server, n_failing: int, n: int = 30, **judge_overrides):
