@@ -16,7 +16,7 @@ from django.db.models import Count, F, FloatField, OuterRef, Q, QuerySet, Subque
 from django.db.models.fields.json import KeyTextTransform, KeyTransform
 from django.db.models.functions import Cast, Coalesce, NullIf
 
-from runs.models import Artifact, Judgment, MetricPoint, Run
+from runs.models import Artifact, JudgeCharge, Judgment, MetricPoint, Run
 
 
 @dataclass(frozen=True)
@@ -119,7 +119,15 @@ def with_summary(runs: QuerySet[Run]) -> QuerySet[Run]:
         ),
         "consistent": Subquery(consistency.values("c")[:1]),
         "checked": Subquery(consistency.values("n")[:1]),
-        "cost": Subquery(judgments.annotate(s=Sum("cost")).values("s")[:1], output_field=FloatField()),
+        # the cost ledger (every paid judge call); runs judged before it existed: their judgments' cost
+        "cost": Coalesce(
+            Subquery(
+                JudgeCharge.objects.filter(run=OuterRef("pk")).order_by().values("run")
+                .annotate(s=Sum("cost")).values("s")[:1],
+                output_field=FloatField(),
+            ),
+            Subquery(judgments.annotate(s=Sum("cost")).values("s")[:1], output_field=FloatField()),
+        ),
     }
     annotations["consistency"] = Cast(F("consistent"), FloatField()) / NullIf(
         Coalesce(F("checked"), Value(0)), Value(0), output_field=FloatField()

@@ -231,6 +231,10 @@ def test_budget_cap_is_never_passed_and_the_ledger_is_what_was_paid(chat_server)
     from runs.views.runs import run_counts
 
     assert run_counts(run)["cost"] == pytest.approx(paid)  # the run page shows the ledger
+    from runs.models import Run
+    from runs.summary import with_summary
+
+    assert with_summary(Run.objects.filter(pk=run.pk)).get().cost == pytest.approx(paid)  # so does the run table
     assert any("budget" in line for line in reporter.lines)
     assert "budget cap" in reporter.lines[-1]
     assert not Judgment.objects.filter(comparison__run=run, verdict="").exists()  # unasked units are not failures
