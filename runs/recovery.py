@@ -172,6 +172,10 @@ def lost_reason(stage_run: StageRun, *, now: datetime | None = None, startup: bo
     if stage_run.status == StageStatus.QUEUED:
         if status in _ENDED and heartbeat_age > ended_grace_s:
             return f"its job is {status} but the stage never started"
+        if status == JobStatus.STARTED and heartbeat_age > lost_after_s:
+            # Dequeued, then the worker died before the job runner claimed the row.
+            reason = worker_lost_reason(job, queue, now, lost_after_s=lost_after_s)
+            return f"{reason}; the stage was never claimed" if reason else None
         return None
     if status == JobStatus.STARTED:
         reason = worker_lost_reason(job, queue, now, lost_after_s=lost_after_s)
@@ -319,13 +323,21 @@ def _settle_idle_runs(now: datetime, grace_s: float) -> list[Recovery]:
 
     done = []
     busy = [StageStatus.QUEUED, StageStatus.RUNNING, StageStatus.WAITING]
-    for run in Run.objects.filter(status__in=[RunStatus.QUEUED, RunStatus.RUNNING]).exclude(stages__status__in=busy):
+    for run in Run.objects.filter(status__in=[RunStatus.QUEUED, RunStatus.RUNNING]).exclude(stages__status__in=busy) \
+            .exclude(kind="external"):
         last = max((s.finished_at for s in run.stages.all() if s.finished_at), default=None)
         if _age_s(last or run.started_at or run.created_at, now) <= grace_s:
             continue  # the job runner may be about to advance it
+        statuses = {s.status for s in run.stages.all()}
         with transaction.atomic():
             if run.cancel_requested:
                 settle_cancel(run)
+            elif StageStatus.FAILED in statuses or StageStatus.CANCELLED in statuses:
+                # The runner recorded the stage's end but not the run's (a database outage in between).
+                ended = RunStatus.FAILED if StageStatus.FAILED in statuses else RunStatus.CANCELLED
+                Run.objects.filter(pk=run.pk, status__in=[RunStatus.QUEUED, RunStatus.RUNNING]).update(
+                    status=ended, finished_at=now
+                )
             else:
                 advance(run)
         run.refresh_from_db()
@@ -349,7 +361,7 @@ def recover(*, now: datetime | None = None, startup: bool = False) -> list[Recov
     done: list[Recovery] = []
     active = StageRun.objects.filter(
         status__in=[StageStatus.QUEUED, StageStatus.RUNNING], run__status__in=[RunStatus.QUEUED, RunStatus.RUNNING]
-    ).select_related("run")
+    ).exclude(run__kind="external").select_related("run")  # an external run's script is no RQ job
     for stage_run in active:
         try:
             result = recover_stage(stage_run, now=now, startup=startup)

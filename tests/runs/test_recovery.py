@@ -399,3 +399,47 @@ def test_a_superseded_attempt_stops_without_touching_the_stage_row(stages, run_w
     stage = _stage(run)
     assert stage.status == StageStatus.QUEUED and stage.finished_at is None  # left for the new attempt
     assert run.status == RunStatus.RUNNING and not run.cancel_requested
+
+
+def test_a_run_whose_stage_failed_but_the_run_was_not_told_is_failed_not_rerun(stages, queue_connection):
+    stages(generate="counting_stage")
+    run = _launch(stages=("generate", "label"))
+    long_ago = timezone.now() - timedelta(seconds=120)
+    StageRun.objects.filter(run=run, stage="generate").update(status=StageStatus.FAILED, finished_at=long_ago)
+    Run.objects.filter(pk=run.pk).update(status=RunStatus.RUNNING)
+
+    [done] = recovery.recover()
+
+    assert done.action == "settled"
+    assert Run.objects.get(pk=run.pk).status == RunStatus.FAILED
+    assert _stage(run).status == StageStatus.FAILED  # not re-run behind the operator's back
+
+
+def test_a_worker_killed_between_dequeue_and_claim_is_lost(stages, run_worker, queue_connection):
+    stages(generate="counting_stage")
+    run = _launch()
+    _take_by_worker(_stage(run), alive=False)
+    StageRun.objects.filter(run=run).update(status=StageStatus.QUEUED)  # the row was never claimed
+    Run.objects.filter(pk=run.pk).update(status=RunStatus.QUEUED)
+
+    [done] = recovery.recover()
+
+    assert done.action == "requeued" and "never claimed" in done.reason
+    run_worker()
+    assert Run.objects.get(pk=run.pk).status == RunStatus.SUCCEEDED
+
+
+def test_the_recover_stages_command_runs_one_pass(stages, queue_connection):
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    stages(generate="counting_stage")
+    run = _launch()
+    out = StringIO()
+    call_command("recover_stages", stdout=out)
+    assert out.getvalue().strip() == "No lost stage."
+    _take_by_worker(_stage(run), alive=False)
+    call_command("recover_stages", stdout=out)
+    assert f"{run.pk}:generate requeued: worker w-" in out.getvalue()
+    assert _stage(run).status == StageStatus.QUEUED
