@@ -27,8 +27,9 @@ class Estimate:
     """An estimate of a run's labeling work.
 
     Attributes:
-        prompts: prompts generation will use (train split, capped by ``generation.max_prompts``).
-        responses: policy samples (prompts × K).
+        prompts: prompts generation will use (train split, capped by ``generation.max_prompts``); with
+            reference pairs, the pairs that will be judged.
+        responses: policy samples (prompts × K; 0 with reference pairs: nothing is sampled).
         comparisons: pairs the judge labels.
         principles_per_comparison: 1 with principle sampling, else the number of enabled principles.
         judge_calls: comparisons × principles × (2 if both orders) × self-consistency.
@@ -140,6 +141,7 @@ def estimate(
     avg_prompt_chars: float = 200.0,
     template_chars: int = 800,
     stages: tuple[str, ...] | list[str] = ("generate", "label"),
+    reference_pairs: int = 0,
 ) -> Estimate:
     """Estimate the labeling work of a run.
 
@@ -150,12 +152,24 @@ def estimate(
         avg_prompt_chars: mean prompt length in characters (token counts use :data:`CHARS_PER_TOKEN`).
         template_chars: length of the judge instructions template plus one principle.
         stages: the stages that will run; calls of stages not selected count as 0.
+        reference_pairs: the set's imported response pairs that can be judged (not degenerate); used when
+            ``generation.source`` is ``reference_pairs``: nothing is sampled and every pair (at most
+            ``generation.max_prompts``) is judged once per principle and order.
     """
     gen, judge = config.generation, config.judge
     warnings: list[str] = []
-    prompts = min(train_prompts, gen.max_prompts) if gen.max_prompts else train_prompts
-    pairs = pairs_per_prompt(gen.pairing, gen.samples_per_prompt, gen.pairs_per_prompt)
-    comparisons = prompts * pairs
+    from_reference = gen.source == "reference_pairs"
+    if from_reference:
+        prompts = min(reference_pairs, gen.max_prompts) if gen.max_prompts else reference_pairs
+        comparisons = prompts
+        if reference_pairs:
+            warnings.append(f"Reference pairs: nothing is sampled; the judge compares {prompts:,} imported pairs.")
+        if reference_pairs == 0 and ("generate" in stages or "label" in stages):
+            warnings.append("The prompt set has no reference pairs to judge (import pairs, e.g. HH-RLHF's "
+                            "chosen/rejected, or sample from the policy).")
+    else:
+        prompts = min(train_prompts, gen.max_prompts) if gen.max_prompts else train_prompts
+        comparisons = prompts * pairs_per_prompt(gen.pairing, gen.samples_per_prompt, gen.pairs_per_prompt)
     principles = 1 if judge.principle_sampling == "sample" else enabled_principles
     if enabled_principles == 0:
         warnings.append("The constitution version has no enabled principle: the judge has nothing to apply.")
@@ -165,7 +179,7 @@ def estimate(
     eval_calls = eval_n * principles * orders * judge.self_consistency if "evaluate" in stages else 0
     if "evaluate" in stages and eval_prompts == 0:
         warnings.append("The prompt set has no eval split: the evaluate stage has nothing to compare on.")
-    if prompts == 0 and ("generate" in stages or "label" in stages):
+    if prompts == 0 and not from_reference and ("generate" in stages or "label" in stages):
         warnings.append("The prompt set has no train prompts.")
 
     response_tokens = gen.max_new_tokens
@@ -191,10 +205,11 @@ def estimate(
             )
     elif cost_per_call == 0 and judge.backend == "openai":
         warnings.append("No price is set for the judge endpoint: cost is not estimated.")
-    generation_tokens = prompts * gen.samples_per_prompt * gen.max_new_tokens if "generate" in stages else 0
+    samples = 0 if from_reference else prompts * gen.samples_per_prompt
+    generation_tokens = samples * gen.max_new_tokens if "generate" in stages else 0
     return Estimate(
         prompts=prompts,
-        responses=prompts * gen.samples_per_prompt,
+        responses=samples,
         comparisons=comparisons,
         principles_per_comparison=principles,
         judge_calls=judge_calls,
@@ -206,7 +221,8 @@ def estimate(
         budget=judge.budget,
         calls_within_budget=within,
         warnings=warnings,
-        minutes=cpu_minutes(config, prompts=prompts, comparisons=comparisons, eval_n=eval_n, stages=tuple(stages)),
+        minutes=cpu_minutes(config, prompts=0 if from_reference else prompts, comparisons=comparisons, eval_n=eval_n,
+                            stages=tuple(stages)),
     )
 
 
@@ -219,6 +235,11 @@ def estimate_for(config: RunConfig, prompt_set, constitution_version, stages) ->
     )
     principles = constitution_version.principles.filter(enabled=True)
     principle_chars = principles.aggregate(avg=Avg(Length("comparison")))["avg"] or 0
+    reference_pairs = 0
+    if config.generation.source == "reference_pairs":
+        from runs.models import ReferencePair
+
+        reference_pairs = ReferencePair.objects.filter(prompt__prompt_set=prompt_set, degenerate="").count()
     return estimate(
         config,
         train_prompts=counts["train"],
@@ -227,4 +248,5 @@ def estimate_for(config: RunConfig, prompt_set, constitution_version, stages) ->
         avg_prompt_chars=float(counts["avg_chars"] or 0),
         template_chars=len(constitution_version.judge_template) + int(principle_chars),
         stages=tuple(stages),
+        reference_pairs=reference_pairs,
     )

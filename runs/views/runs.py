@@ -35,6 +35,7 @@ from runs.models import (
 )
 from runs.presets import DEFAULT_PRESET, PRESETS
 from runs.progress import LOG_TAIL_LINES
+from runs.queue_position import waiting_message
 from runs.run_notes import RunNotesForm, initial_for, save_notes
 from runs.templatetags.runs_extras import format_seconds
 from runs.views.artifacts import policy_samples_path
@@ -251,6 +252,12 @@ def _stage_state(stage_run: StageRun, now) -> dict:
     fraction = stage_run.fraction
     if stage_run.status == StageStatus.SUCCEEDED:
         fraction = 1.0
+    message = stage_run.message
+    if stage_run.status == StageStatus.QUEUED:
+        try:
+            message = waiting_message(stage_run) or message
+        except Exception:  # the queue is unreachable: the page still renders, with the stored message
+            pass
     return {
         "stage": stage_run.stage,
         "label": stage_run.get_stage_display(),
@@ -259,7 +266,7 @@ def _stage_state(stage_run: StageRun, now) -> dict:
         "done": stage_run.progress_done,
         "total": stage_run.progress_total,
         "fraction": fraction,
-        "message": stage_run.message,
+        "message": message,
         "attempt": stage_run.attempt,
         "started_at": stage_run.started_at.isoformat() if stage_run.started_at else None,
         "finished_at": stage_run.finished_at.isoformat() if stage_run.finished_at else None,
