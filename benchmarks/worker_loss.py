@@ -151,6 +151,40 @@ def row_counts(run_id: int) -> Counter:
     return counts
 
 
+def expected_counts(run_id: int, reference: Counter) -> Counter:
+    """Rows the killed run should hold: the reference run's counts, except where they depend on sampled
+    text (a pair of identical samples is not compared): there the run's own completions say how many
+    comparisons, and so judgments, it should have."""
+    from runs.models import Completion
+
+    expected = Counter(reference)
+    texts: dict[int, set[str]] = {}
+    for prompt_id, text in Completion.objects.filter(run_id=run_id, source="policy").values_list("prompt_id", "text"):
+        texts.setdefault(prompt_id, set()).add(text.strip())
+    ref_pairs = reference["comparisons[train]"]
+    pairs = sum(1 for variants in texts.values() if len(variants) > 1)
+    expected["comparisons[train]"] = pairs
+    if ref_pairs:
+        expected["judgments[train]"] = round(reference["judgments[train]"] * pairs / ref_pairs)
+    return expected
+
+
+def duplicate_keys(run_id: int) -> int:
+    """Rows sharing a natural key (what a job that ran twice would leave without unique constraints)."""
+    from django.db.models import Count
+
+    from runs.models import Completion, Judgment, MetricPoint
+
+    dups = 0
+    for rows in (
+        Completion.objects.filter(run_id=run_id).values("prompt_id", "source", "sample_index"),
+        Judgment.objects.filter(comparison__run_id=run_id).values("comparison_id", "principle_id", "judge_id"),
+        MetricPoint.objects.filter(run_id=run_id).values("stage", "name", "step"),
+    ):
+        dups += sum(row["n"] - 1 for row in rows.annotate(n=Count("id")).filter(n__gt=1))
+    return dups
+
+
 def stage_of(key: str) -> str:
     """Which stage writes the rows counted under ``key``."""
     if key.startswith("metric_points["):
@@ -246,10 +280,12 @@ def main() -> int:
         workers.stop_all()
 
     ref, got = row_counts(reference), row_counts(run_id)
+    want = expected_counts(run_id, ref)
     lost_by_stage: Counter = Counter()
     dup_by_stage: Counter = Counter()
-    for key in sorted(set(ref) | set(got)):
-        diff = got[key] - ref[key]
+    same_key = duplicate_keys(run_id)
+    for key in sorted(set(want) | set(got)):
+        diff = got[key] - want[key]
         if diff < 0:
             lost_by_stage[stage_of(key)] += -diff
         elif diff > 0:
@@ -258,11 +294,14 @@ def main() -> int:
     for stage, detect_s, _note in results:
         shown = f"{detect_s:.1f}" if detect_s is not None else "-"
         print(f"{stage:<13} {shown:>9} {lost_by_stage[stage]:>6} {dup_by_stage[stage]:>11}")
-    print("rows per table (reference → killed): " + ", ".join(f"{k} {ref[k]}→{got[k]}" for k in sorted(set(ref) | set(got))))
+    print("rows (reference / expected / killed run): "
+          + ", ".join(f"{k} {ref[k]}/{want[k]}/{got[k]}" for k in sorted(set(ref) | set(got))))
+    print(f"rows sharing a natural key in the killed run: {same_key}")
     detected = [d for _, d, _ in results if d is not None]
     never = any(d is None and "before the kill" not in note for _, d, note in results)
     worst = "inf" if never or not detected else f"{max(detected):.1f}"
-    print(f"worst_detect_s={worst} lost={sum(lost_by_stage.values())} duplicated={sum(dup_by_stage.values())}")
+    print(f"worst_detect_s={worst} lost={sum(lost_by_stage.values())} "
+          f"duplicated={sum(dup_by_stage.values()) + same_key}")
     return 0 if status == "succeeded" else 1
 
 
