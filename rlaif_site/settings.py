@@ -40,6 +40,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "django_rq",
     "axes",
+    "ninja",  # django-ninja: its Swagger UI is served from these static files (CSP: script-src 'self')
     "rlaif_site",
     "constitutions",
     "runs",

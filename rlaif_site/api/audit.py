@@ -1,0 +1,166 @@
+"""Audit through the API: draw a sample (auditors, operators), the next pair for me (auditors, blind), submit
+a label (auditors; the AI's side is returned only once the label exists), and the agreement figures as
+numbers (:func:`runs.audit.report.build_report`)."""
+# No `from __future__ import annotations`: django-ninja reads the endpoints' annotations at runtime.
+
+from typing import Any, Literal
+
+from django.shortcuts import get_object_or_404
+from ninja import Router, Schema, Status
+
+from rlaif_site.api.auth import require_role
+from rlaif_site.api.errors import ApiError, ErrorOut, form_errors
+from rlaif_site.roles import AUDITORS, OPERATORS
+from runs.audit import SCOPES, build_report, draw_audit_sample
+from runs.audit.forms import LabelForm, SampleForm, make_ticket
+from runs.audit.gating import recheck_gate
+from runs.audit.queries import labelling_progress
+from runs.models import AuditItem, HumanLabel, Run
+from runs.views.audit import _order_key, shown_swapped_for
+
+router = Router()
+
+
+class SampleIn(Schema):
+    random_size: int = 50
+    uncertain_size: int = 20
+    margin: float = 0.1
+    seed: int = 0
+
+
+class SampleOut(Schema):
+    random: int
+    uncertain: int
+    promoted: int
+    items: int
+
+
+class PairOut(Schema):
+    """One audit pair as the auditor sees it, blind: no verdict, probabilities or other labels."""
+
+    item_id: int
+    comparison_id: int
+    stratum: str
+    prompt: str
+    principle: str | None
+    principle_comparison: str | None
+    left: str
+    right: str
+    ticket: str
+    remaining: int
+
+
+class LabelIn(Schema):
+    choice: Literal["left", "right", "tie", "skip"]
+    confidence: int | None = None
+    note: str = ""
+    ticket: str
+
+
+class LabelOut(Schema):
+    item_id: int
+    comparison_id: int
+    choice: str
+    shown_swapped: bool
+    ai_verdict: str | None
+    ai_p_a: float | None
+    ai_rationale: str | None
+    gate_met: bool
+
+
+def _run(run_id: int) -> Run:
+    return get_object_or_404(Run, pk=run_id)
+
+
+@router.post("/{int:run_id}/audit/sample", response={201: SampleOut, 400: ErrorOut, 403: ErrorOut},
+             summary="Draw (or top up) the audit sample (auditors, operators)")
+def sample(request, run_id: int, payload: SampleIn):
+    require_role(request, AUDITORS, OPERATORS)
+    run = _run(run_id)
+    form = SampleForm(payload.dict())
+    if not form.is_valid():
+        raise ApiError(400, "The sample request is invalid.", form_errors(form))
+    result = draw_audit_sample(run, **{k: form.cleaned_data[k] for k in ("random_size", "uncertain_size", "seed",
+                                                                         "margin")})
+    return Status(201, {"random": result.random, "uncertain": result.uncertain, "promoted": result.promoted,
+                        "items": AuditItem.objects.filter(run=run).count()})
+
+
+@router.get("/{int:run_id}/audit/next", response={200: PairOut, 204: None, 403: ErrorOut},
+            summary="The next audit pair for me to label, blind (auditors)")
+def next_pair(request, run_id: int):
+    """The audit item page's order (a fixed shuffle that mixes strata) and left/right order (stable per
+    auditor); 204 when every item is labelled. Submit the label with the ``ticket``."""
+    require_role(request, AUDITORS)
+    run = _run(run_id)
+    done = HumanLabel.objects.filter(auditor=request.user, comparison__run=run).values("comparison_id")
+    todo = AuditItem.objects.filter(run=run).exclude(comparison_id__in=done).values_list("pk", flat=True)
+    todo = sorted(todo, key=lambda pk: _order_key(run.pk, pk))
+    if not todo:
+        return Status(204, None)
+    item = AuditItem.objects.select_related(
+        "comparison__prompt", "comparison__completion_a", "comparison__completion_b", "judgment__principle"
+    ).get(pk=todo[0])
+    comparison = item.comparison
+    swapped = shown_swapped_for(request.user.pk, comparison.pk)
+    a, b = comparison.completion_a.text, comparison.completion_b.text
+    principle = item.judgment.principle if item.judgment else None
+    return Status(200, {
+        "item_id": item.pk, "comparison_id": comparison.pk, "stratum": item.stratum, "prompt": comparison.prompt.text,
+        "principle": principle.name if principle else None,
+        "principle_comparison": principle.comparison if principle else None,
+        "left": b if swapped else a, "right": a if swapped else b,
+        "ticket": make_ticket(comparison.pk, swapped), "remaining": len(todo),
+    })
+
+
+@router.post("/{int:run_id}/audit/items/{int:item_id}/label", response={200: LabelOut, 400: ErrorOut, 403: ErrorOut},
+             summary="Submit (or change) my label of an audit pair (auditors)")
+def label(request, run_id: int, item_id: int, payload: LabelIn):
+    """``choice`` is as shown (left/right/tie/skip), mapped back to A/B with the ticket's order. A run
+    waiting at its audit gate goes on once the gate is met (``gate_met``)."""
+    require_role(request, AUDITORS)
+    item = get_object_or_404(AuditItem.objects.select_related("run", "judgment"), pk=item_id, run_id=run_id)
+    data = {"choice": payload.choice, "note": payload.note, "ticket": payload.ticket,
+            "confidence": "" if payload.confidence is None else str(payload.confidence)}
+    form = LabelForm(data, comparison_id=item.comparison_id)
+    if not form.is_valid():
+        raise ApiError(400, "The label is invalid.", form_errors(form))
+    previous = HumanLabel.objects.filter(comparison_id=item.comparison_id, auditor=request.user).first()
+    seconds = form.seconds_spent + (previous.seconds_spent if previous else 0.0)
+    saved, _ = HumanLabel.objects.update_or_create(
+        comparison_id=item.comparison_id, auditor=request.user,
+        defaults={"choice": form.comparison_choice(), "confidence": form.cleaned_data["confidence"],
+                  "note": form.cleaned_data["note"], "seconds_spent": seconds, "shown_swapped": form.shown_swapped},
+    )
+    gate_met = recheck_gate(item.run)
+    judgment = item.judgment
+    return {
+        "item_id": item.pk, "comparison_id": item.comparison_id, "choice": saved.choice,
+        "shown_swapped": saved.shown_swapped,
+        "ai_verdict": judgment.verdict if judgment else None, "ai_p_a": judgment.p_a if judgment else None,
+        "ai_rationale": judgment.rationale if judgment else None, "gate_met": gate_met,
+    }
+
+
+class ReportOut(Schema):
+    run: int
+    scope: str
+    progress: dict[str, Any]
+    overall: dict[str, Any]
+    principles: dict[str, Any]
+    subsets: dict[str, Any]
+
+
+@router.get("/{int:run_id}/audit/report", response={200: ReportOut, 400: ErrorOut},
+            summary="Judge-vs-human agreement figures with 95% intervals")
+def report(request, run_id: int, scope: str = ""):
+    """:func:`runs.audit.report.build_report` as numbers: overall, per principle and per subset; ``scope``
+    is one of the dashboard's scopes (default: the random stratum, or every labelled pair without a sample)."""
+    run = _run(run_id)
+    if scope and scope not in SCOPES:
+        raise ApiError(400, "Unknown scope.", [{"path": "scope", "message": f"one of {', '.join(SCOPES)}"}])
+    scope = scope or ("random" if AuditItem.objects.filter(run=run).exists() else "labelled")
+    data = build_report(run, scope)
+    return {"run": run.pk, "scope": scope, "progress": labelling_progress(run, request.user),
+            "overall": data["overall"], "principles": data["principles"], "subsets": data.get("subsets", {})}

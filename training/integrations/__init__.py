@@ -1,0 +1,1 @@
+"""Integrations for users' own training scripts (plain Python: no Django)."""
