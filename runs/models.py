@@ -149,8 +149,14 @@ class Run(models.Model):
 
     name = NulFreeCharField(max_length=200)
     owner = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="runs")
-    constitution_version = models.ForeignKey(ConstitutionVersion, on_delete=models.PROTECT, related_name="runs")
-    prompt_set = models.ForeignKey(PromptSet, on_delete=models.PROTECT, related_name="runs")
+    #: ``rlaif``: the product's pipeline; ``external``: a user's own training script logging into the run
+    #: through the API (``training/integrations/studio_callback.py``), pinned to no constitution or prompt set.
+    kind = NulFreeCharField(max_length=10, choices=[("rlaif", "RLAIF pipeline"), ("external", "External script")],
+                            default="rlaif", db_index=True)
+    # Null only for external runs (kind="external"); every RLAIF run pins both.
+    constitution_version = models.ForeignKey(ConstitutionVersion, null=True, blank=True, on_delete=models.PROTECT,
+                                             related_name="runs")
+    prompt_set = models.ForeignKey(PromptSet, null=True, blank=True, on_delete=models.PROTECT, related_name="runs")
     config = NulFreeJSONField(default=dict)
     status = NulFreeCharField(max_length=20, choices=RunStatus.choices, default=RunStatus.QUEUED, db_index=True)
     current_stage = NulFreeCharField(max_length=20, choices=Stage.choices, blank=True)
