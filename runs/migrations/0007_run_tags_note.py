@@ -27,6 +27,11 @@ class Migration(migrations.Migration):
             field=runs.fields.NulFreeTextField(blank=True, help_text='Free text: what the run tried, what came out of it.'),
         ),
         migrations.AddField(
+            model_name='stagerun',
+            name='earlier_attempts_s',
+            field=models.FloatField(default=0, help_text='Seconds the stage ran in its earlier attempts (before a resume or retry).'),
+        ),
+        migrations.AddField(
             model_name='run',
             name='tags',
             field=models.ManyToManyField(blank=True, related_name='runs', to='runs.runtag'),

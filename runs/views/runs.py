@@ -249,6 +249,11 @@ def _stage_state(stage_run: StageRun, now) -> dict:
     duration = None
     if stage_run.started_at:
         duration = ((stage_run.finished_at or now) - stage_run.started_at).total_seconds()
+    # a resumed or retried stage: this attempt's time, and the total over every attempt
+    total = stage_run.earlier_attempts_s + (duration or 0.0)
+    shown = format_seconds(duration) if duration is not None else "—"
+    if stage_run.earlier_attempts_s > 0 and duration is not None:
+        shown += f" (total {format_seconds(total)} over {stage_run.attempt} attempts)"
     fraction = stage_run.fraction
     if stage_run.status == StageStatus.SUCCEEDED:
         fraction = 1.0
@@ -271,7 +276,8 @@ def _stage_state(stage_run: StageRun, now) -> dict:
         "started_at": stage_run.started_at.isoformat() if stage_run.started_at else None,
         "finished_at": stage_run.finished_at.isoformat() if stage_run.finished_at else None,
         "duration_s": duration,
-        "duration": format_seconds(duration) if duration is not None else "—",
+        "total_duration_s": total,
+        "duration": shown,
         "error": stage_run.error[-ERROR_TAIL_CHARS:] if stage_run.error else "",
         "log_tail": stage_run.log_tail,
         "retryable": stage_run.status in (StageStatus.FAILED, StageStatus.CANCELLED, StageStatus.SUCCEEDED),

@@ -147,6 +147,8 @@ def test_hub_id_fails_fast_with_a_message(client, operator, data_dir, monkeypatc
     response = client.post(reverse("runs:promptset_import"), {"name": "Hub", "hub_id": "Anthropic/hh-rlhf"})
     page = client.get(response["Location"])
     assert b"Anthropic/hh-rlhf: cannot read this Hugging Face Hub dataset: offline mode is on" in page.content
+    # nothing was read, so there are no columns to map: no mapping form, a way back instead
+    assert b'id="mapping-form"' not in page.content and b'id="import-again"' in page.content
 
 
 def test_upload_form_needs_exactly_one_source_and_a_new_name(client, operator, data_dir):
