@@ -4,6 +4,7 @@
 
 import json
 import secrets
+import shutil
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -151,17 +152,20 @@ def import_prompt_set(
         hub = True
     source = None
     try:
-        source = open_source(location, name=label, hub=hub)
-        import_options = _options_for(source, given)
-    except BadInput as exc:
+        try:
+            source = open_source(location, name=label, hub=hub)
+        except BadInput as exc:
+            raise ApiError(400, str(exc), [{"path": "hub_id" if hub else "file", "message": exc.message}]) from exc
+        try:
+            import_options = _options_for(source, given)
+        except BadInput as exc:
+            # an option's name (or "columns") is an option error; a row or file problem names no option
+            path = f"options.{exc.field}" if exc.field and exc.row is None and not exc.file else ""
+            raise ApiError(400, str(exc), [{"path": path, "message": exc.message}]) from exc
+    except ApiError:
         if cleanup:
-            import shutil
-
             shutil.rmtree(cleanup, ignore_errors=True)
-        path = exc.field if exc.field and exc.row is None else ""
-        if path and path in {f for f in ImportOptions().to_dict()} | {"columns"}:
-            path = f"options.{path}"
-        raise ApiError(400, str(exc), [{"path": path, "message": exc.message}]) from exc
+        raise
     finally:
         if source is not None:
             source.close()
