@@ -2,7 +2,7 @@
 
 Writes a JSONL file of N distinct prompts (plain text, with a few percent exact/near duplicates and a
 metadata column), then imports it with :func:`runs.importing.import_prompt_set` (the code path of the
-browser job and ``manage.py import_prompts``): ``datasets`` streaming reader, validation, content-hash
+browser job and ``manage.py import_prompts``): line-by-line JSON reader, validation, content-hash
 de-duplication, split assignment and batched bulk inserts in one transaction. Prints rows/s, the Python
 heap peak during the import (tracemalloc, measured in a separate pass because tracing slows it) and the
 process's peak RSS.
