@@ -43,7 +43,9 @@ class LikelihoodJudge:
         config: the run's judge config (``model``).
         models_dir: where ``demo://`` and converted GGUF models live.
         model, tokenizer: an already loaded pair to use instead of loading ``config.model`` (tests).
-        batch_size: sequences per forward pass; max_response_tokens: longer responses are cut at the end.
+        batch_size: sequences per forward pass; max_response_tokens: longer responses are cut at the end;
+        max_context_tokens: longer contexts lose their beginning (the final request is what the answer
+            answers; a 270M model's forward pass costs about linearly in tokens on a CPU).
 
     Attributes:
         judge_id: ``likelihood:<model>``.
@@ -63,6 +65,7 @@ class LikelihoodJudge:
         tokenizer=None,
         batch_size: int = 8,
         max_response_tokens: int = 128,
+        max_context_tokens: int = 512,
     ) -> None:
         from training.judges import judge_id_for
 
@@ -78,9 +81,11 @@ class LikelihoodJudge:
         self.max_context = (
             getattr(model.config, "n_positions", None) or getattr(model.config, "max_position_embeddings", None) or 2048
         )
-        self.max_context = min(self.max_context, 1024)
+        self.max_context = min(self.max_context, max_context_tokens)
         self._bos = transcript.prefix(self.tokenizer)  # contexts are tokenized without it; it is put first
-        self.params = {"preamble": PREAMBLE, "max_response_tokens": max_response_tokens}
+        self.params = {
+            "preamble": PREAMBLE, "max_response_tokens": max_response_tokens, "max_context_tokens": self.max_context,
+        }
 
     def response_logprobs(self, contexts: Sequence[str], responses: Sequence[str]) -> list[float]:
         """Summed log-probability (nats) of each response's tokens after its context.
