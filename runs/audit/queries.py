@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from django.db.models import Count, Exists, F, OuterRef, Q, QuerySet, Subquery
-from django.db.models.fields.json import KT
+from django.db.models.fields.json import KeyTextTransform
 from django.db.models.functions import Length, Trim
 from django.db.models.lookups import Exact
 
@@ -92,7 +92,9 @@ def audit_rows(run: Run, scope: str = "random") -> list[AuditRow]:
             stratum=Subquery(
                 AuditItem.objects.filter(run=run, comparison=OuterRef("comparison")).values("stratum")[:1]
             ),
-            subset=KT("comparison__prompt__metadata__subset"),
+            # KT() reads only a field of the model itself: across relations it keys into comparison_id on
+            # PostgreSQL ("bigint #>> unknown"); KeyTextTransform takes the related path as its source
+            subset=KeyTextTransform("subset", "comparison__prompt__metadata"),
         )
         .values(
             "id", "comparison_id", "principle_name", "verdict", "p_a", "position_consistent",

@@ -108,3 +108,16 @@ def test_disagreements_list_majority_mismatches_and_flags(audited):
     assert found[c1.pk]["flags"] == ["reason_wrong"]
     assert (found[c3.pk]["ai_verdict"], found[c3.pk]["human_majority"]) == ("A", "B")
     assert found[c2.pk]["human_majority"] == "tie" and found[c2.pk]["rationale"] == "because 0.2"
+
+
+def test_audit_rows_read_the_prompt_subset_on_every_database():
+    """The prompt's ``metadata["subset"]`` is read across the comparison → prompt relation (on PostgreSQL a
+    ``KT()`` lookup keyed into the comparison id instead and every audit page failed)."""
+    run = factories.make_run()
+    prompt = run.prompt_set.prompts.first()
+    prompt.metadata = {"subset": "maths"}
+    prompt.save(update_fields=["metadata"])
+    comparison = factories.make_comparison(run, prompt)
+    factories.make_judgment(comparison)
+    factories.make_label(comparison, "A", external_annotator="panel:0")
+    assert [row.subset for row in audit_rows(run, "labelled")] == ["maths"]
