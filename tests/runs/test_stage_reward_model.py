@@ -80,3 +80,20 @@ def test_stage_without_preferences_fails_with_a_clear_error(lm):
         run_stage(stage_run.pk)
     stage_run.refresh_from_db()
     assert stage_run.status == StageStatus.FAILED and "label stage" in stage_run.error
+
+
+@pytest.mark.slow
+def test_max_length_beyond_the_model_positions_is_clamped_and_shown_on_the_run(lm):
+    run = labelled_run(lm, n=8, config={
+        "reward_model": {"base_model": lm, "epochs": 1, "batch_size": 4, "max_length": 4096, "eval_ratio": 0.25},
+    })
+    stage_run = StageRun.objects.get(run=run, stage="reward_model")
+    StageRun.objects.filter(pk=stage_run.pk).update(status=StageStatus.QUEUED)
+    assert run_stage(stage_run.pk) == StageStatus.SUCCEEDED  # 4096 positions would index past the 128 it has
+
+    artifact = Artifact.objects.get(run=run, kind="reward_model", name="reward_model")
+    assert (artifact.metrics["max_length"], artifact.metrics["max_length_clamped_from"]) == (128, 4096)
+    assert artifact.metrics["truncated_train_pairs"] == 0 and "truncated_eval_pairs" in artifact.metrics
+    log = StageRun.objects.get(pk=stage_run.pk).log_tail
+    assert "reward_model.max_length 4096 exceeds the 128 positions of the base model: clamped to 128" in log
+    assert "0 of 6 train pairs truncated to max_length 128 (clamped from 4096)" in log
