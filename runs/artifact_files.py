@@ -111,7 +111,7 @@ def lineage(run: Run, artifacts: list[Artifact]) -> dict[int, list[dict]]:
       from and the judge, the base model;
     * policy: the reference policy it started from and the reward model it optimised (or DPO's preferences);
     * evaluation report: the tuned policy it judged, against which reference, and the judge;
-    * SFT model: its training data; checkpoint: its stage and step.
+    * SFT model: its training data; checkpoint: its stage and step; policy samples: the sample table.
     """
     by_kind: dict[str, Artifact] = {}
     for a in artifacts:
@@ -160,6 +160,9 @@ def lineage(run: Run, artifacts: list[Artifact]) -> dict[int, list[dict]]:
                     items.append(_link(f"against reference {reference}"))
             if judge_model:
                 items.append(_link(f"judge {judge_model}"))
+        elif a.kind == Artifact.Kind.REPORT and a.name == "policy_samples":
+            items.append(_link("the policy's answers to fixed eval prompts at each checkpoint",
+                               reverse("runs:samples", args=[run.pk])))
         elif a.kind == Artifact.Kind.SFT_MODEL:
             source = m.get("source", "")
             items.append(_link(f"{int(m.get('examples', 0))} {source or 'SFT'} examples", anchor(Artifact.Kind.DATASET)
