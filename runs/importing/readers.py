@@ -192,8 +192,8 @@ class DataSource:
                     batch = []
         except BadLine as exc:
             if exc.item is not None:
-                raise BadInput(exc.reason, file=self.name, row=exc.item, unit="item") from None
-            error = BadInput(exc.reason, file=self.name, row=exc.line, unit="line")
+                raise BadInput(exc.reason, file=self.name, row=exc.item, unit="item", field=exc.field) from None
+            error = BadInput(exc.reason, file=self.name, row=exc.line, unit="line", field=exc.field)
             error.damaged = not self.json_array
             raise error from None
         except (OSError, EOFError, zlib.error) as exc:

@@ -58,20 +58,21 @@ def loads(text: str) -> tuple[str, Any]:
     return "", value
 
 
-def decode_json_line(raw: bytes) -> tuple[str, dict | None]:
-    """One line of a JSON-lines file: ``("", record)``, ``("blank", None)`` or ``(reason, None)``."""
+def decode_json_line(raw: bytes) -> tuple[str, dict | None, str]:
+    """One line of a JSON-lines file: ``("", record, "")``, ``("blank", None, "")`` or ``(reason, None,
+    field)`` where ``field`` is the top-level key whose value nests too deeply ("" otherwise)."""
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
-        return f"not valid UTF-8 text (byte 0x{raw[exc.start]:02x} at column {exc.start + 1})", None
+        return f"not valid UTF-8 text (byte 0x{raw[exc.start]:02x} at column {exc.start + 1})", None, ""
     if not text.strip():
-        return "blank", None
+        return "blank", None, ""
     problem, record = loads(text)
     if problem:
-        return problem, None
+        return problem, None, (deep_spot(text, key_depth=1)[1] if "nested" in problem else "")
     if not isinstance(record, dict):
-        return f"expected a JSON object per line, got {_kind(record)}", None
-    return "", record
+        return f"expected a JSON object per line, got {_kind(record)}", None, ""
+    return "", record, ""
 
 
 def json_lines(open_bytes: Callable[[], IO[bytes]], *, tolerant: bool,
@@ -87,12 +88,12 @@ def json_lines(open_bytes: Callable[[], IO[bytes]], *, tolerant: bool,
     """
     with open_bytes() as handle:
         for number, raw in enumerate(handle, start=1):
-            problem, record = decode_json_line(raw)
+            problem, record, field = decode_json_line(raw)
             if problem == "blank":
                 continue
             if problem:
                 if not tolerant:
-                    raise BadLine(number, problem)
+                    raise BadLine(number, problem, field=field)
                 bad_lines.append((number, problem))
                 continue
             yield number, record
@@ -119,39 +120,46 @@ def json_array(open_bytes: Callable[[], IO[bytes]]) -> Iterator[tuple[int, dict]
         raise BadLine(exc.lineno, f"not valid JSON: {exc.msg} (column {exc.colno})") from None
     except RecursionError:
         reason = f"JSON nested deeper than this importer accepts ({MAX_DEPTH} levels)"
-        raise BadLine(too_deep_at(text), reason) from None
+        line, field = deep_spot(text, key_depth=2)
+        raise BadLine(line, reason, field=field) from None
     if not isinstance(value, list):
         raise BadLine(1, f"expected a JSON array of objects (or one object per line), got {_kind(value)}")
     for number, item in enumerate(value, start=1):
         if not isinstance(item, dict):
             raise BadLine(None, f"expected a JSON object, got {_kind(item)}", item=number)
         if depth_of(item) > MAX_DEPTH:
-            raise BadLine(None, f"JSON nested {depth_of(item)} levels deep; the limit is {MAX_DEPTH}", item=number)
+            field = next((k for k, v in item.items() if depth_of(v) >= MAX_DEPTH), "")
+            reason = f"JSON nested {depth_of(item)} levels deep; the limit is {MAX_DEPTH}"
+            raise BadLine(None, reason, item=number, field=field)
         yield number, item
 
 
 _TOKENS = re.compile(r'"(?:[^"\\]|\\.)*"|[\[\]{}]')
 
 
-def too_deep_at(text: str, limit: int = MAX_DEPTH) -> int | None:
-    """The line where JSON ``text`` first nests deeper than ``limit`` (strings skipped), or None."""
-    depth = 0
+def deep_spot(text: str, *, key_depth: int, limit: int = MAX_DEPTH) -> tuple[int | None, str]:
+    """Where JSON ``text`` first nests deeper than ``limit`` (strings skipped): ``(line, key)``, the key
+    being the last object key seen at nesting level ``key_depth`` (1 = a top-level object's keys, 2 = the keys
+    of objects inside a top-level array); ``(None, "")`` when it does not."""
+    depth, key = 0, ""
     for match in _TOKENS.finditer(text):
         token = match.group()
         if token in "[{":
             depth += 1
             if depth > limit:
-                return text.count("\n", 0, match.start()) + 1
+                return text.count("\n", 0, match.start()) + 1, key
         elif token in "]}":
             depth -= 1
-    return None
+        elif depth == key_depth and text[match.end() : match.end() + 20].lstrip().startswith(":"):
+            key = json.loads(token)
+    return None, ""
 
 
 class BadLine(ValueError):
     """A JSON or CSV problem at a line (1-based; None when unknown) or at a JSON array's item."""
 
-    def __init__(self, line: int | None, reason: str, *, item: int | None = None):
-        self.line, self.reason, self.item = line, reason, item
+    def __init__(self, line: int | None, reason: str, *, item: int | None = None, field: str = ""):
+        self.line, self.reason, self.item, self.field = line, reason, item, field
         super().__init__(f"line {line}: {reason}" if line else reason)
 
 
@@ -201,7 +209,8 @@ def csv_header(open_bytes: Callable[[], IO[bytes]], *, check_rows: int | None = 
             for record in reader:
                 if record and len(record) != len(header):
                     raise BadLine(
-                        start, f"has {len(record)} fields but the header has {len(header)}; quote cells that hold commas"
+                        start,
+                        f"has {len(record)} fields but the header has {len(header)}; quote cells that hold commas",
                     )
                 start, checked = reader.line_num + 1, checked + 1
                 if check_rows is not None and checked >= check_rows:

@@ -32,7 +32,7 @@ def test_deeply_nested_json_line_is_refused_with_its_line_not_a_crash(tmp_path):
     path = tmp_path / "deep.jsonl"
     path.write_text('{"prompt": "fine"}\n' + f'{{"prompt": "x", "meta": {deep}}}\n')
     error = refused(path)
-    assert (error.file, error.row, error.unit) == ("deep.jsonl", 2, "line")
+    assert (error.file, error.row, error.unit, error.field) == ("deep.jsonl", 2, "line", "meta")
     assert "nested deeper than" in error.message
 
 
@@ -40,14 +40,21 @@ def test_nesting_just_over_the_limit_names_the_depth(tmp_path):
     path = tmp_path / "d.jsonl"
     path.write_text('{"prompt": "a", "m": %s}\n' % ("[" * 150 + "]" * 150))
     error = refused(path)
-    assert error.row == 1 and "151 levels deep; the limit is 100" in error.message
+    assert (error.row, error.field) == (1, "m") and "151 levels deep; the limit is 100" in error.message
 
 
 def test_deeply_nested_json_array_names_the_line(tmp_path):
     path = tmp_path / "deep.json"
     path.write_text('[{"prompt": "ok"},\n {"prompt": "x", "m": %s}]' % ("[" * 50_000 + "]" * 50_000))
     error = refused(path)
-    assert (error.row, error.unit) == (2, "line") and "nested deeper" in error.message
+    assert (error.row, error.unit, error.field) == (2, "line", "m") and "nested deeper" in error.message
+
+
+def test_an_array_item_nested_too_deep_names_the_item_and_field(tmp_path):
+    path = tmp_path / "items.json"
+    path.write_text('[{"prompt": "ok"}, {"prompt": "x", "tags": %s}]' % ("[" * 120 + "]" * 120))
+    error = refused(path)
+    assert (error.row, error.unit, error.field) == (2, "item", "tags") and "121 levels deep" in error.message
 
 
 def test_deep_messages_in_a_csv_cell_name_the_row_and_field(tmp_path):
@@ -122,7 +129,9 @@ def test_json_booleans_as_responses_are_refused(tmp_path):
     path.write_text(json.dumps({"prompt": "q", "response_a": True, "response_b": False, "label": "A"}) + "\n")
     error = refused(path, layout="pairwise", label_column="label")
     assert (error.row, error.field) == (1, "response_a")
-    assert error.message == "is a boolean (true), not text (to store such values as text, tick 'Numbers and true/false as text')"
+    assert error.message == (
+        "is a boolean (true), not text (to store such values as text, tick 'Numbers and true/false as text')"
+    )
     # asked and answered: stored as text, with a note naming the field
     ps = import_prompt_set("asked", open_source(path), ImportOptions(layout="pairwise", label_column="label",
                                                                    scalars_as_text=True))

@@ -110,8 +110,8 @@ def test_pandalm_pairs_import_with_three_votes_each(shared_data):
     # Responses stored upstream as the JSON boolean true come in as text, once asked for, with a note.
     odd = pairs.get(prompt__metadata__idx=157)
     assert odd.response_a == "true"
-    assert {"row": 158, "unit": "item", "warning": "field 'response1': the bool true was stored as the text 'true'"} in (
-        report["warnings"])
+    note = "field 'response1': the bool true was stored as the text 'true'"
+    assert {"row": 158, "unit": "item", "warning": note} in report["warnings"]
     labels = {c: pairs.filter(human_choice=c).count() for c in ("A", "B", "tie")}
     assert sum(labels.values()) == report["prompts"] and labels["B"] > labels["A"] > labels["tie"] > 0
 
