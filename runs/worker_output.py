@@ -94,7 +94,12 @@ def worker_output(reporter: Reporter, level: int = logging.INFO):
     thread_id = threading.get_ident()
     handler = _ThreadHandler(reporter, thread_id, level)
     root = logging.getLogger()
-    root.addHandler(handler)  # the root's own level still decides what is logged at all
+    # libraries that keep their records to themselves (transformers sets propagate=False on its logger)
+    # get the handler too; the others reach it through the root
+    islands = [lg for lg in list(logging.root.manager.loggerDict.values())
+               if isinstance(lg, logging.Logger) and not lg.propagate]
+    for logger in [root, *islands]:  # each logger's own level still decides what is logged at all
+        logger.addHandler(handler)
     out, err = _ThreadTee(sys.stdout, reporter, thread_id), _ThreadTee(sys.stderr, reporter, thread_id)
     saved = sys.stdout, sys.stderr
     sys.stdout, sys.stderr = out, err
@@ -118,4 +123,5 @@ def worker_output(reporter: Reporter, level: int = logging.INFO):
             sys.stderr = saved[1]
         if warnings.showwarning is showwarning:
             warnings.showwarning = shown
-        root.removeHandler(handler)
+        for logger in [root, *islands]:
+            logger.removeHandler(handler)

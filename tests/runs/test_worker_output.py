@@ -9,6 +9,9 @@ from training.progress import RecordingReporter
 
 
 def test_prints_logs_and_warnings_of_the_thread_reach_the_reporter(monkeypatch, capsys):
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.get_logger("transformers.test")  # transformers' logger stops propagating to the root
     monkeypatch.setenv("STUDIO_KEY_TEST", "sk-verysecretvalue123")
     from training import redaction
 
@@ -50,7 +53,8 @@ def test_other_threads_are_not_captured_and_streams_are_restored():
         print("mine")
     assert reporter.lines == ["mine"]
     assert (sys.stdout, sys.stderr) == before
-    assert not [h for h in logging.getLogger().handlers if type(h).__name__ == "_ThreadHandler"]
+    for logger in (logging.getLogger(), logging.getLogger("transformers")):
+        assert not [h for h in logger.handlers if type(h).__name__ == "_ThreadHandler"]
 
 
 def printing_stage(stage_run, reporter):
