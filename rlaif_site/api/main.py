@@ -12,7 +12,7 @@ from django.http import Http404
 from ninja import NinjaAPI
 from ninja.errors import AuthenticationError, HttpError, ValidationError
 
-from rlaif_site.api import audit, constitutions, external, prompts, runs
+from rlaif_site.api import audit, constitutions, external, prompts, run_results, runs
 from rlaif_site.api.auth import AUTH
 from rlaif_site.api.errors import ApiError
 from training.redaction import redact
@@ -34,6 +34,7 @@ api = NinjaAPI(
 api.add_router("/constitutions", constitutions.router, tags=["constitutions"])
 api.add_router("/prompt-sets", prompts.router, tags=["prompt sets"])
 api.add_router("/runs", runs.router, tags=["runs"])
+api.add_router("/runs", run_results.router, tags=["run results"])
 api.add_router("/runs", audit.router, tags=["audit"])
 api.add_router("/external-runs", external.router, tags=["external runs"])
 
