@@ -7,8 +7,10 @@ Public API::
     source = open_source("prompts.jsonl")                       # or open_source("owner/name", hub=True)
     prompt_set = import_prompt_set("My prompts", source, ImportOptions(layout="text", prompt_column="prompt"))
 
-Readers (:mod:`.readers`) use the ``datasets`` library; row layouts (:mod:`.formats`) cover plain prompts,
-chat messages, Anthropic HH-RLHF transcripts and pairwise data with human votes (PandaLM).
+Readers (:mod:`.readers`) parse JSON with Python's parser (:mod:`.textfiles`, which also checks CSV headers)
+and the rest with the ``datasets`` library; zips are extracted within limits (:mod:`.archives`); row layouts
+(:mod:`.formats`) cover plain prompts, chat messages, Anthropic HH-RLHF transcripts and pairwise data with
+human votes (PandaLM).
 """
 from runs.importing.errors import BadInput, RowError
 from runs.importing.formats import ParsedRow, hh_turns, parse_row, split_hh_pair
