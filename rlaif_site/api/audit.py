@@ -5,6 +5,7 @@ numbers (:func:`runs.audit.report.build_report`)."""
 
 from typing import Any, Literal
 
+from django.db import DatabaseError
 from django.shortcuts import get_object_or_404
 from ninja import Router, Schema, Status
 
@@ -15,8 +16,9 @@ from runs.audit import SCOPES, build_report, draw_audit_sample
 from runs.audit.forms import LabelForm, SampleForm, make_ticket
 from runs.audit.gating import recheck_gate
 from runs.audit.queries import labelling_progress
+from runs.db_retry import call_with_db_retry, is_transient
 from runs.models import AuditItem, HumanLabel, Run
-from runs.views.audit import _order_key, shown_swapped_for
+from runs.views.audit import LABEL_SAVE_RETRY_S, _order_key, shown_swapped_for
 
 router = Router()
 
@@ -114,7 +116,8 @@ def next_pair(request, run_id: int):
     })
 
 
-@router.post("/{int:run_id}/audit/items/{int:item_id}/label", response={200: LabelOut, 400: ErrorOut, 403: ErrorOut},
+@router.post("/{int:run_id}/audit/items/{int:item_id}/label",
+             response={200: LabelOut, 400: ErrorOut, 403: ErrorOut, 503: ErrorOut},
              summary="Submit (or change) my label of an audit pair (auditors)")
 def label(request, run_id: int, item_id: int, payload: LabelIn):
     """``choice`` is as shown (left/right/tie/skip), mapped back to A/B with the ticket's order. A run
@@ -128,12 +131,20 @@ def label(request, run_id: int, item_id: int, payload: LabelIn):
         raise ApiError(400, "The label is invalid.", form_errors(form))
     previous = HumanLabel.objects.filter(comparison_id=item.comparison_id, auditor=request.user).first()
     seconds = form.seconds_spent + (previous.seconds_spent if previous else 0.0)
-    saved, _ = HumanLabel.objects.update_or_create(
-        comparison_id=item.comparison_id, auditor=request.user,
-        defaults={"choice": form.comparison_choice(), "confidence": form.cleaned_data["confidence"],
-                  "note": form.cleaned_data["note"], "seconds_spent": seconds, "shown_swapped": form.shown_swapped},
-    )
-    gate_met = recheck_gate(item.run)
+    try:  # a locked SQLite file or a PostgreSQL restart: retried as the audit page does, then a 503
+        saved, _ = call_with_db_retry(lambda: HumanLabel.objects.update_or_create(
+            comparison_id=item.comparison_id, auditor=request.user,
+            defaults={"choice": form.comparison_choice(), "confidence": form.cleaned_data["confidence"],
+                      "note": form.cleaned_data["note"], "seconds_spent": seconds,
+                      "shown_swapped": form.shown_swapped},
+        ), what=f"label of comparison {item.comparison_id}", budget_s=LABEL_SAVE_RETRY_S, max_attempts=3)
+        gate_met = call_with_db_retry(lambda: recheck_gate(item.run), what="audit gate",
+                                      budget_s=LABEL_SAVE_RETRY_S, max_attempts=3)
+    except DatabaseError as exc:
+        if not is_transient(exc):
+            raise
+        raise ApiError(503, "The database is busy; the label is not saved yet. Submit it again in a few seconds.",
+                       headers={"Retry-After": "5"}) from exc
     judgment = item.judgment
     return {
         "item_id": item.pk, "comparison_id": item.comparison_id, "choice": saved.choice,

@@ -20,11 +20,13 @@ class ErrorOut(Schema):
 class ApiError(Exception):
     """Raised by an endpoint: answered with ``status`` and :class:`ErrorOut`'s body."""
 
-    def __init__(self, status: int, detail: str, errors: list[dict[str, str]] | None = None) -> None:
+    def __init__(self, status: int, detail: str, errors: list[dict[str, str]] | None = None, *,
+                 headers: dict[str, str] | None = None) -> None:
         super().__init__(detail)
         self.status = status
         self.detail = detail
         self.errors = errors or []
+        self.headers = headers or {}
 
     def body(self) -> dict[str, Any]:
         return {"detail": self.detail, "errors": self.errors}

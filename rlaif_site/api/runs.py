@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import Any
 
 from django.shortcuts import get_object_or_404
+from django.urls import reverse
 from django.utils import timezone
 from ninja import Query, Router, Schema, Status
 from ninja.pagination import PageNumberPagination, paginate
@@ -105,7 +106,7 @@ def run_out(run: Run) -> dict:
         "current_stage": run.current_stage, "owner": run.owner.get_username() if run.owner else None,
         "constitution_version_id": run.constitution_version_id, "prompt_set_id": run.prompt_set_id,
         "created_at": run.created_at, "started_at": run.started_at, "finished_at": run.finished_at,
-        "url": f"/runs/{run.pk}/",
+        "url": reverse("runs:detail", args=[run.pk]),
     }
 
 

@@ -75,3 +75,26 @@ def test_a_sample_request_is_checked_by_the_pages_form(api_as, run):
     response = api_as("operator").post(f"/runs/{run.pk}/audit/sample", {"random_size": 0, "uncertain_size": 0})
     assert response.status_code == 400 and "at least one" in response.json()["errors"][0]["message"]
     assert api_as("operator").get(f"/runs/{run.pk}/audit/report", {"scope": "bogus"}).status_code == 400
+
+
+@pytest.mark.django_db(transaction=True)  # a retry needs to be outside the test's transaction
+def test_a_busy_database_is_retried_then_a_503_with_retry_after(api_as, run, monkeypatch):
+    from django.db import connection
+
+    from rlaif_site.api import audit as audit_api
+    from tests.runs.test_audit_label_save import LockedLabels
+
+    auditor = api_as("auditor")
+    auditor.post(f"/runs/{run.pk}/audit/sample", {"random_size": 1, "uncertain_size": 0})
+    pair = auditor.get(f"/runs/{run.pk}/audit/next").json()
+    url = f"/runs/{run.pk}/audit/items/{pair['item_id']}/label"
+    lock = LockedLabels(times=2)
+    with connection.execute_wrapper(lock):
+        saved = auditor.post(url, {"choice": "left", "ticket": pair["ticket"]})
+    assert lock.failed == 2 and saved.status_code == 200
+    HumanLabel.objects.all().delete()
+    monkeypatch.setattr(audit_api, "LABEL_SAVE_RETRY_S", 0.5)  # give up quickly
+    with connection.execute_wrapper(LockedLabels(times=100)):
+        busy = auditor.post(url, {"choice": "left", "ticket": pair["ticket"]})
+    assert busy.status_code == 503 and busy["Retry-After"] == "5" and "busy" in busy.json()["detail"]
+    assert not HumanLabel.objects.exists()

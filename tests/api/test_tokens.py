@@ -10,6 +10,7 @@ from django.test import Client
 from django.utils import timezone
 
 from rlaif_site.models import ApiToken, token_digest
+from tests import factories
 from tests.api.conftest import Api
 
 pytestmark = pytest.mark.django_db
@@ -151,3 +152,14 @@ def test_the_docs_need_a_login_and_the_nav_links_them(client, viewer):
     nav = client.get("/account/tokens/").content.decode()
     assert 'href="/api/v1/docs"' in nav and 'href="/account/tokens/"' in nav
 
+
+
+def test_a_superuser_revokes_a_token_from_the_admin(client, operator):
+    row, token = ApiToken.issue(operator, "ci")
+    admin_user = factories.make_user("root", is_superuser=True, is_staff=True)
+    client.force_login(admin_user)
+    listing = client.get("/admin/rlaif_site/apitoken/")
+    assert listing.status_code == 200 and row.visible.encode() in listing.content
+    assert token.encode() not in listing.content
+    client.post("/admin/rlaif_site/apitoken/", {"action": "revoke", "_selected_action": [row.pk]})
+    assert Api(token).get("/runs/").status_code == 401
