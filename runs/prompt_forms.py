@@ -83,6 +83,10 @@ class ImportOptionsForm(forms.Form):
     response_b_column = forms.CharField(required=False)
     label_column = forms.CharField(required=False, help_text="A/B/tie or 1/2/0.")
     vote_columns = forms.CharField(required=False, help_text="Comma-separated annotator columns.")
+    a_is_chosen = forms.BooleanField(
+        required=False, label="Response A is the chosen one",
+        help_text="Without a label or votes: column A always holds the preferred reply (TRL's prompt/chosen/rejected).",
+    )
     keep_reference_pairs = forms.BooleanField(required=False, initial=True,
                                               help_text="Keep the two responses and the human label.")
     pair_source = forms.CharField(required=False, max_length=100, help_text="Name stored with reference pairs.")
@@ -115,7 +119,7 @@ class ImportOptionsForm(forms.Form):
             keep_reference_pairs=data.get("keep_reference_pairs", False), pair_source=data.get("pair_source") or "",
             dedupe=data["dedupe"], seed=data["seed"], eval_ratio=data["eval_ratio"], limit=data["limit"],
             shuffle=data.get("shuffle", False), skip_bad_rows=data.get("skip_bad_rows", False),
-            scalars_as_text=data.get("scalars_as_text", False),
+            scalars_as_text=data.get("scalars_as_text", False), a_is_chosen=data.get("a_is_chosen", False),
             max_prompt_chars=data["max_prompt_chars"], dataset_split=data.get("dataset_split") or "",
             dataset_config=data.get("dataset_config") or "",
         )
@@ -158,6 +162,7 @@ FIELD_LAYOUTS = {
     "response_b_column": ("pairwise",),
     "label_column": ("pairwise",),
     "vote_columns": ("pairwise",),
+    "a_is_chosen": ("pairwise",),
     "keep_reference_pairs": ("hh_rlhf", "pairwise"),
 }
 

@@ -9,7 +9,9 @@ optional reference pair. Each raises :class:`~runs.importing.errors.RowError` na
   Assistant turn: the longest common prefix of the two transcripts, cut back to the last
   ``\\n\\nAssistant:`` inside it (splitting each transcript at its own last marker is wrong where the model's
   reply itself contains "Human:" turns). The two final replies become a reference pair.
-* pairwise: a prompt, two responses and a human label or annotators' votes (PandaLM, Wang et al. 2024).
+* pairwise: a prompt, two responses and a human label or annotators' votes (PandaLM, Wang et al. 2024), or
+  TRL's standard preference format ``prompt``/``chosen``/``rejected`` (``a_is_chosen``: column A always holds
+  the preferred reply).
 """
 from __future__ import annotations
 
@@ -269,7 +271,10 @@ def _parse_pairwise(row: dict, options: ImportOptions) -> ParsedRow:
         if raw not in (None, "") and not choice:
             raise RowError(options.label_column, f"unknown label {raw!r}; expected A, B, tie (or 1, 2, 0)")
     choice = choice or majority(votes)
-    if options.keep_reference_pairs:
+    if options.keep_reference_pairs and options.a_is_chosen and not (choice or votes):
+        # TRL's prompt/chosen/rejected: A is always the chosen reply; shown swapped for about half the pairs
+        parsed.pair = _pair(response_a.strip(), response_b.strip(), "A", None, parsed.content_hash, options.seed)
+    elif options.keep_reference_pairs:
         parsed.pair = {
             "response_a": response_a.strip(),
             "response_b": response_b.strip(),

@@ -31,6 +31,9 @@ class ImportOptions:
         response_a_column, response_b_column, label_column, vote_columns: pairwise layout. Labels and votes
             may be ``A``/``B``/``tie`` or PandaLM's integers ``1``/``2``/``0``; ``vote_columns`` names one
             column per annotator, or one column holding a list. Without a label the votes' majority is used.
+        a_is_chosen: pairwise layout without label or votes: the response A column always holds the
+            human-preferred reply (TRL's ``prompt``/``chosen``/``rejected`` format); stored with A and B swapped
+            for about half the prompts, so a judge's position bias does not pass for agreement.
         dedupe: ``prompt`` (default: one prompt per normalised content) or ``pair`` (one row per prompt and
             pair of responses, for pairwise data that compares several response pairs on one prompt;
             the prompt's text may then repeat within the set).
@@ -62,6 +65,7 @@ class ImportOptions:
     response_b_column: str = "response_b"
     label_column: str = ""
     vote_columns: list[str] = field(default_factory=list)
+    a_is_chosen: bool = False
     dedupe: str = "prompt"
     pair_source: str = ""
     keep_reference_pairs: bool = True
@@ -151,6 +155,11 @@ def suggest_options(columns: list[str], first_row: dict | None = None) -> dict:
         value = (first_row or {}).get(chosen)
         if isinstance(value, str) and value.lstrip().startswith("Human:"):
             return {"layout": "hh_rlhf", "chosen_column": chosen, "rejected_column": rejected}
+        prompt = pick("prompt", "instruction", "question", "query", "input")
+        if prompt and isinstance(value, str) and isinstance((first_row or {}).get(prompt), str):
+            # TRL's standard preference format: plain-text replies, the chosen one preferred
+            return {"layout": "pairwise", "prompt_column": prompt, "response_a_column": chosen,
+                    "response_b_column": rejected, "a_is_chosen": True, "dedupe": "pair"}
     response_a = pick("response_a", "response1", "response_1", "output_1", "answer_a")
     response_b = pick("response_b", "response2", "response_2", "output_2", "answer_b")
     prompt = pick("prompt", "instruction", "question", "query", "text", "input")

@@ -12,7 +12,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from runs.importing import BadInput, ImportOptions, archives, import_prompt_set, open_source, preview
-from runs.models import Prompt, PromptSet
+from runs.models import Prompt, PromptSet, ReferencePair
 
 pytestmark = pytest.mark.django_db
 
@@ -142,17 +142,34 @@ def test_json_booleans_as_responses_are_refused(tmp_path):
 
 
 def test_columns_the_layout_does_not_read_are_named_in_preview_and_report(tmp_path):
-    path = tmp_path / "trl.jsonl"
-    rows = [{"prompt": f"Question {i}?", "chosen": "good", "rejected": "bad"} for i in range(3)]
+    path = tmp_path / "extra.jsonl"
+    rows = [{"prompt": f"Question {i}?", "answer": "good", "score": 3} for i in range(3)]
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
     shown = preview(open_source(path))
     assert shown.suggested["layout"] == "text"
     assert shown.notes == [
-        "not imported with the text layout: column(s) 'chosen', 'rejected' (choose another layout, map them, "
+        "not imported with the text layout: column(s) 'answer', 'score' (choose another layout, map them, "
         "or keep them as metadata columns)"
     ]
-    ps = import_prompt_set("trl", open_source(path), ImportOptions())
-    assert any("'chosen', 'rejected'" in w["warning"] for w in ps.import_report["warnings"])
+    ps = import_prompt_set("extra", open_source(path), ImportOptions())
+    assert any("'answer', 'score'" in w["warning"] for w in ps.import_report["warnings"])
+
+
+def test_trl_prompt_chosen_rejected_import_as_pairs_with_the_human_choice(tmp_path):
+    """chosen/rejected that are plain replies (not HH-RLHF transcripts) next to a prompt column: TRL's
+    standard preference format, imported as reference pairs, not as prompts that drop the replies."""
+    path = tmp_path / "trl.jsonl"
+    rows = [{"prompt": f"Question {i}?", "chosen": f"good {i}", "rejected": f"bad {i}"} for i in range(40)]
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    shown = preview(open_source(path))
+    assert shown.suggested == {"layout": "pairwise", "prompt_column": "prompt", "response_a_column": "chosen",
+                               "response_b_column": "rejected", "a_is_chosen": True, "dedupe": "pair"}
+    assert shown.notes == []
+    ps = import_prompt_set("trl", open_source(path), ImportOptions(**shown.suggested))
+    pairs = list(ReferencePair.objects.filter(prompt__prompt_set=ps))
+    assert len(pairs) == 40
+    assert all(getattr(p, "response_" + p.human_choice.lower()).startswith("good") for p in pairs)
+    assert 10 < sum(p.human_choice == "A" for p in pairs) < 30  # chosen shown first for about half
 
 
 def test_chosen_rejected_that_are_not_transcripts_are_refused_in_the_hh_layout(tmp_path):

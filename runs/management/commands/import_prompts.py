@@ -44,6 +44,8 @@ class Command(BaseCommand):
         parser.add_argument("--limit", type=int, default=0, help="Keep at most N prompts (0 = all).")
         parser.add_argument("--shuffle", action="store_true", help="Read rows in a seeded shuffled order.")
         parser.add_argument("--skip-bad-rows", action="store_true", help="Skip and list bad rows instead of failing.")
+        parser.add_argument("--a-is-chosen", action="store_true",
+                            help="Pairwise without label or votes: response A is always the preferred reply.")
         parser.add_argument("--scalars-as-text", action="store_true",
                             help="Store numbers and true/false found where text belongs as text (noted per row).")
         parser.add_argument("--max-prompt-chars", type=int, default=ImportOptions.max_prompt_chars)
@@ -59,6 +61,8 @@ class Command(BaseCommand):
             given = {f: opts[f] for f in (*_MAPPING_FLAGS, "vote_columns") if opts.get(f) is not None}
             same_layout = "layout" not in given or given["layout"] == guessed.get("layout")
             mapping = {**guessed, **given} if same_layout else given
+            if opts["a_is_chosen"]:
+                mapping["a_is_chosen"] = True
             options = ImportOptions(
                 **mapping,
                 pair_source=opts["pair_source"], keep_reference_pairs=not opts["no_reference_pairs"],
