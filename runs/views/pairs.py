@@ -110,7 +110,8 @@ def pair_list(request, pk: int):
         "run": run,
         "judgments": rows,
         "applied": applied,
-        "principles": run.constitution_version.principles.order_by("position"),
+        # an external run (kind="external") pins no constitution version
+        "principles": run.constitution_version.principles.order_by("position") if run.constitution_version_id else [],
         "older_url": f"?{base}&before={rows[-1].pk}" if rows and has_older else None,
         "newer_url": f"?{base}&after={rows[0].pk}" if rows and has_newer else None,
         "first_url": f"?{base}" if _int(request.GET.get("before")) or _int(request.GET.get("after")) else None,
