@@ -156,13 +156,16 @@ def expected_counts(run_id: int, reference: Counter) -> Counter:
     text (a pair of identical samples is not compared): there the run's own completions say how many
     comparisons, and so judgments, it should have."""
     from runs.models import Completion
+    from training.pairing import degenerate_reason
 
     expected = Counter(reference)
-    texts: dict[int, set[str]] = {}
-    for prompt_id, text in Completion.objects.filter(run_id=run_id, source="policy").values_list("prompt_id", "text"):
-        texts.setdefault(prompt_id, set()).add(text.strip())
+    samples: dict[int, list[str]] = {}
+    rows = Completion.objects.filter(run_id=run_id, source="policy").order_by("prompt_id", "sample_index")
+    for prompt_id, text in rows.values_list("prompt_id", "text"):
+        samples.setdefault(prompt_id, []).append(text)
     ref_pairs = reference["comparisons[train]"]
-    pairs = sum(1 for variants in texts.values() if len(variants) > 1)
+    # The preset pairs the first two samples of a prompt, unless they are identical or one is empty.
+    pairs = sum(1 for texts in samples.values() if len(texts) > 1 and not degenerate_reason(texts[0], texts[1]))
     expected["comparisons[train]"] = pairs
     if ref_pairs:
         expected["judgments[train]"] = round(reference["judgments[train]"] * pairs / ref_pairs)
