@@ -88,10 +88,11 @@ class CpuFigures:
 #: Idle 2-core CPU figures per policy model name (the issue's and benchmarks/real_model_loop.py's
 #: measurements). Gemma: 35 new tokens/s at batch 8; RLOO batch 4 took 11.1 s a step with 32 new tokens
 #: and 17.4 s with 48 (so ~0.4 s a token plus ~-1.6 s); a converted model loads in 5-10 s; the first use
-#: converts the GGUF file (about 60 s).
+#: converts the GGUF file (60 s measured). The likelihood judge runs four forward passes of up to ~550 tokens
+#: per comparison: about 2 s idle (28 s a pair was measured under a load of 9 on 2 cores).
 CPU_FIGURES: dict[str, CpuFigures] = {
     "gemma-3-270m": CpuFigures(
-        tokens_per_s=35.0, load_s=8.0, judge_s=1.0, rl_step_s=-1.7, rl_step_s_per_token=0.4, first_use_s=60.0
+        tokens_per_s=35.0, load_s=8.0, judge_s=2.0, rl_step_s=-1.7, rl_step_s_per_token=0.4, first_use_s=60.0
     ),
     "demo://policy": CpuFigures(tokens_per_s=2000.0, load_s=0.5, judge_s=0.02, rl_step_s=0.3, rl_step_s_per_token=0.005),
 }
