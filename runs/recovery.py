@@ -299,6 +299,10 @@ def recover_stage(stage_run: StageRun, *, now: datetime | None = None, startup: 
     """
     now = now or timezone.now()
     run = stage_run.run
+    if run.kind == "external":  # a user's own script, no RQ job: never re-queued; a cancel ends it at once
+        if run.cancel_requested and _end_cancelled(stage_run, "cancelled on the site"):
+            return Recovery(stage_run, "cancelled", "external run")
+        return None
     reason = lost_reason(stage_run, now=now, startup=startup, lost_after_s=lost_after_s,
                          ended_grace_s=ended_grace_s)
     if run.cancel_requested:

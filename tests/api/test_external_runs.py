@@ -89,3 +89,16 @@ def test_bad_points_are_422s_with_their_path(external):
     response = api.post(f"/external-runs/{run.pk}/metrics", {"points": [{"step": "x", "name": "loss", "value": 1}]})
     assert response.status_code == 422 and response.json()["errors"][0]["path"] == "points.0.step"
     assert api.post("/external-runs/", {"name": "s", "stage": "label"}).json()["errors"][0]["path"] == "stage"
+
+
+def test_the_run_pages_cancel_ends_an_external_run_and_offers_no_resume(external, client):
+    api, run = external
+    client.force_login(api.user)
+    page = client.get(reverse("runs:detail", args=[run.pk])).content.decode()
+    assert 'id="cancel-form"' in page and 'id="resume-form"' not in page
+    client.post(reverse("runs:cancel", args=[run.pk]))
+    run.refresh_from_db()
+    assert run.cancel_requested and run.status == RunStatus.CANCELLED  # no job to wait for: ended at once
+    assert run.stages.get().status == "cancelled"
+    answer = api.post(f"/external-runs/{run.pk}/metrics", {"points": [{"step": 1, "name": "loss", "value": 1}]})
+    assert answer.json()["cancel_requested"] is True  # the script stops at its next batch
