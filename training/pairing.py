@@ -48,17 +48,21 @@ def pair_indices(
     raise ValueError(f"pairing: unknown rule {rule!r} (first, all, random)")
 
 
-#: Why a pair of replies carries no preference: both the same text, or one of them (or both) empty.
+#: Why a pair of replies carries no preference: both the same text, or both empty.
 DEGENERATE_REASONS = ("identical", "empty")
 
 
 def degenerate_reason(reply_a: str, reply_b: str) -> str:
     """Why two replies to one prompt make a useless comparison, or "" when they make a real one.
 
-    A pair is degenerate when either reply is empty (after stripping whitespace) → ``"empty"``, or both are
+    A pair is degenerate when both replies are empty (after stripping whitespace) → ``"empty"``, or both are
     the same text up to surrounding whitespace → ``"identical"``. Such a pair says nothing about a principle:
     a judge's verdict on it is noise (or a position bias), a reward model learns nothing from it, and a human
     label on it measures nothing, so it is kept out of judging, training and agreement.
+
+    A pair with *one* empty reply is a real comparison: an answer against no answer is a preference humans
+    label (54 of PandaLM's 999 pairs, 4 HH-RLHF harmless-base pairs) and published judge figures count, and a
+    reward model that learns it penalises empty output.
 
     Args:
         reply_a, reply_b: the two replies (text).
@@ -67,7 +71,7 @@ def degenerate_reason(reply_a: str, reply_b: str) -> str:
         ``"empty"``, ``"identical"`` or ``""``.
     """
     a, b = (reply_a or "").strip(), (reply_b or "").strip()
-    if not a or not b:
+    if not a and not b:
         return "empty"
     if a == b:
         return "identical"

@@ -22,8 +22,8 @@ COUNTED = (HumanChoice.A, HumanChoice.B, HumanChoice.TIE)
 
 
 def without_degenerate_pairs(queryset: QuerySet, path: str = "comparison__") -> QuerySet:
-    """``queryset`` without rows whose comparison is degenerate: its two replies are identical or one is
-    empty (:func:`training.pairing.degenerate_reason`, compared here after trimming spaces in the database).
+    """``queryset`` without rows whose comparison is degenerate: its two replies are identical, both empty
+    included (:func:`training.pairing.degenerate_reason`, compared here after trimming spaces in the database).
     Such a pair says nothing about a principle, so it never counts in agreement or the audit sample. New runs
     never form such comparisons; this keeps those of older runs out too.
 
@@ -32,7 +32,7 @@ def without_degenerate_pairs(queryset: QuerySet, path: str = "comparison__") -> 
         path: the lookup path from that model to the comparison (``""`` for comparisons themselves).
     """
     reply_a, reply_b = Trim(f"{path}completion_a__text"), Trim(f"{path}completion_b__text")
-    return queryset.exclude(Exact(reply_a, reply_b)).exclude(Exact(reply_a, "")).exclude(Exact(reply_b, ""))
+    return queryset.exclude(Exact(reply_a, reply_b))
 
 
 @dataclass

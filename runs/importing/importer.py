@@ -221,7 +221,7 @@ def _fill(prompt_set, source, options, progress, *, tolerant: bool, started: flo
                 if reason:
                     degenerate[reason] += 1
                     counts["warning_count"] += 1
-                    what = "identical" if reason == "identical" else "not both there (one is empty)"
+                    what = "identical" if reason == "identical" else "both empty"
                     if len(warnings) < MAX_LISTED:
                         warnings.append({"row": row, "unit": source.unit, "warning": (
                             f"the two replies are {what}: the pair is kept but flagged, and never judged, "

@@ -81,7 +81,7 @@ def run(stage_run, reporter) -> None:
 
 class FormedPairs(NamedTuple):
     created: int  # comparisons that did not exist before
-    identical: int  # pairs not compared: both samples the same text, or one empty (degenerate_reason)
+    identical: int  # pairs not compared: both samples the same text, or both empty (degenerate_reason)
 
 
 def train_prompts(run: Run, config: GenerationConfig) -> list[Prompt]:
