@@ -17,6 +17,8 @@ from django.db import models, transaction
 from django.db.models import Q
 from django.urls import reverse
 
+from rlaif_site.fields import NulFreeCharField, NulFreeJSONField, NulFreeTextField
+from rlaif_site.nul import replace_nul
 from training import judge_prompt
 
 
@@ -45,8 +47,8 @@ class Category(models.TextChoices):
 
 
 class Constitution(models.Model):
-    name = models.CharField(max_length=200, unique=True)
-    description = models.TextField(blank=True)
+    name = NulFreeCharField(max_length=200, unique=True)
+    description = NulFreeTextField(blank=True)
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
     created_at = models.DateTimeField(auto_now_add=True)
     archived = models.BooleanField(default=False)
@@ -118,12 +120,16 @@ class ConstitutionVersionQuerySet(models.QuerySet):
             VersionConflict: ``check_conflict`` and a newer version exists.
             judge_prompt.TemplateError: the template has unknown or missing placeholders.
         """
-        # Text from browsers arrives with CRLF line ends; content (and its hash) uses LF only.
-        judge_template = _lf(judge_template)
+        # Text from browsers arrives with CRLF line ends; content (and its hash) uses LF only. A NUL (which
+        # PostgreSQL cannot store) becomes U+FFFD before hashing, so the hash matches what is stored.
+        judge_template = _lf(replace_nul(judge_template))
         principles = [
-            {**p, **{f: _lf(p[f]) for f in ("comparison", "critique_request", "revision_request") if p.get(f)}}
+            {**replace_nul(dict(p)),
+             **{f: _lf(replace_nul(p[f])) for f in ("comparison", "critique_request", "revision_request") if p.get(f)}}
             for p in principles
         ]
+        few_shot_examples = replace_nul(list(few_shot_examples))
+        note = replace_nul(note)
         judge_prompt.validate_template(judge_template)
         # Lock the constitution row so two concurrent saves get consecutive numbers, not a crash.
         Constitution.objects.select_for_update().filter(pk=constitution.pk).first()
@@ -167,11 +173,11 @@ class ConstitutionVersion(models.Model):
     number = models.PositiveIntegerField()
     parent = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="children")
     author = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
-    note = models.CharField(max_length=500, blank=True)
+    note = NulFreeCharField(max_length=500, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     content_hash = models.CharField(max_length=64)
-    judge_template = models.TextField(default=judge_prompt.DEFAULT_TEMPLATE)
-    few_shot_examples = models.JSONField(default=list, blank=True)
+    judge_template = NulFreeTextField(default=judge_prompt.DEFAULT_TEMPLATE)
+    few_shot_examples = NulFreeJSONField(default=list, blank=True)
 
     objects = ConstitutionVersionQuerySet.as_manager()
 
@@ -209,10 +215,10 @@ class Principle(models.Model):
 
     version = models.ForeignKey(ConstitutionVersion, on_delete=models.CASCADE, related_name="principles")
     position = models.PositiveIntegerField()
-    name = models.CharField(max_length=120)
-    comparison = models.TextField(help_text='The question the judge answers, e.g. "Which response is more honest?"')
-    critique_request = models.TextField(blank=True)
-    revision_request = models.TextField(blank=True)
+    name = NulFreeCharField(max_length=120)
+    comparison = NulFreeTextField(help_text='The question the judge answers, e.g. "Which response is more honest?"')
+    critique_request = NulFreeTextField(blank=True)
+    revision_request = NulFreeTextField(blank=True)
     weight = models.FloatField(default=1.0, validators=[MinValueValidator(0.0)])
     category = models.CharField(max_length=20, choices=Category.choices, default=Category.CUSTOM)
     enabled = models.BooleanField(default=True)

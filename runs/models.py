@@ -14,7 +14,14 @@ from django.db.models import Q
 from django.utils import timezone
 
 from constitutions.models import ConstitutionVersion, Principle
-from runs.fields import NulFreeCharField, NulFreeJSONField, NulFreeTextField
+from rlaif_site.fields import (
+    NulFreeCharField,
+    NulFreeJSONField,
+    NulFreeTextField,
+    RedactedCharField,
+    RedactedJSONField,
+    RedactedTextField,
+)
 
 UID_HELP = ("Unique across databases: names the row's RQ jobs and artifact folders, so two databases that share "
             "a Redis or a STUDIO_DATA_DIR never mix them up.")
@@ -144,6 +151,18 @@ class RunQuerySet(models.QuerySet):
         return self.filter(status__in=ACTIVE_STATUSES)
 
 
+class RunTag(models.Model):
+    """A label runs are grouped and filtered by on the run list (``baseline``, ``beta-sweep``…)."""
+
+    name = NulFreeCharField(max_length=50, unique=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
 class Run(models.Model):
     """One RLAIF run: a pinned constitution version and prompt set, a validated config, and its stages."""
 
@@ -166,6 +185,8 @@ class Run(models.Model):
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
     uid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False, help_text=UID_HELP)
+    tags = models.ManyToManyField(RunTag, blank=True, related_name="runs")
+    note = NulFreeTextField(blank=True, help_text="Free text: what the run tried, what came out of it.")
 
     objects = RunQuerySet.as_manager()
 
@@ -215,12 +236,14 @@ class StageRun(models.Model):
     attempt = models.PositiveIntegerField(default=0)
     progress_done = models.PositiveIntegerField(default=0)
     progress_total = models.PositiveIntegerField(null=True, blank=True)
-    message = NulFreeCharField(max_length=500, blank=True)
-    error = NulFreeTextField(blank=True)
-    log_tail = NulFreeTextField(blank=True)
+    message = RedactedCharField(max_length=500, blank=True)
+    error = RedactedTextField(blank=True)
+    log_tail = RedactedTextField(blank=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
     heartbeat_at = models.DateTimeField(null=True, blank=True)
+    earlier_attempts_s = models.FloatField(
+        default=0, help_text="Seconds the stage ran in its earlier attempts (before a resume or retry).")
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["run", "stage"], name="one_stage_row_per_run")]
@@ -239,6 +262,14 @@ class StageRun(models.Model):
         if not self.started_at:
             return None
         return (self.finished_at or timezone.now()) - self.started_at
+
+    def attempt_seconds(self) -> float:
+        """How long the current (or last) attempt ran: to its end, or to its last heartbeat when its worker
+        was lost, or to now while it runs; 0 before any start."""
+        if not self.started_at:
+            return 0.0
+        end = self.finished_at or (self.heartbeat_at if self.status != StageStatus.RUNNING else None) or timezone.now()
+        return max(0.0, (end - self.started_at).total_seconds())
 
     @property
     def status_display(self) -> str:
@@ -267,7 +298,7 @@ class Completion(models.Model):
     prompt = models.ForeignKey(Prompt, on_delete=models.CASCADE, related_name="completions")
     source = NulFreeCharField(max_length=20, choices=CompletionSource.choices, default=CompletionSource.POLICY)
     sample_index = models.PositiveIntegerField()
-    text = NulFreeTextField()
+    text = RedactedTextField()
     model = NulFreeCharField(max_length=300)
     sampling_params = NulFreeJSONField(default=dict, blank=True)
     token_count = models.PositiveIntegerField(default=0)
@@ -320,13 +351,13 @@ class Judgment(models.Model):
     p_a = models.FloatField(null=True, blank=True, db_index=True)
     verdict = NulFreeCharField(max_length=4, choices=Verdict.choices, blank=True, db_index=True)
     position_consistent = models.BooleanField(null=True, blank=True)
-    rationale = NulFreeTextField(blank=True)
-    raw_outputs = NulFreeJSONField(default=list, blank=True)
+    rationale = RedactedTextField(blank=True)
+    raw_outputs = RedactedJSONField(default=list, blank=True)
     latency_ms = models.FloatField(default=0)
     prompt_tokens = models.PositiveIntegerField(default=0)
     completion_tokens = models.PositiveIntegerField(default=0)
     cost = models.FloatField(default=0)
-    error = NulFreeTextField(blank=True)
+    error = RedactedTextField(blank=True)
     attempts = models.PositiveIntegerField(default=1)
     created_at = models.DateTimeField(auto_now_add=True)
 
@@ -353,7 +384,7 @@ class JudgeCacheEntry(models.Model):
 
     key = NulFreeCharField(max_length=64, unique=True)
     judge_id = NulFreeCharField(max_length=300)
-    output = NulFreeJSONField(help_text="The backend's OrderResult fields.")
+    output = RedactedJSONField(help_text="The backend's OrderResult fields.")
     created_at = models.DateTimeField(auto_now_add=True)
 
 

@@ -16,6 +16,7 @@ model outputs), logged (a logging filter) and shown (Django's error pages).
 """
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import re
@@ -95,6 +96,30 @@ def read_key(name: str, environ: Mapping[str, str] | None = None) -> str | None:
     return value
 
 
+_prefixed_names: tuple[int, tuple[str, ...]] = (-1, ())
+
+
+def _prefixed(env: Mapping[str, str]) -> tuple[str, ...]:
+    """The ``STUDIO_KEY_*`` names of ``env``; for ``os.environ`` cached until a variable is added or removed
+    (values are always read fresh), since redaction runs on every stored text."""
+    global _prefixed_names
+    if env is os.environ and _prefixed_names[0] == len(env):
+        return _prefixed_names[1]
+    names = tuple(name for name in env if name.startswith(KEY_PREFIX))
+    if env is os.environ:
+        _prefixed_names = (len(env), names)
+    return names
+
+
+@functools.lru_cache(maxsize=32)
+def _url_passwords(url: str) -> tuple[str, ...]:
+    try:
+        password = urlparse(url).password
+    except ValueError:
+        return ()
+    return (password, unquote(password)) if password else ()
+
+
 def secret_values(environ: Mapping[str, str] | None = None) -> dict[str, str]:
     """Every secret value of this process's environment, keyed by the value, naming its variable.
 
@@ -103,21 +128,14 @@ def secret_values(environ: Mapping[str, str] | None = None) -> dict[str, str]:
     """
     env = os.environ if environ is None else environ
     found: dict[str, str] = {}
-    allowed = allowed_key_names(env)
-    for name, value in env.items():
-        if (name.startswith(KEY_PREFIX) or name in allowed or name in SECRET_VALUE_ENVS) and value:
+    for name in (*_prefixed(env), *allowed_key_names(env), *SECRET_VALUE_ENVS):
+        value = env.get(name)
+        if value:
             found[value] = name
     for name in SECRET_URL_ENVS:
         url = env.get(name)
-        if not url:
-            continue
-        try:
-            password = urlparse(url).password
-        except ValueError:
-            password = None
-        if password:
+        for password in _url_passwords(url) if url else ():
             found[password] = name
-            found[unquote(password)] = name
     return {value: name for value, name in found.items() if len(value) >= MIN_SECRET_LEN}
 
 
