@@ -11,6 +11,7 @@ import csv
 import io
 import json
 import os
+import time
 import zipfile
 from datetime import timedelta
 from pathlib import Path
@@ -23,6 +24,16 @@ from tests import factories
 from tests.browser.conftest import login
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+
+def wait_until(page, expression: str, timeout_s: float = 20.0) -> None:
+    """Poll a JavaScript expression until it is true. Not ``page.wait_for_function``: its polling evaluates
+    the string with ``eval`` inside the page, which the site's CSP (no 'unsafe-eval') rightly blocks."""
+    deadline = time.monotonic() + timeout_s
+    while not page.evaluate(expression):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"still false after {timeout_s} s: {expression}")
+        page.wait_for_timeout(100)
 
 
 @pytest.fixture
@@ -134,16 +145,15 @@ def test_compare_shows_the_config_diff_and_drives_the_charts(page, live_server, 
 
     kl = "document.getElementById('chart-policy_kl')"
     page.check("#chart-controls input[name=log]")
-    page.wait_for_function(f"{kl}.layout.yaxis.type === 'log'")
+    wait_until(page, f"{kl}.layout.yaxis.type === 'log'")
     page.check('#chart-controls input[name=x][value=time]')
-    page.wait_for_function(f"{kl}.layout.xaxis.title.text.startsWith('minutes')")
+    wait_until(page, f"{kl}.layout.xaxis.title.text.startsWith('minutes')")
     assert page.evaluate(f"{kl}.data[0].x") == pytest.approx([0, 1 / 3, 2 / 3, 1], abs=0.01)  # 20 s apart
     page.locator("#chart-controls input[name=smooth]").fill("0.9")
-    page.wait_for_function(f"{kl}.data[1].y[3] < 0.4")  # smoothed below the raw last value
+    wait_until(page, f"{kl}.data[1].y[3] < 0.4")  # smoothed below the raw last value
     # a legend click hides a whole run
     page.locator("#chart-policy_loss .legendtoggle").first.click()
-    page.wait_for_function("() => document.getElementById('chart-policy_loss').data"
-                           ".some(t => t.visible === 'legendonly')")
+    wait_until(page, "document.getElementById('chart-policy_loss').data.some(t => t.visible === 'legendonly')")
     page.screenshot(path=str(shots / "compare.png"), full_page=True)
 
     # the evaluate figures are a table row per metric, not one-point charts

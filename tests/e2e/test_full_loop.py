@@ -117,7 +117,7 @@ def test_demo_loop_on_hh_rlhf_prompts(shared_data, demo_models, run_worker, caps
     assert set(Completion.objects.filter(run=run, source="eval_tuned").values_list("prompt__split", flat=True)) == {
         "eval"
     }
-    report = json.loads(Path(Artifact.objects.get(run=run, kind="report").path).read_text())
+    report = json.loads(Path(Artifact.objects.get(run=run, kind="report", name="evaluation").path).read_text())
     assert report["win_rate"]["rate"] == pytest.approx(evaluation["win_rate"])
 
     # the preference dataset holds exactly the decisive AI labels
