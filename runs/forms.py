@@ -208,55 +208,44 @@ class LaunchForm(forms.Form):
         except ConfigError as exc:
             self._attach_config_error(exc)
             return cleaned
-        if not self._reward_model_fits(config):
-            return cleaned
-        if not self._endpoints_answer(config):
+        if not self._preflight(config):
             return cleaned
         cleaned["config"] = config.to_dict()
         cleaned["run_config"] = config
         return cleaned
 
-    def _endpoints_answer(self, config: RunConfig) -> bool:
-        """Probe the OpenAI-compatible endpoints the chosen stages will call, one cheap ``GET /models`` each
-        (:func:`training.openai_http.probe_endpoint`); what is wrong goes on that section's ``base_url``."""
-        from training.openai_http import probe_endpoint
+    def launch(self, owner):
+        """Launch the validated run (:func:`runs.services.launch_run`) and record the pre-flight's fallbacks
+        on it as a ``pre-flight`` report artifact. The one launch path of the page, ``launch_run`` and the API."""
+        from runs import services
 
-        stages = set(self.cleaned_data.get("stages") or [])
-        parts = []
-        if config.generation.backend == "openai" and "generate" in stages and config.generation.source == "policy":
-            parts.append(("generation", config.generation))
-        if config.judge.backend == "openai" and stages & {"label", "evaluate"}:
-            parts.append(("judge", config.judge))
-        ok = True
-        for section, part in parts:
-            problem = probe_endpoint(part.base_url, part.model, part.api_key_env)
-            if problem:
-                self._attach_config_error(ConfigError(f"{section}.base_url", problem))
-                ok = False
-        return ok
+        data = self.cleaned_data
+        run = services.launch_run(
+            name=data["name"], owner=owner, constitution_version=data["constitution_version"],
+            prompt_set=data["prompt_set"], config=data["config"], stages=data["stages"],
+        )
+        checked = data.get("preflight")
+        if checked is not None:
+            from runs.models import Artifact
 
-    def _reward_model_fits(self, config: RunConfig) -> bool:
-        """Refuse a ``reward_model.max_length`` beyond the base model's positions, when its config is on
-        disk here (:func:`training.reward_model.model_positions`); the stage clamps it otherwise."""
-        if "reward_model" not in (self.cleaned_data.get("stages") or []):
-            return True
+            Artifact.objects.create(run=run, kind=Artifact.Kind.REPORT, name="pre-flight", path="", metrics={
+                "fallbacks": checked.fallbacks, "seconds": round(checked.seconds, 2)})
+        return run
+
+    def _preflight(self, config: RunConfig) -> bool:
+        """Check every model, tokenizer, endpoint, key and stage combination the run needs, in parallel, and
+        put every problem on its field at once (:func:`training.preflight.preflight`). The fallbacks the run
+        will take (pad = EOS, the transcript prompt format) go to ``cleaned_data["preflight"]``, which the
+        launch records on the run."""
         from django.conf import settings
 
-        from training.modeling import ModelNotFound, resolve
-        from training.reward_model import model_positions
+        from training.preflight import preflight
 
-        rm = config.reward_model
-        try:
-            positions = model_positions(resolve(rm.base_model, settings.MODELS_DIR))
-        except ModelNotFound:
-            return True  # the stage reports a missing model with its own message
-        if positions is None or rm.max_length <= positions:
-            return True
-        self._attach_config_error(ConfigError(
-            "reward_model.max_length",
-            f"is {rm.max_length}, but the base model {rm.base_model} has {positions} positions; at most {positions}",
-        ))
-        return False
+        result = preflight(config, self.cleaned_data.get("stages") or [], settings.MODELS_DIR)
+        for path, message in result.problems:
+            self._attach_config_error(ConfigError(path, message))
+        self.cleaned_data["preflight"] = result
+        return result.ok
 
     def _attach_config_error(self, exc: ConfigError) -> None:
         """Put ``exc`` on the field its dotted path names; paths without a field go to ``extra_config``."""

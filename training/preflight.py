@@ -153,7 +153,11 @@ def _check_tokenizer(use: ModelUse, folder: str) -> tuple[list, dict]:
             break
     if positions:
         for path, length in use.lengths:
-            if length >= positions:
+            if path == "reward_model.max_length":  # the whole scored sequence must fit
+                if length > positions:
+                    problems.append((path, f"is {length}, but the base model {use.name} has {positions} positions; "
+                                           f"at most {positions}"))
+            elif length >= positions:  # new tokens after a prompt of at least one token
                 problems.append((path, f"is {length}, but {use.name} holds {positions} positions in all "
                                        f"(prompt included); use at most {positions - 1}"))
     return problems, fallbacks

@@ -30,7 +30,6 @@ class RunOut(Schema):
     name: str
     kind: str
     status: str
-    status_display: str
     current_stage: str
     owner: str | None
     constitution_version_id: int | None
@@ -39,6 +38,17 @@ class RunOut(Schema):
     started_at: datetime | None
     finished_at: datetime | None
     url: str
+
+    # The list returns Run rows (paginated in the database), the other endpoints :func:`run_out` dicts.
+    @staticmethod
+    def resolve_owner(run) -> str | None:
+        if isinstance(run, dict):
+            return run["owner"]
+        return run.owner.get_username() if run.owner else None
+
+    @staticmethod
+    def resolve_url(run) -> str:
+        return run["url"] if isinstance(run, dict) else reverse("runs:detail", args=[run.pk])
 
 
 class StageOut(Schema):
@@ -74,6 +84,7 @@ class ProgressOut(Schema):
 
 
 class RunDetail(RunOut):
+    status_display: str
     config: dict[str, Any]
     progress: ProgressOut
 
@@ -143,7 +154,7 @@ def list_runs(request, filters: Query[RunFilters]):
         qs = qs.filter(tags__name=filters.tag)
     if filters.mine:
         qs = qs.filter(owner=request.user)
-    return [run_out(run) for run in qs]
+    return qs  # paginated in the database; RunOut's resolvers read each row
 
 
 def _config_for(payload: LaunchIn) -> tuple[dict, list[str]]:
@@ -194,10 +205,7 @@ def launch(request, payload: LaunchIn):
     estimate = estimate_for(data["run_config"], data["prompt_set"], data["constitution_version"], data["stages"])
     if payload.estimate_only:
         return Status(200, {"run": None, "estimate": estimate.as_dict()})
-    run = services.launch_run(
-        name=data["name"], owner=request.user, constitution_version=data["constitution_version"],
-        prompt_set=data["prompt_set"], config=data["config"], stages=data["stages"],
-    )
+    run = form.launch(request.user)
     return Status(201, {"run": run_detail(run), "estimate": estimate.as_dict()})
 
 

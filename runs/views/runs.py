@@ -109,10 +109,7 @@ def run_launch(request):
                 data["run_config"], data["prompt_set"], data["constitution_version"], data["stages"]
             )
             if request.POST.get("action") != "estimate":
-                run = services.launch_run(
-                    name=data["name"], owner=request.user, constitution_version=data["constitution_version"],
-                    prompt_set=data["prompt_set"], config=data["config"], stages=data["stages"],
-                )
+                run = form.launch(request.user)
                 messages.success(request, f"Launched {run}.")
                 return redirect("runs:detail", pk=run.pk)
     else:

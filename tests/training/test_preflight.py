@@ -53,7 +53,7 @@ def test_every_problem_is_reported_at_once_with_its_path(lm, tmp_path, monkeypat
     paths = dict(result.problems)
     assert "hub cannot be reached: offline mode is on" in paths["generation.model"]
     assert "STUDIO_KEY_PREFLIGHT is not set" in paths["judge.api_key_env"]
-    assert "holds 64 positions" in paths["reward_model.max_length"]
+    assert "has 64 positions; at most 64" in paths["reward_model.max_length"]
 
 
 def test_an_endpoint_that_is_down_is_named(tmp_path):

@@ -18,7 +18,6 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 
 from constitutions.models import ConstitutionVersion
-from runs import services
 from runs.estimate import estimate_for
 from runs.forms import LaunchForm, form_data_from_config
 from runs.models import PromptSet, Run
@@ -156,10 +155,7 @@ class Command(BaseCommand):
         if options["estimate_only"]:
             self._print({"estimate": est.as_dict()}, options, text=self._estimate_text(est))
             return
-        run = services.launch_run(
-            name=cleaned["name"], owner=owner, constitution_version=cleaned["constitution_version"],
-            prompt_set=cleaned["prompt_set"], config=cleaned["config"], stages=cleaned["stages"],
-        )
+        run = form.launch(owner)
         if options["wait"]:
             self._work()
             run.refresh_from_db()
