@@ -57,6 +57,10 @@ def queue_names() -> tuple[str, ...]:
 SHUTDOWN = threading.Event()
 
 
+#: Names of the workers working in this process: recovery never takes their jobs for lost.
+LOCAL_WORKERS: set[str] = set()
+
+
 class _RecoveryMonitorMixin:
     """Starts :func:`runs.recovery.start_monitor` when the worker starts working (not in burst mode: a
     burst worker is a test or a one-off drain)."""
@@ -66,7 +70,11 @@ class _RecoveryMonitorMixin:
             from runs.recovery import start_monitor
 
             start_monitor()
-        return super().work(burst, *args, **kwargs)
+        LOCAL_WORKERS.add(self.name)
+        try:
+            return super().work(burst, *args, **kwargs)
+        finally:
+            LOCAL_WORKERS.discard(self.name)
 
 
 class StudioWorker(_RecoveryMonitorMixin, SimpleWorker):

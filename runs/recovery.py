@@ -42,7 +42,7 @@ from rq.job import Job, JobStatus
 from rq.registry import StartedJobRegistry
 from rq.worker import Worker
 
-from rlaif_site.queueing import get_queue
+from rlaif_site.queueing import LOCAL_WORKERS, get_queue
 from runs.db_retry import reset_connections
 from runs.models import Run, RunStatus, StageRun, StageStatus
 
@@ -178,6 +178,8 @@ def lost_reason(stage_run: StageRun, *, now: datetime | None = None, startup: bo
             return f"{reason}; the stage was never claimed" if reason else None
         return None
     if status == JobStatus.STARTED:
+        if job.worker_name in LOCAL_WORKERS:
+            return None  # a worker of this very process holds it (the embedded queue's): it is alive
         reason = worker_lost_reason(job, queue, now, lost_after_s=lost_after_s)
         if reason and heartbeat_age > lost_after_s:
             return f"{reason}; the stage's last heartbeat was {heartbeat_age:.0f} s ago"

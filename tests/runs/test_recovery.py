@@ -443,3 +443,14 @@ def test_the_recover_stages_command_runs_one_pass(stages, queue_connection):
     call_command("recover_stages", stdout=out)
     assert f"{run.pk}:generate requeued: worker w-" in out.getvalue()
     assert _stage(run).status == StageStatus.QUEUED
+
+
+def test_a_job_held_by_a_worker_of_this_process_is_never_lost(stages, queue_connection, monkeypatch):
+    from rlaif_site import queueing
+
+    stages(generate="counting_stage")
+    run = _launch()
+    job = _take_by_worker(_stage(run), alive=False)  # its registration expired during a long job (SimpleWorker)
+    monkeypatch.setattr(queueing, "LOCAL_WORKERS", {job.worker_name})
+    monkeypatch.setattr(recovery, "LOCAL_WORKERS", queueing.LOCAL_WORKERS)
+    assert recovery.lost_reason(_stage(run)) is None
