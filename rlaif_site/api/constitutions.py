@@ -6,6 +6,7 @@ import difflib
 from datetime import datetime
 from typing import Any, Literal
 
+from django.db.models import Prefetch
 from django.http import HttpResponse
 from django.shortcuts import get_object_or_404
 from django.utils.text import slugify
@@ -38,6 +39,13 @@ class ConstitutionOut(Schema):
     archived: bool
     created_at: datetime
     latest_version: VersionSummary | None
+
+    @staticmethod
+    def resolve_latest_version(c) -> dict | None:
+        if isinstance(c, dict):
+            return c["latest_version"]
+        versions = getattr(c, "newest_first", None)  # prefetched by the list
+        return _summary(versions[0] if versions else None) if versions is not None else _summary(c.latest_version)
 
 
 class ConstitutionDetail(ConstitutionOut):
@@ -116,12 +124,14 @@ class ListFilters(Schema):
 @router.get("/", response=list[ConstitutionOut], summary="List constitutions")
 @paginate(PageNumberPagination, page_size=50)
 def list_constitutions(request, filters: Query[ListFilters]):
-    qs = Constitution.objects.order_by("name")
+    newest = ConstitutionVersion.objects.select_related("author").order_by("-number")
+    qs = Constitution.objects.order_by("name").prefetch_related(
+        Prefetch("versions", queryset=newest, to_attr="newest_first"))
     if filters.archived is not None:
         qs = qs.filter(archived=filters.archived)
     if filters.q:
         qs = qs.filter(name__icontains=filters.q)
-    return [_constitution(c) for c in qs]
+    return qs  # paginated in the database; each page's versions come in one prefetch query
 
 
 @router.post("/", response={201: VersionCreated, 400: ErrorOut, 403: ErrorOut},

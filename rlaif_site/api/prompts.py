@@ -39,6 +39,12 @@ class PromptSetOut(Schema):
     created_at: datetime
     prompts: int
 
+    @staticmethod
+    def resolve_prompts(ps) -> int:
+        if isinstance(ps, dict):
+            return ps["prompts"]
+        return ps.n if hasattr(ps, "n") else ps.prompts.count()
+
 
 class PromptSetDetail(PromptSetOut):
     import_report: dict[str, Any]
@@ -72,7 +78,7 @@ def list_prompt_sets(request, status: str = ""):
     qs = PromptSet.objects.annotate(n=Count("prompts")).order_by("-created_at")
     if status:
         qs = qs.filter(status=status)
-    return [_out(ps, ps.n) for ps in qs]
+    return qs  # paginated in the database; ``n`` is the annotated prompt count
 
 
 @router.get("/{int:prompt_set_id}", response=PromptSetDetail, summary="A prompt set with its import report")

@@ -151,3 +151,26 @@ def test_the_preference_export_downloads_trl_rows_with_the_page_filters(api_as, 
     assert zipped["Content-Type"] == "application/zip"
     bad = api.get(f"/runs/{run.pk}/preferences", {"min_confidence": 2})
     assert bad.status_code == 400 and bad.json()["errors"][0]["path"] == "min_confidence"
+
+
+def test_lists_page_in_the_database_with_a_fixed_number_of_queries(api_as, django_assert_max_num_queries):
+    from constitutions.models import Constitution
+
+    api = api_as("viewer")
+    version = factories.make_version()
+    prompt_set = factories.make_prompt_set(2)
+    for i in range(60):
+        factories.make_run(owner=api.user, constitution_version=version, prompt_set=prompt_set, name=f"r{i}")
+        if i < 55:
+            factories.make_version(Constitution.objects.create(name=f"c{i}"))
+    api.get("/runs/")  # warm the token's last-used write
+    with django_assert_max_num_queries(6):
+        page = api.get("/runs/").json()
+    assert page["count"] == 60 and len(page["items"]) == 50
+    assert page["items"][0]["owner"] == api.user.username and page["items"][0]["url"].startswith("/runs/")
+    assert api.get("/runs/", {"page": 2}).json()["items"][-1]["name"] == "r0"
+    with django_assert_max_num_queries(6):
+        constitutions = api.get("/constitutions/").json()
+    assert constitutions["count"] == 56 and constitutions["items"][0]["latest_version"]["number"] == 1
+    with django_assert_max_num_queries(6):
+        assert api.get("/prompt-sets/").json()["items"][0]["prompts"] == 2
