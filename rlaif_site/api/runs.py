@@ -112,6 +112,7 @@ class LaunchOut(Schema):
 
 
 def run_out(run: Run) -> dict:
+    """A run's summary fields (:class:`RunOut`) as plain data."""
     return {
         "id": run.pk, "name": run.name, "kind": run.kind, "status": run.status, "status_display": run.status_display,
         "current_stage": run.current_stage, "owner": run.owner.get_username() if run.owner else None,
@@ -122,10 +123,12 @@ def run_out(run: Run) -> dict:
 
 
 def run_detail(run: Run) -> dict:
+    """A run with its config and live progress (:class:`RunDetail`; progress as the run page polls it)."""
     return {**run_out(run), "config": run.config, "progress": progress_state(run)}
 
 
 def get_run(run_id: int) -> Run:
+    """The run, or a 404 JSON answer."""
     return get_object_or_404(Run.objects.select_related("owner"), pk=run_id)
 
 
