@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from django.db.models import Count, F, FloatField, OuterRef, Q, QuerySet, Subquery, Sum, Value
+from django.db.models import Count, F, FloatField, JSONField, OuterRef, Q, QuerySet, Subquery, Sum, Value
 from django.db.models.fields.json import KeyTextTransform, KeyTransform
 from django.db.models.functions import Cast, Coalesce, NullIf
 
@@ -77,13 +77,30 @@ def _eval_metric(name: str):
     )
 
 
+# JSON values are read as JSON (not cast to numbers in SQL): a run whose stored value is not a number (an
+# external run's artifact, an old config) then sorts apart instead of failing the whole page on PostgreSQL.
+
+
+class _JSONScalar(JSONField):
+    """A JSON value read back from a subquery: SQLite's JSON_EXTRACT already gives a number, PostgreSQL's
+    ``->`` gives JSON text."""
+
+    def from_db_value(self, value, expression, connection):
+        if value is None or not isinstance(value, str | bytes | bytearray):
+            return value
+        try:
+            return super().from_db_value(value, expression, connection)
+        except (TypeError, ValueError):  # SQLite gives a JSON string unquoted
+            return value
+
+
 def _rm_metric(key: str):
     return Subquery(
         Artifact.objects.filter(run=OuterRef("pk"), kind=Artifact.Kind.REWARD_MODEL)
         .order_by("-created_at")
-        .annotate(v=Cast(KeyTextTransform(key, "metrics"), FloatField()))
+        .annotate(v=KeyTransform(key, "metrics"))
         .values("v")[:1],
-        output_field=FloatField(),
+        output_field=_JSONScalar(),
     )
 
 
@@ -92,8 +109,7 @@ def _config_value(path: str, numeric: bool):
     expr = "config"
     for part in parents:
         expr = KeyTransform(part, expr)
-    text = KeyTextTransform(leaf, expr)
-    return Cast(text, FloatField()) if numeric else text
+    return KeyTransform(leaf, expr) if numeric else KeyTextTransform(leaf, expr)
 
 
 def with_summary(runs: QuerySet[Run]) -> QuerySet[Run]:

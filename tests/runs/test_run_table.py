@@ -91,3 +91,19 @@ def test_operator_sets_tags_and_note_viewer_cannot(client, operator, viewer):
 def test_bad_tag_is_refused_with_its_name():
     with pytest.raises(Exception, match="'no/slash'"):
         parse_tags("ok, no/slash")
+
+
+def test_values_that_are_not_numbers_do_not_break_the_table(client, viewer):
+    """An external run's artifact or an old config may hold text where a number is expected."""
+    odd = factories.make_run(name="odd", config={"policy": {"beta": "high"}})
+    Artifact.objects.create(run=odd, kind="reward_model", name="reward_model", path="/x",
+                            metrics={"eval_accuracy": "n/a", "human_accuracy": None})
+    _finished("normal", 0.5, 0.1, 0.05, acc=0.8, human=0.7)
+    client.force_login(viewer)
+    for sort in ("-rm_acc_ai", "p_beta", "-p_beta", "rm_acc_human"):
+        page = client.get(reverse("runs:list"), {"sort": sort})
+        assert page.status_code == 200
+        assert ">odd</a>" in page.content.decode() and ">normal</a>" in page.content.decode()
+    page = client.get(reverse("runs:list")).content.decode()
+    assert re.search(r'data-column="rm_acc_ai" class="num">n/a<', page)
+    assert re.search(r'data-column="p_beta" class="num">high<', page)
