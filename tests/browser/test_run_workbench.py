@@ -90,6 +90,7 @@ def test_run_table_tags_note_sorting_and_tag_filter(page, live_server, tx_operat
         page.fill("#id_tags", tags)
         if run is high:
             page.fill("#id_note", "lower β: more KL, better win rate")
+            page.screenshot(path=str(shots / "run-page-notes.png"))
         page.click(".notes-form button[type=submit]")
         page.wait_for_selector("#run-tags a.tag")
     assert page.locator("#run-note").inner_text() == "lower β: more KL, better win rate"
