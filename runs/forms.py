@@ -241,7 +241,16 @@ class LaunchForm(forms.Form):
 
         from training.preflight import preflight
 
-        result = preflight(config, self.cleaned_data.get("stages") or [], settings.MODELS_DIR)
+        stages = self.cleaned_data.get("stages") or []
+        result = preflight(config, stages, settings.MODELS_DIR)
+        prompt_set = self.cleaned_data.get("prompt_set")
+        if config.generation.source == "reference_pairs" and "generate" in stages and prompt_set is not None:
+            from runs.models import ReferencePair
+
+            if not ReferencePair.objects.filter(prompt__prompt_set=prompt_set, degenerate="").exists():
+                result.problems.append(("generation.source", (
+                    f"the prompt set {prompt_set.name!r} has no reference pairs to judge (import pairwise or "
+                    "HH-RLHF data with 'Keep reference pairs'), or choose source 'policy'")))
         for path, message in result.problems:
             self._attach_config_error(ConfigError(path, message))
         self.cleaned_data["preflight"] = result

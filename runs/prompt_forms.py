@@ -5,6 +5,8 @@ from django import forms
 
 from rlaif_site.untrusted import validate_no_bidi_controls
 from runs.importing import LAYOUTS, ImportOptions
+from runs.importing.errors import BadInput
+from runs.importing.options import parse_label_map
 from runs.importing.readers import HUB_ID
 from runs.models import PromptSet
 
@@ -81,8 +83,15 @@ class ImportOptionsForm(forms.Form):
     rejected_column = forms.CharField(required=False)
     response_a_column = forms.CharField(required=False)
     response_b_column = forms.CharField(required=False)
-    label_column = forms.CharField(required=False, help_text="A/B/tie or 1/2/0.")
+    label_column = forms.CharField(required=False, help_text="Values A/B/tie; any other values need a label map.")
     vote_columns = forms.CharField(required=False, help_text="Comma-separated annotator columns.")
+    label_map = forms.CharField(
+        required=False, label="Label map",
+        help_text="Required when labels or votes are not A/B/tie, e.g. 1=A, 2=B, 0=tie (PandaLM) or "
+                  "0=A, 1=B, 2=tie: integer schemes differ between data sets, so they are never guessed.",
+    )
+    subset_column = forms.CharField(required=False, help_text="Kept as the pair's subset (scenario, category); "
+                                                              "the audit breaks its figures down by it.")
     a_is_chosen = forms.BooleanField(
         required=False, label="Response A is the chosen one",
         help_text="Without a label or votes: column A always holds the preferred reply (TRL's prompt/chosen/rejected).",
@@ -90,8 +99,8 @@ class ImportOptionsForm(forms.Form):
     keep_reference_pairs = forms.BooleanField(required=False, initial=True,
                                               help_text="Keep the two responses and the human label.")
     pair_source = forms.CharField(required=False, max_length=100, help_text="Name stored with reference pairs.")
-    dedupe = forms.ChoiceField(choices=[("prompt", "one row per prompt"), ("pair", "one row per prompt and pair")],
-                               initial="prompt")
+    dedupe = forms.ChoiceField(choices=[("prompt", "one row per prompt"), ("pair", "one row per prompt and pair"),
+                                        ("none", "every row (benchmark items)")], initial="prompt")
     metadata_columns = forms.CharField(required=False, help_text="Comma-separated columns kept as metadata.")
     seed = forms.IntegerField(initial=0)
     eval_ratio = forms.FloatField(initial=0.1, min_value=0.0, max_value=1.0)
@@ -105,6 +114,12 @@ class ImportOptionsForm(forms.Form):
     max_prompt_chars = forms.IntegerField(initial=ImportOptions.max_prompt_chars, min_value=1)
     dataset_split = forms.CharField(required=False, help_text="Split of a DatasetDict folder or hub dataset.")
     dataset_config = forms.CharField(required=False, help_text="Hub dataset config.")
+
+    def clean_label_map(self) -> dict[str, str]:
+        try:
+            return parse_label_map(self.cleaned_data.get("label_map") or "")
+        except BadInput as exc:
+            raise forms.ValidationError(exc.message) from None
 
     def to_options(self) -> ImportOptions:
         """The options; a required column left blank takes its usual name (``prompt``, ``chosen``, ...)."""
@@ -122,6 +137,7 @@ class ImportOptionsForm(forms.Form):
             scalars_as_text=data.get("scalars_as_text", False), a_is_chosen=data.get("a_is_chosen", False),
             max_prompt_chars=data["max_prompt_chars"], dataset_split=data.get("dataset_split") or "",
             dataset_config=data.get("dataset_config") or "",
+            label_map=data.get("label_map") or {}, subset_column=(data.get("subset_column") or "").strip(),
         )
 
     def column_fields(self) -> list[tuple[forms.BoundField, str]]:
@@ -140,6 +156,8 @@ class ImportOptionsForm(forms.Form):
         for name in ("vote_columns", "metadata_columns"):
             if isinstance(initial.get(name), list):
                 initial[name] = ", ".join(initial[name])
+        if isinstance(initial.get("label_map"), dict):
+            initial["label_map"] = ", ".join(f"{k}={v}" for k, v in initial["label_map"].items())
         return initial
 
 
@@ -162,6 +180,8 @@ FIELD_LAYOUTS = {
     "response_b_column": ("pairwise",),
     "label_column": ("pairwise",),
     "vote_columns": ("pairwise",),
+    "label_map": ("pairwise",),
+    "subset_column": ("pairwise", "text"),
     "a_is_chosen": ("pairwise",),
     "keep_reference_pairs": ("hh_rlhf", "pairwise"),
 }

@@ -34,7 +34,10 @@ ROLE_ALIASES = {"human": "user", "gpt": "assistant", "model": "assistant"}
 HH_ASSISTANT = "\n\nAssistant:"
 _HH_TURN = re.compile(r"\n\n(Human|Assistant):")
 ASK_SCALARS = " (to store such values as text, tick 'Numbers and true/false as text')"
-_VOTES = {"a": "A", "1": "A", "b": "B", "2": "B", "tie": "tie", "0": "tie", "equal": "tie"}
+#: The self-describing label values; anything else (integers above all) needs the import's label_map.
+_VOTES = {"a": "A", "b": "B", "tie": "tie"}
+LABEL_MAP_HINT = ("map the values explicitly (label_map, e.g. --label-map 1=A,2=B,0=tie as in PandaLM, or "
+                  "0=A,1=B,2=tie as in other sets)")
 
 
 @dataclass
@@ -99,6 +102,8 @@ def parse_row(row: dict, options: ImportOptions) -> ParsedRow:
         )
     for name in options.metadata_columns:
         parsed.metadata[name] = _jsonable(row.get(name))
+    if options.subset_column and row.get(options.subset_column) not in (None, ""):
+        parsed.metadata["subset"] = str(row.get(options.subset_column)).strip()
     parsed.warnings[:0] = nul_notes
     return parsed
 
@@ -233,13 +238,25 @@ def _parse_hh(row: dict, options: ImportOptions) -> ParsedRow:
     return parsed
 
 
-def vote_value(value: Any) -> str | None:
-    """``A``/``B``/``tie`` for a label or vote (``A``, ``b``, ``Tie``, PandaLM's 1/2/0); None if unknown."""
+def label_key(value: Any) -> str | None:
+    """The text a label value is looked up by: lower-case, integers without ``.0``; None for null/booleans."""
     if value is None or isinstance(value, bool):
         return None
     if isinstance(value, float) and value.is_integer():
         value = int(value)
-    return _VOTES.get(str(value).strip().lower())
+    return str(value).strip().lower()
+
+
+def vote_value(value: Any, label_map: dict[str, str] | None = None) -> str | None:
+    """``A``/``B``/``tie`` for a label or vote: through ``label_map`` when one is given, else only the
+    self-describing values (``A``, ``b``, ``Tie``); None if unknown. Integers are never guessed: PandaLM's
+    1/2/0 and other sets' 0/1/2 mean different things."""
+    key = label_key(value)
+    if key is None:
+        return None
+    if label_map:
+        return label_map.get(key)
+    return _VOTES.get(key)
 
 
 def majority(votes: list[str]) -> str:
@@ -259,17 +276,17 @@ def _parse_pairwise(row: dict, options: ImportOptions) -> ParsedRow:
     for column in options.vote_columns:
         raw = row.get(column)
         for i, item in enumerate(raw if isinstance(raw, list) else [raw]):
-            vote = vote_value(item)
+            vote = vote_value(item, options.label_map)
             if vote is None:
                 where = f"{column}[{i}]" if isinstance(raw, list) else column
-                raise RowError(where, f"unknown vote {item!r}; expected A, B, tie (or 1, 2, 0)")
+                raise RowError(where, _unknown("vote", item, options))
             votes.append(vote)
     choice = ""
     if options.label_column:
         raw = row.get(options.label_column)
-        choice = vote_value(raw) or ""
+        choice = vote_value(raw, options.label_map) or ""
         if raw not in (None, "") and not choice:
-            raise RowError(options.label_column, f"unknown label {raw!r}; expected A, B, tie (or 1, 2, 0)")
+            raise RowError(options.label_column, _unknown("label", raw, options))
     choice = choice or majority(votes)
     if options.keep_reference_pairs and options.a_is_chosen and not (choice or votes):
         # TRL's prompt/chosen/rejected: A is always the chosen reply; shown swapped for about half the pairs
@@ -282,6 +299,13 @@ def _parse_pairwise(row: dict, options: ImportOptions) -> ParsedRow:
             "human_votes": votes or None,
         }
     return parsed
+
+
+def _unknown(kind: str, value: Any, options: ImportOptions) -> str:
+    if options.label_map:
+        listed = ", ".join(f"{k}={v}" for k, v in options.label_map.items())
+        return f"the {kind} {value!r} is not in the label map ({listed})"
+    return f"the {kind} {value!r} is not self-describing (A, B or tie): {LABEL_MAP_HINT}"
 
 
 def _pair(chosen: str, rejected: str, choice: str, votes, digest: str, seed: int) -> dict:

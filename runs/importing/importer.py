@@ -6,6 +6,7 @@ leaves nothing behind. Memory is bounded by one batch plus the set of content ha
 """
 from __future__ import annotations
 
+import hashlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -38,6 +39,8 @@ class Preview:
     suggested: dict = field(default_factory=dict)
     #: what the import would pass over without a word otherwise (columns it does not read)
     notes: list[str] = field(default_factory=list)
+    #: the distinct label/vote values of the first rows: ``{"value", "count", "row", "maps_to"}`` each
+    label_values: list[dict] = field(default_factory=list)
 
 
 def preview(source: DataSource, options: ImportOptions | None = None, n: int = 5) -> Preview:
@@ -79,7 +82,39 @@ def preview(source: DataSource, options: ImportOptions | None = None, n: int = 5
             item["error"] = f"field '{exc.field}': {exc.message}"
         parsed.append(item)
     raw = [{k: _short(v) for k, v in record.items()} for _, record in rows]
-    return Preview(columns=columns, raw=raw, parsed=parsed, suggested=suggested, notes=_unused_note(columns, options))
+    return Preview(columns=columns, raw=raw, parsed=parsed, suggested=suggested, notes=_unused_note(columns, options),
+                   label_values=label_values(source, options) if not missing else [])
+
+
+#: Rows the preview reads to list the label values.
+LABEL_SCAN_ROWS = 2000
+
+
+def label_values(source: DataSource, options: ImportOptions, n: int = LABEL_SCAN_ROWS) -> list[dict]:
+    """The distinct values of the label and vote columns among the first ``n`` rows, with their count, the
+    line of an example row, and what each maps to (``A``/``B``/``tie``, or "" when it needs a label map), so
+    the user sees what the labels are before choosing a mapping (issue: integer schemes differ by data set)."""
+    from runs.importing.formats import label_key, vote_value
+
+    columns = [c for c in [options.label_column, *options.vote_columns] if c] if options.layout == "pairwise" else []
+    if not columns:
+        return []
+    seen: dict[str, dict] = {}
+    rows = source.head(n, options)
+    for row, record in rows:
+        for column in columns:
+            raw = record.get(column)
+            for item in raw if isinstance(raw, list) else [raw]:
+                key = label_key(item)
+                if key is None or key == "":
+                    continue
+                entry = seen.setdefault(key, {"value": item, "count": 0, "row": row, "column": column,
+                                               "maps_to": vote_value(item, options.label_map) or ""})
+                entry["count"] += 1
+    lines = source.line_numbers({entry["row"] for entry in seen.values()})
+    for entry in seen.values():
+        entry["row"] = lines.get(entry["row"], entry["row"])
+    return sorted(seen.values(), key=lambda e: -e["count"])
 
 
 def import_prompt_set(
@@ -168,7 +203,7 @@ def fill_prompt_set(
 def _fill(prompt_set, source, options, progress, *, tolerant: bool, started: float) -> dict:
     expected = source.estimated_rows() if progress else None
     pair_source = (options.pair_source or Path(source.name).name.split(".")[0])[:100]
-    seen: set[bytes] = set()
+    seen: dict[bytes, tuple[int, object]] = {}  # de-duplication key -> (first row, its human labels)
     skipped: list[dict] = []
     warnings: list[dict] = []
     counts = {"rows_read": 0, "duplicates": 0, "reference_pairs": 0, "skipped_count": 0, "warning_count": 0,
@@ -209,12 +244,25 @@ def _fill(prompt_set, source, options, progress, *, tolerant: bool, started: flo
                 if len(warnings) < MAX_LISTED:
                     warnings.append({"row": row, "unit": source.unit, "warning": note})
             digest = parsed.content_hash
-            stored_hash = parsed.pair_hash() if options.dedupe == "pair" else digest
+            if options.dedupe == "none":  # every row is an item (judge benchmarks repeat identical pairs)
+                stored_hash = hashlib.sha256(f"{parsed.pair_hash()}:row:{row}".encode()).hexdigest()
+            else:
+                stored_hash = parsed.pair_hash() if options.dedupe == "pair" else digest
             key = bytes.fromhex(stored_hash)
+            labels = (parsed.pair or {}).get("human_choice"), (parsed.pair or {}).get("human_votes")
             if key in seen:
                 counts["duplicates"] += 1
+                first_row, first_labels = seen[key]
+                if parsed.pair is not None and labels != first_labels:
+                    counts["warning_count"] += 1
+                    if len(warnings) < MAX_LISTED:
+                        warnings.append({"row": row, "unit": source.unit, "warning": (
+                            f"same {'prompt and replies' if options.dedupe == 'pair' else 'prompt'} as "
+                            f"{source.unit} {first_row} but other human labels ({labels[0] or labels[1]} vs "
+                            f"{first_labels[0] or first_labels[1]}); dropped as a duplicate. Import with "
+                            "de-duplication 'every row' to keep both")})
                 continue
-            seen.add(key)
+            seen[key] = (row, labels)
             if parsed.pair is not None:
                 reason = degenerate_reason(parsed.pair["response_a"], parsed.pair["response_b"])
                 parsed.pair["degenerate"] = reason

@@ -29,14 +29,21 @@ class ImportOptions:
         messages_column: messages layout.
         chosen_column, rejected_column: hh_rlhf layout.
         response_a_column, response_b_column, label_column, vote_columns: pairwise layout. Labels and votes
-            may be ``A``/``B``/``tie`` or PandaLM's integers ``1``/``2``/``0``; ``vote_columns`` names one
-            column per annotator, or one column holding a list. Without a label the votes' majority is used.
+            are ``A``/``B``/``tie`` (any case); any other values (integers above all: PandaLM writes 1/2/0 for
+            A/B/tie, other sets 0/1/2) need ``label_map``. ``vote_columns`` names one column per annotator, or
+            one column holding a list. Without a label the votes' majority is used.
+        label_map: raw label or vote value -> ``A``/``B``/``tie`` (keys compared as lower-case text, so
+            ``{"1": "A"}`` maps the integer 1 too); see :func:`parse_label_map`.
+        subset_column: a column kept as the pair's subset (a benchmark's scenario or category), stored as the
+            prompt's ``metadata["subset"]``; the audit breaks its figures down by it.
         a_is_chosen: pairwise layout without label or votes: the response A column always holds the
             human-preferred reply (TRL's ``prompt``/``chosen``/``rejected`` format); stored with A and B swapped
             for about half the prompts, so a judge's position bias does not pass for agreement.
-        dedupe: ``prompt`` (default: one prompt per normalised content) or ``pair`` (one row per prompt and
-            pair of responses, for pairwise data that compares several response pairs on one prompt;
-            the prompt's text may then repeat within the set).
+        dedupe: ``prompt`` (default: one prompt per normalised content), ``pair`` (one row per prompt and
+            pair of responses, for pairwise data that compares several response pairs on one prompt; the
+            prompt's text may then repeat within the set) or ``none`` (every row is an item, the default for
+            labelled pairwise data: judge benchmarks hold identical pairs as separate items). A duplicate
+            dropped with other human labels than the row kept is reported, never dropped silently.
         pair_source: the name stored with reference pairs (annotators become ``<pair_source>:<i>``);
             "" = the file's stem.
         keep_reference_pairs: store hh_rlhf/pairwise responses as reference pairs with the human label.
@@ -65,6 +72,8 @@ class ImportOptions:
     response_b_column: str = "response_b"
     label_column: str = ""
     vote_columns: list[str] = field(default_factory=list)
+    label_map: dict[str, str] = field(default_factory=dict)
+    subset_column: str = ""
     a_is_chosen: bool = False
     dedupe: str = "prompt"
     pair_source: str = ""
@@ -89,8 +98,11 @@ class ImportOptions:
         """
         if self.layout not in LAYOUTS:
             raise BadInput(f"unknown layout {self.layout!r}; expected one of {', '.join(LAYOUTS)}", field="layout")
-        if self.dedupe not in ("prompt", "pair"):
-            raise BadInput(f"must be 'prompt' or 'pair'; got {self.dedupe!r}", field="dedupe")
+        for raw, choice in self.label_map.items():
+            if choice not in ("A", "B", "tie"):
+                raise BadInput(f"value {raw!r} maps to {choice!r}; map each value to A, B or tie", field="label_map")
+        if self.dedupe not in ("prompt", "pair", "none"):
+            raise BadInput(f"must be 'prompt', 'pair' or 'none'; got {self.dedupe!r}", field="dedupe")
         if not 0.0 <= self.eval_ratio <= 1.0:
             raise BadInput(f"must be between 0 and 1; got {self.eval_ratio}", field="eval_ratio")
         if self.limit < 0:
@@ -116,7 +128,7 @@ class ImportOptions:
 
     def optional_columns(self) -> list[str]:
         """Columns that must exist when named (input, label, votes, metadata)."""
-        names = list(self.metadata_columns)
+        names = list(self.metadata_columns) + ([self.subset_column] if self.subset_column else [])
         if self.layout in ("text", "pairwise") and self.input_column:
             names.append(self.input_column)
         if self.layout == "pairwise":
@@ -134,6 +146,29 @@ class ImportOptions:
         if unknown:
             raise BadInput(f"unknown import option(s): {', '.join(unknown)}", field=unknown[0])
         return cls(**data)
+
+
+def parse_label_map(text: str) -> dict[str, str]:
+    """``"1=A, 2=B, 0=tie"`` -> ``{"1": "A", "2": "B", "0": "tie"}`` (the command line's ``--label-map`` and the
+    import form's field).
+
+    Raises:
+        BadInput: an item without ``=``, a target other than A/B/tie, or a value mapped twice.
+    """
+    mapping: dict[str, str] = {}
+    for item in (part.strip() for part in (text or "").split(",")):
+        if not item:
+            continue
+        raw, sep, choice = item.partition("=")
+        key, target = raw.strip().lower(), {"a": "A", "b": "B", "tie": "tie"}.get(choice.strip().lower())
+        if not sep or not key:
+            raise BadInput(f"{item!r} is not VALUE=A|B|tie", field="label_map")
+        if target is None:
+            raise BadInput(f"{item!r}: map each value to A, B or tie", field="label_map")
+        if key in mapping:
+            raise BadInput(f"the value {raw.strip()!r} is mapped twice", field="label_map")
+        mapping[key] = target
+    return mapping
 
 
 def suggest_options(columns: list[str], first_row: dict | None = None) -> dict:
@@ -160,8 +195,10 @@ def suggest_options(columns: list[str], first_row: dict | None = None) -> dict:
             # TRL's standard preference format: plain-text replies, the chosen one preferred
             return {"layout": "pairwise", "prompt_column": prompt, "response_a_column": chosen,
                     "response_b_column": rejected, "a_is_chosen": True, "dedupe": "pair"}
-    response_a = pick("response_a", "response1", "response_1", "output_1", "answer_a")
-    response_b = pick("response_b", "response2", "response_2", "output_2", "answer_b")
+    response_a = pick("response_a", "response1", "response_1", "response 1", "output_1", "output_a", "answer_a",
+                      "completion_a", "model_a_response", "answer1")
+    response_b = pick("response_b", "response2", "response_2", "response 2", "output_2", "output_b", "answer_b",
+                      "completion_b", "model_b_response", "answer2")
     prompt = pick("prompt", "instruction", "question", "query", "text", "input")
     if response_a and response_b and prompt:
         votes = sorted(c for c in columns if c.lower().startswith("annotator"))
@@ -174,9 +211,10 @@ def suggest_options(columns: list[str], first_row: dict | None = None) -> dict:
             "input_column": input_col,
             "response_a_column": response_a,
             "response_b_column": response_b,
-            "label_column": pick("label", "winner", "preference"),
+            "label_column": pick("label", "winner", "preference", "choice", "human_preference", "preferred"),
+            "subset_column": pick("subset", "category", "scenario", "motivation_app"),
             "vote_columns": votes,
-            "dedupe": "pair",
+            "dedupe": "none",
         }
     messages = pick("messages", "conversation", "conversations", "chat")
     if messages and not prompt:

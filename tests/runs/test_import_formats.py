@@ -4,7 +4,9 @@ from __future__ import annotations
 import pytest
 
 from runs.importing import ImportOptions, RowError, hh_turns, parse_row, split_hh_pair, suggest_options
+from runs.importing.errors import BadInput
 from runs.importing.formats import majority, vote_value
+from runs.importing.options import parse_label_map
 
 
 def test_text_layout_joins_input_after_a_blank_line():
@@ -91,9 +93,40 @@ def test_hh_rejects_text_that_is_not_a_transcript():
     ]
 
 
-def test_pairwise_votes_from_pandalm_integers_and_majority():
+def test_integer_votes_need_a_label_map():
     options = ImportOptions(layout="pairwise", prompt_column="instruction", response_a_column="response1",
                             response_b_column="response2", vote_columns=["a1", "a2", "a3"])
+    with pytest.raises(RowError) as info:
+        parse_row({"instruction": "Say hi", "response1": "hey", "response2": "hi", "a1": 2, "a2": 0, "a3": 2},
+                  options)
+    assert info.value.field == "a1" and "not self-describing" in info.value.message
+    assert "--label-map" in info.value.message
+
+
+@pytest.mark.parametrize("scheme, expected", [
+    ("1=A,2=B,0=tie", ["B", "tie", "B"]),  # PandaLM
+    ("0=A,1=B,2=tie", ["tie", "A", "tie"]),  # the 0 = first convention of other sets
+])
+def test_pairwise_votes_through_a_label_map(scheme, expected):
+    options = ImportOptions(layout="pairwise", prompt_column="instruction", response_a_column="response1",
+                            response_b_column="response2", vote_columns=["a1", "a2", "a3"],
+                            label_map=parse_label_map(scheme))
+    parsed = parse_row({"instruction": "Say hi", "response1": "hey", "response2": "hi", "a1": 2, "a2": 0, "a3": 2},
+                       options)
+    assert parsed.pair["human_votes"] == expected
+
+
+def test_label_map_parsing():
+    assert parse_label_map(" 1 = a, 2=B ,0=Tie") == {"1": "A", "2": "B", "0": "tie"}
+    for bad in ("1=A,1=B", "1:A", "1=C", "=A"):
+        with pytest.raises(BadInput):
+            parse_label_map(bad)
+
+
+def test_pairwise_votes_from_pandalm_integers_and_majority():
+    options = ImportOptions(layout="pairwise", prompt_column="instruction", response_a_column="response1",
+                            response_b_column="response2", vote_columns=["a1", "a2", "a3"],
+                            label_map={"1": "A", "2": "B", "0": "tie"})
     parsed = parse_row({"instruction": "Say hi", "response1": "hey", "response2": "hi", "a1": 2, "a2": 0, "a3": 2},
                        options)
     assert parsed.pair == {"response_a": "hey", "response_b": "hi", "human_choice": "B",
@@ -105,8 +138,10 @@ def test_pairwise_votes_from_pandalm_integers_and_majority():
 
 
 def test_vote_values_and_majority():
-    values = (1, "2", 0, "Tie", "a", 2.0, None, "x")
-    assert [vote_value(v) for v in values] == ["A", "B", "tie", "tie", "A", "B", None, None]
+    values = (1, "2", 0, "Tie", "a", 2.0, None, "x", "B")
+    assert [vote_value(v) for v in values] == [None, None, None, "tie", "A", None, None, None, "B"]
+    pandalm = {"1": "A", "2": "B", "0": "tie"}
+    assert [vote_value(v, pandalm) for v in values] == ["A", "B", "tie", None, None, "B", None, None, None]
     assert majority(["A", "B"]) == "" and majority(["A", "A", "B"]) == "A" and majority([]) == ""
 
 
@@ -121,7 +156,11 @@ def test_suggestions_recognise_each_layout():
     assert hh["layout"] == "hh_rlhf"
     panda = suggest_options(["idx", "instruction", "input", "response1", "response2", "annotator1", "annotator2"])
     assert panda["layout"] == "pairwise" and panda["vote_columns"] == ["annotator1", "annotator2"]
-    assert panda["input_column"] == "input" and panda["dedupe"] == "pair"
+    assert panda["input_column"] == "input" and panda["dedupe"] == "none"  # every labelled pair is an item
+    others = suggest_options(["question", "response 1", "response 2", "winner", "category"])
+    assert (others["response_a_column"], others["response_b_column"]) == ("response 1", "response 2")
+    assert (others["label_column"], others["subset_column"]) == ("winner", "category")
+    assert suggest_options(["prompt", "output_a", "output_b", "preference"])["label_column"] == "preference"
     assert suggest_options(["messages", "id"])["layout"] == "messages"
     assert suggest_options(["question", "id"]) == {"layout": "text", "prompt_column": "question", "input_column": ""}
     assert suggest_options(["body"], {"body": "hello"})["prompt_column"] == "body"

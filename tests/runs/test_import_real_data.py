@@ -8,6 +8,7 @@ import json
 import pytest
 
 from runs.importing import BadInput, ImportOptions, import_prompt_set, open_source, preview, split_hh_pair
+from runs.importing.importer import label_values
 from runs.models import Comparison, ReferencePair
 from runs.reference_pairs import materialise_reference_pairs
 from tests import factories
@@ -71,7 +72,7 @@ def test_hh_rlhf_harmless_base_imports_as_published(shared_data):
         pair = ReferencePair.objects.get(prompt__prompt_set=ps, prompt__metadata__source_row=line)
         assert getattr(pair, "response_" + pair.human_choice.lower()) == ""
         assert getattr(pair, "response_" + ("b" if pair.human_choice == "A" else "a")) != ""
-        assert pair.degenerate == "empty"  # flagged: never judged, trained on or counted
+        assert pair.degenerate == ""  # an answer against none is a real preference: judged and counted
     # chosen is on side A for about half the pairs (position-bias safe)
     share_a = ReferencePair.objects.filter(prompt__prompt_set=ps, human_choice="A").count() / 2310
     assert 0.45 < share_a < 0.55
@@ -82,7 +83,16 @@ def test_pandalm_pairs_import_with_three_votes_each(shared_data):
     source = open_source(shared_data / PANDALM)
     suggested = preview(source).suggested
     assert suggested["layout"] == "pairwise" and suggested["vote_columns"] == ["annotator1", "annotator2", "annotator3"]
+    assert suggested["subset_column"] == "motivation_app" and suggested["dedupe"] == "none"
     options = ImportOptions(**suggested, pair_source="pandalm", metadata_columns=["idx", "cmp_key"])
+    # the votes are integers: shown with their counts, and refused until mapped (schemes differ by data set)
+    values = {v["value"]: (v["count"], v["maps_to"]) for v in label_values(source, options)}
+    assert values == {1: (values[1][0], ""), 2: (values[2][0], ""), 0: (values[0][0], "")}
+    assert sum(count for count, _ in values.values()) == 2997
+    with pytest.raises(BadInput) as unmapped:
+        import_prompt_set("PandaLM test", source, options)
+    assert unmapped.value.field == "annotator1" and "not self-describing" in unmapped.value.message
+    options.label_map = {"1": "A", "2": "B", "0": "tie"}
     with pytest.raises(BadInput) as refused:  # upstream stores one reply as the JSON boolean true: ask first
         import_prompt_set("PandaLM test", source, options)
     assert (refused.value.row, refused.value.field) == (158, "response1")
@@ -91,9 +101,9 @@ def test_pandalm_pairs_import_with_three_votes_each(shared_data):
     ps = import_prompt_set("PandaLM test", source, options)
     report = ps.import_report
     assert report["rows_read"] == 999 and report["skipped_count"] == 0
-    # One row per distinct (prompt, response pair): upstream repeats some identical comparisons.
-    assert report["prompts"] == report["reference_pairs"] == ps.prompts.count() == 999 - report["duplicates"]
-    assert 880 <= report["prompts"] <= 900
+    # Every row is a benchmark item: upstream's 99 repeated comparisons (two models, the same reply) are kept.
+    assert report["prompts"] == report["reference_pairs"] == ps.prompts.count() == 999
+    assert report["duplicates"] == 0
 
     expected = {}
     with open(shared_data / PANDALM_NORMALIZED, encoding="utf-8") as handle:
@@ -107,6 +117,7 @@ def test_pandalm_pairs_import_with_three_votes_each(shared_data):
         assert pair.human_votes == item["human_votes"] and len(pair.human_votes) == 3
         assert pair.human_choice == item["label"]
         assert pair.prompt.text == item["prompt"].strip()
+        assert pair.prompt.metadata["subset"] == item["subset"]
     # Responses stored upstream as the JSON boolean true come in as text, once asked for, with a note.
     odd = pairs.get(prompt__metadata__idx=157)
     assert odd.response_a == "true"
@@ -118,9 +129,9 @@ def test_pandalm_pairs_import_with_three_votes_each(shared_data):
     # In a run, each pair becomes a comparison with the three annotators' labels.
     run = factories.make_run(prompt_set=ps)
     result = materialise_reference_pairs(run)
-    # pairs with an empty reply were flagged at import and are not judged
-    assert result.degenerate == sum(report["degenerate_pairs"].values()) > 0
-    assert result.comparisons == report["prompts"] - result.degenerate
+    # no PandaLM pair is degenerate (54 have one empty reply: a real preference), so every pair is judged
+    assert result.degenerate == sum(report["degenerate_pairs"].values()) == 0
+    assert result.comparisons == report["prompts"] == 999
     assert result.human_labels == 3 * result.comparisons
     comparison = Comparison.objects.get(run=run, prompt__metadata__idx=0)
     assert sorted(comparison.human_labels.values_list("external_annotator", "choice")) == [

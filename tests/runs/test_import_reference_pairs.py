@@ -24,7 +24,7 @@ def pairwise_set(tmp_path, rows, **options):
 def test_votes_become_one_external_label_per_annotator_and_reruns_add_nothing(tmp_path):
     ps = pairwise_set(tmp_path, [
         {"prompt": "Q1", "a": "good", "b": "bad", "votes": ["A", "A", "tie"]},
-        {"prompt": "Q2", "a": "x", "b": "y", "votes": [2, 2, 1]},
+        {"prompt": "Q2", "a": "x", "b": "y", "votes": ["B", "B", "A"]},
     ], vote_columns=["votes"])
     run = factories.make_run(prompt_set=ps)
     first = materialise_reference_pairs(run)
@@ -61,3 +61,36 @@ def test_a_set_without_reference_pairs_gives_nothing():
     run = factories.make_run()
     assert materialise_reference_pairs(run).pairs == 0
     assert Comparison.objects.filter(run=run).count() == 0
+
+
+def test_pairs_sharing_a_prompt_are_all_kept_and_conflicting_duplicates_are_reported(tmp_path):
+    rows = [
+        {"prompt": "Q1", "a": "x", "b": "y", "label": "A", "category": "math"},
+        {"prompt": "Q1", "a": "x", "b": "z", "label": "B", "category": "math"},
+        {"prompt": "Q1", "a": "x", "b": "y", "label": "B", "category": "code"},  # same pair, other label
+    ]
+    every = pairwise_set(tmp_path, rows, label_column="label", subset_column="category", dedupe="none")
+    assert every.import_report["prompts"] == 3 and every.import_report["duplicates"] == 0
+    assert sorted(every.prompts.values_list("metadata__subset", flat=True)) == ["code", "math", "math"]
+    path = tmp_path / "pairs.jsonl"
+    by_pair = import_prompt_set("by pair", open_source(path), ImportOptions(
+        layout="pairwise", prompt_column="prompt", response_a_column="a", response_b_column="b",
+        label_column="label", dedupe="pair"))
+    report = by_pair.import_report
+    assert report["prompts"] == 2 and report["duplicates"] == 1
+    assert any("other human labels (B vs A)" in w["warning"] and w["row"] == 3 for w in report["warnings"])
+
+
+def test_preview_lists_label_values_and_what_they_map_to(tmp_path, client, operator):
+    from runs.importing import preview
+
+    path = tmp_path / "ints.jsonl"
+    path.write_text("".join(json.dumps({"prompt": f"Q{i}", "a": "x", "b": "y", "label": i % 3}) + "\n"
+                            for i in range(9)))
+    opts = ImportOptions(layout="pairwise", prompt_column="prompt", response_a_column="a", response_b_column="b",
+                         label_column="label")
+    values = preview(open_source(path), opts).label_values
+    assert [(v["value"], v["count"], v["maps_to"]) for v in values] == [(0, 3, ""), (1, 3, ""), (2, 3, "")]
+    opts.label_map = {"0": "A", "1": "B", "2": "tie"}
+    assert {v["value"]: v["maps_to"] for v in preview(open_source(path), opts).label_values} == {
+        0: "A", 1: "B", 2: "tie"}

@@ -72,3 +72,9 @@ def test_fallbacks_are_recorded_on_the_run(tmp_path, client, operator, queue_con
     assert "Human/Assistant transcript" in report.metrics["fallbacks"]["generation.model.prompt_format"]
     client.force_login(operator)
     assert "Human/Assistant transcript" in client.get(reverse("runs:detail", args=[run.pk])).content.decode()
+
+
+def test_a_reference_pairs_run_needs_reference_pairs():
+    form = form_for({"generation": {"source": "reference_pairs"}}, ["generate", "label"])
+    assert not form.is_valid()
+    assert "has no reference pairs to judge" in " ".join(form.errors["generation__source"])

@@ -10,6 +10,8 @@ import sys
 from django.core.management.base import BaseCommand, CommandError
 
 from runs.importing import LAYOUTS, BadInput, ImportOptions, import_prompt_set, open_source, preview
+from runs.importing.importer import label_values
+from runs.importing.options import parse_label_map
 from runs.models import PromptSet
 
 # flag name → ImportOptions field; values are parsed by argparse types below
@@ -36,7 +38,10 @@ class Command(BaseCommand):
             parser.add_argument("--" + flag.replace("_", "-"), dest=flag)
         parser.add_argument("--vote-columns", type=_csv, help="Comma-separated annotator columns (pairwise).")
         parser.add_argument("--metadata-columns", type=_csv, default=[], help="Comma-separated columns to keep.")
-        parser.add_argument("--dedupe", choices=("prompt", "pair"))
+        parser.add_argument("--label-map", default="",
+                            help="Labels/votes other than A/B/tie, e.g. 1=A,2=B,0=tie (PandaLM) or 0=A,1=B,2=tie.")
+        parser.add_argument("--subset-column", default="", help="Column kept as each pair's subset (pairwise).")
+        parser.add_argument("--dedupe", choices=("prompt", "pair", "none"))
         parser.add_argument("--pair-source", default="", help="Name stored with reference pairs.")
         parser.add_argument("--no-reference-pairs", action="store_true", help="Do not keep reference pairs.")
         parser.add_argument("--seed", type=int, default=0)
@@ -63,6 +68,9 @@ class Command(BaseCommand):
             mapping = {**guessed, **given} if same_layout else given
             if opts["a_is_chosen"]:
                 mapping["a_is_chosen"] = True
+            mapping["label_map"] = parse_label_map(opts["label_map"])
+            if opts["subset_column"]:
+                mapping["subset_column"] = opts["subset_column"]
             options = ImportOptions(
                 **mapping,
                 pair_source=opts["pair_source"], keep_reference_pairs=not opts["no_reference_pairs"],
@@ -72,6 +80,11 @@ class Command(BaseCommand):
                 max_prompt_chars=opts["max_prompt_chars"], dataset_split=opts["dataset_split"],
                 dataset_config=opts["dataset_config"], batch_size=opts["batch_size"],
             ).validate()
+            labels = label_values(source, options)
+            if labels:
+                shown = (f"{v['value']!r} x{v['count']} (e.g. {source.unit} {v['row']}) -> "
+                         f"{v['maps_to'] or 'needs --label-map'}" for v in labels)
+                self.stdout.write("Label values: " + ", ".join(shown))
             if opts["preview"]:
                 self._show_preview(source, options)
                 return
