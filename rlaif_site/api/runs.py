@@ -8,7 +8,6 @@ from typing import Any
 
 from django.shortcuts import get_object_or_404
 from django.urls import reverse
-from django.utils import timezone
 from ninja import Query, Router, Schema, Status
 from ninja.pagination import PageNumberPagination, paginate
 
@@ -18,7 +17,7 @@ from rlaif_site.roles import OPERATORS
 from runs import services
 from runs.estimate import estimate_for
 from runs.forms import LaunchForm, form_data_from_config
-from runs.models import ACTIVE_STATUSES, STAGE_ORDER, Run, RunStatus, StageStatus
+from runs.models import ACTIVE_STATUSES, STAGE_ORDER, Run
 from runs.presets import PIPELINE, PRESETS, deep_merge
 from runs.views.runs import progress_state
 from training.config import RunConfig
@@ -224,22 +223,9 @@ def cancel(request, run_id: int):
     run = get_run(run_id)
     if run.status not in ACTIVE_STATUSES:
         raise ApiError(409, f"Run {run.pk} is {run.get_status_display().lower()}; there is nothing to cancel.")
-    if run.kind == "external":
-        cancel_external(run)
-    else:
-        services.cancel_run(run)
+    services.cancel_run(run)  # an external run ends at once (no job to wait for); its script learns it next batch
     run.refresh_from_db()
     return run_detail(run)
-
-
-def cancel_external(run: Run) -> None:
-    """End an external run as cancelled at once (no job to stop); its script learns it from the answer to
-    its next metrics call (``cancel_requested``) and stops training."""
-    now = timezone.now()
-    Run.objects.filter(pk=run.pk).update(cancel_requested=True, status=RunStatus.CANCELLED, finished_at=now,
-                                         current_stage="")
-    run.stages.filter(status__in=[StageStatus.RUNNING, StageStatus.QUEUED]).update(
-        status=StageStatus.CANCELLED, finished_at=now, message="cancelled from the API")
 
 
 def _resume(run: Run, from_stage: str | None = None) -> dict:

@@ -15,8 +15,8 @@ from transformers import (
     TrainingArguments,
 )
 
-from rlaif_site.api.runs import cancel_external
 from rlaif_site.models import ApiToken
+from runs import services
 from runs.models import Artifact, MetricPoint, Run, RunStatus, StageStatus
 from tests import factories
 from tests.training.tiny import CORPUS, tiny_lm
@@ -101,7 +101,7 @@ def test_a_cancel_on_the_site_stops_training_at_the_next_batch(live_server, tmp_
 
         def on_step_end(self, args, state, control, **kwargs):
             if state.global_step == 2:
-                cancel_external(Run.objects.get(pk=callback.run_id))
+                services.cancel_run(Run.objects.get(pk=callback.run_id))
 
     trainer.add_callback(CancelOnTheSiteAtStep2())
     trainer.train()
