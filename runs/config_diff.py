@@ -35,8 +35,8 @@ def full_config(run: Run) -> dict:
 def run_facts(run: Run) -> dict[str, object]:
     """Everything a comparison of runs looks at, flattened: the pinned inputs, the stages, the config."""
     return {
-        "constitution": str(run.constitution_version),
-        "prompt set": str(run.prompt_set),
+        "constitution": str(run.constitution_version) if run.constitution_version_id else "—",
+        "prompt set": str(run.prompt_set) if run.prompt_set_id else "—",
         "stages": ", ".join(s.stage for s in run.ordered_stages()),
         **flatten(full_config(run)),
     }
