@@ -8,7 +8,8 @@ from django.shortcuts import render
 from django.views.decorators.http import require_GET
 
 from rlaif_site.untrusted import csv_row
-from runs.charts import CSV_FIELDS, chart_data, panel_rows, run_charts
+from runs.chart_export import CSV_FIELDS, panel_rows
+from runs.charts import chart_data, run_charts
 from runs.config_diff import config_diff
 from runs.models import Run
 
