@@ -108,6 +108,8 @@ class LaunchIn(Schema):
 class LaunchOut(Schema):
     run: RunDetail | None
     estimate: dict[str, Any]
+    #: what the run will do instead where a model lacks something (``{config path: fallback}``)
+    preflight_fallbacks: dict[str, str] = {}
 
 
 def run_out(run: Run) -> dict:
@@ -192,9 +194,9 @@ def _path_of(field: str) -> str:
 @router.post("/", response={201: LaunchOut, 200: LaunchOut, 400: ErrorOut, 403: ErrorOut},
              summary="Launch a run (operators)")
 def launch(request, payload: LaunchIn):
-    """Validated by :class:`runs.forms.LaunchForm`, the launch page's own form (config checks, reward-model
-    length, endpoint probes): its errors come back with the dotted config path. ``estimate_only`` returns
-    the estimate (200) and launches nothing."""
+    """Validated by :class:`runs.forms.LaunchForm`, the launch page's own form (config checks and the launch
+    pre-flight: models, tokenizers, lengths, endpoints, keys): its errors come back with the dotted config
+    path. ``estimate_only`` returns the estimate (200) and launches nothing."""
     require_role(request, OPERATORS)
     config, stages = _config_for(payload)
     top = {"name": payload.name or (PRESETS[payload.preset].label if payload.preset else "API run"),
@@ -205,10 +207,12 @@ def launch(request, payload: LaunchIn):
         raise ApiError(400, "The run is invalid.", form_errors(form, _path_of))
     data = form.cleaned_data
     estimate = estimate_for(data["run_config"], data["prompt_set"], data["constitution_version"], data["stages"])
+    checked = data.get("preflight")
+    fallbacks = dict(checked.fallbacks) if checked is not None else {}
     if payload.estimate_only:
-        return Status(200, {"run": None, "estimate": estimate.as_dict()})
-    run = form.launch(request.user)
-    return Status(201, {"run": run_detail(run), "estimate": estimate.as_dict()})
+        return Status(200, {"run": None, "estimate": estimate.as_dict(), "preflight_fallbacks": fallbacks})
+    run = form.launch(request.user)  # the page's own launch path (records the pre-flight's fallbacks)
+    return Status(201, {"run": run_detail(run), "estimate": estimate.as_dict(), "preflight_fallbacks": fallbacks})
 
 
 @router.get("/{int:run_id}", response=RunDetail, summary="A run: config, status and per-stage progress")

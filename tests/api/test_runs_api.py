@@ -174,3 +174,12 @@ def test_lists_page_in_the_database_with_a_fixed_number_of_queries(api_as, djang
     assert constitutions["count"] == 56 and constitutions["items"][0]["latest_version"]["number"] == 1
     with django_assert_max_num_queries(6):
         assert api.get("/prompt-sets/").json()["items"][0]["prompts"] == 2
+
+
+def test_a_launch_records_the_preflight_like_the_page(api_as, pinned):
+    from runs.models import Artifact
+
+    response = api_as("operator").post("/runs/", {"preset": "offline-demo", **pinned})
+    assert response.status_code == 201
+    report = Artifact.objects.get(run_id=response.json()["run"]["id"], name="pre-flight")
+    assert report.metrics["fallbacks"] == response.json()["preflight_fallbacks"]
