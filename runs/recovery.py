@@ -31,7 +31,7 @@ import logging
 import threading
 import time
 from dataclasses import dataclass
-from datetime import datetime, timezone as dt_timezone
+from datetime import UTC, datetime
 
 from django.conf import settings
 from django.db import transaction
@@ -89,7 +89,7 @@ def _age_s(moment: datetime | None, now: datetime) -> float:
     if moment is None:
         return float("inf")
     if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=dt_timezone.utc)
+        moment = moment.replace(tzinfo=UTC)
     return (now - moment).total_seconds()
 
 
@@ -349,7 +349,7 @@ def _settle_idle_runs(now: datetime, grace_s: float) -> list[Recovery]:
         run.refresh_from_db()
         stage = next(iter(run.ordered_stages()), None)
         if stage is not None:
-            done.append(Recovery(stage, "settled", f"run was {RunStatus.RUNNING} with nothing queued; now {run.status}"))
+            done.append(Recovery(stage, "settled", f"run was running with nothing queued; now {run.status}"))
     return done
 
 

@@ -132,7 +132,8 @@ def test_a_killed_worker_mid_stage_is_recovered_without_lost_or_duplicated_rows(
 
         worker, out = start()  # a supervisor restarts it
         _wait_for(lambda: db.query("select 1 from runs_stagerun where stage='generate' and "
-                                   "(status <> 'running' or attempt > 1)"), timeout=120, what="the stage to be recovered")
+                                   "(status <> 'running' or attempt > 1)"),
+                  timeout=120, what="the stage to be recovered")
         detect_s = time.monotonic() - killed_at
         assert detect_s <= DETECT_TARGET_S, f"the dead stage showed as running for {detect_s:.0f} s"
         _wait_for(lambda: db.query("select 1 from runs_run where name='kill-me' and status in "
