@@ -36,6 +36,9 @@ class VersionForm(forms.Form):
     )
     note = forms.CharField(max_length=validation.NOTE_MAX, required=False, label="Version note",
                            widget=forms.TextInput(attrs={"size": 60, "placeholder": "What changed and why"}))
+    allow_ties = forms.BooleanField(
+        required=False, label="Allow ties",
+        help_text='The judge may answer "Preferred: tie" (off by default, as in Lee et al. 2023).')
     base_version = forms.IntegerField(required=False, widget=forms.HiddenInput)
 
     def clean_judge_template(self) -> str:

@@ -22,6 +22,7 @@ Schema (one schema for both formats; YAML is the same tree written as YAML)::
         response_b: ...              # required text
         preferred: A                 # required: "A" or "B"
         rationale: ...               # optional text, default ""
+    allow_ties: false                # optional bool: the judge may answer "Preferred: tie" (default false)
     source: {...}                    # written by export (constitution, version, content_hash, author, note,
                                      # created_at); informational, ignored on import
 
@@ -48,7 +49,8 @@ SCHEMA_VERSION = 1
 FORMATS = ("yaml", "json")
 CONTENT_TYPES = {"yaml": "application/yaml; charset=utf-8", "json": "application/json; charset=utf-8"}
 TOP_LEVEL_KEYS = (
-    "schema_version", "name", "description", "principles", "judge_template", "few_shot_examples", "source",
+    "schema_version", "name", "description", "principles", "judge_template", "few_shot_examples", "allow_ties",
+    "source",
 )
 MAX_FILE_BYTES = 2 * 1024 * 1024
 # libyaml's C parser and emitter when PyYAML was built with it (about 10x faster), else the pure-Python ones.
@@ -77,6 +79,7 @@ class ConstitutionFile:
     principles: list[dict]
     judge_template: str = DEFAULT_TEMPLATE
     few_shot_examples: list[dict] = field(default_factory=list)
+    allow_ties: bool = False
 
 
 # --- export -----------------------------------------------------------------------------------------
@@ -94,6 +97,7 @@ def export_data(version: ConstitutionVersion) -> dict:
         ],
         "judge_template": version.judge_template,
         "few_shot_examples": [dict(ex) for ex in version.few_shot_examples],
+        "allow_ties": version.allow_ties,
         "source": {
             "constitution": constitution.name,
             "version": version.number,
@@ -324,11 +328,15 @@ def loads(text: str | bytes, fmt: str | None = None, filename: str = "") -> Cons
             out.add(("judge_template",), problem)
     examples = _examples(data.get("few_shot_examples"), out)
     principles = _principles(data.get("principles"), out)
+    allow_ties = data.get("allow_ties", False)
+    if not isinstance(allow_ties, bool):
+        out.add(("allow_ties",), "must be true or false")
+        allow_ties = False
     if out.errors:
         raise ConstitutionFileError([where + e for e in out.messages(text)])
     return ConstitutionFile(
         name=name.strip() if name else None, description=description, principles=principles,
-        judge_template=template, few_shot_examples=examples,
+        judge_template=template, few_shot_examples=examples, allow_ties=allow_ties,
     )
 
 
@@ -363,5 +371,5 @@ def import_file(
             into = Constitution.objects.create(name=final_name, description=parsed.description, created_by=author)
         return ConstitutionVersion.objects.create_version(
             into, author=author, principles=parsed.principles, judge_template=parsed.judge_template,
-            few_shot_examples=parsed.few_shot_examples, note=note,
+            few_shot_examples=parsed.few_shot_examples, note=note, allow_ties=parsed.allow_ties,
         )

@@ -70,13 +70,17 @@ class Constitution(models.Model):
 PRINCIPLE_FIELDS = ("name", "comparison", "critique_request", "revision_request", "weight", "category", "enabled")
 
 
-def content_hash(judge_template: str, few_shot_examples: Sequence[Mapping], principles: Sequence[Mapping]) -> str:
-    """SHA-256 of a version's canonical content (template, examples, ordered principles)."""
+def content_hash(judge_template: str, few_shot_examples: Sequence[Mapping], principles: Sequence[Mapping],
+                 allow_ties: bool = False) -> str:
+    """SHA-256 of a version's canonical content (template, examples, ordered principles, and ``allow_ties``
+    only when on, so versions saved before ties existed keep their hash)."""
     canonical = {
         "judge_template": judge_template,
         "few_shot_examples": list(few_shot_examples),
         "principles": [{f: p.get(f) for f in PRINCIPLE_FIELDS} for p in principles],
     }
+    if allow_ties:
+        canonical["allow_ties"] = True
     for p in canonical["principles"]:
         p["weight"] = float(p["weight"] if p["weight"] is not None else 1.0)
         p["enabled"] = bool(p["enabled"] if p["enabled"] is not None else True)
@@ -104,6 +108,7 @@ class ConstitutionVersionQuerySet(models.QuerySet):
         note: str = "",
         base_version: ConstitutionVersion | None = None,
         check_conflict: bool = False,
+        allow_ties: bool = False,
     ) -> tuple[ConstitutionVersion, bool]:
         """Save new content for ``constitution`` as its next version.
 
@@ -111,6 +116,7 @@ class ConstitutionVersionQuerySet(models.QuerySet):
             principles: ordered dicts with keys of :data:`PRINCIPLE_FIELDS`.
             base_version: the version the edit started from (recorded as the parent).
             check_conflict: refuse when ``base_version`` is no longer the latest.
+            allow_ties: the judge may answer "tie" (off by default, as in Lee et al. 2023).
 
         Returns:
             ``(version, created)``; ``created`` is False when the content equals the latest version's,
@@ -136,7 +142,7 @@ class ConstitutionVersionQuerySet(models.QuerySet):
         latest = self.filter(constitution=constitution).order_by("-number").first()
         if check_conflict and latest is not None and (base_version is None or latest.pk != base_version.pk):
             raise VersionConflict(latest)
-        digest = content_hash(judge_template, few_shot_examples, principles)
+        digest = content_hash(judge_template, few_shot_examples, principles, allow_ties)
         if latest is not None and latest.content_hash == digest:
             return latest, False
         version = self.create(
@@ -148,6 +154,7 @@ class ConstitutionVersionQuerySet(models.QuerySet):
             judge_template=judge_template,
             few_shot_examples=list(few_shot_examples),
             content_hash=digest,
+            allow_ties=allow_ties,
         )
         Principle.objects.bulk_create(
             Principle(
@@ -178,6 +185,8 @@ class ConstitutionVersion(models.Model):
     content_hash = models.CharField(max_length=64)
     judge_template = NulFreeTextField(default=judge_prompt.DEFAULT_TEMPLATE)
     few_shot_examples = NulFreeJSONField(default=list, blank=True)
+    allow_ties = models.BooleanField(
+        default=False, help_text='The judge may answer "Preferred: tie" (off by default, as in Lee et al. 2023).')
 
     objects = ConstitutionVersionQuerySet.as_manager()
 

@@ -30,6 +30,11 @@ ANSWER_FORMAT = (
     "First explain your reasoning in a few sentences. Then, on the last line, write exactly "
     '"Preferred: A" or "Preferred: B" and nothing else.'
 )
+#: The answer format of a constitution that allows ties (off by default, as in Lee et al. 2023).
+ANSWER_FORMAT_WITH_TIES = (
+    "First explain your reasoning in a few sentences. Then, on the last line, write exactly "
+    '"Preferred: A", "Preferred: B" or, only if neither response is better, "Preferred: tie", and nothing else.'
+)
 VERDICT_PREFIX = "Preferred:"
 
 DEFAULT_TEMPLATE = """You are a careful evaluator comparing two responses from an AI assistant.
@@ -167,6 +172,7 @@ def render(
     response_b: str,
     examples: Sequence[Mapping[str, str]] = (),
     swapped: bool = False,
+    allow_ties: bool = False,
 ) -> JudgeRequest:
     """Fill ``template`` for one order of one comparison.
 
@@ -177,6 +183,7 @@ def render(
         response_a, response_b: the comparison's first and second responses, in the comparison's order.
         examples: few-shot examples, see :func:`format_examples`.
         swapped: show ``response_b`` as A and ``response_a`` as B.
+        allow_ties: offer "Preferred: tie" in the answer format (:data:`ANSWER_FORMAT_WITH_TIES`).
 
     Raises:
         TemplateError: the template is invalid.
@@ -188,7 +195,7 @@ def render(
         conversation=format_conversation(prompt),
         response_a=first,
         response_b=second,
-        answer_format=ANSWER_FORMAT,
+        answer_format=ANSWER_FORMAT_WITH_TIES if allow_ties else ANSWER_FORMAT,
         examples=format_examples(examples),
     )
     return JudgeRequest(
@@ -208,9 +215,10 @@ def render_both_orders(
     response_a: str,
     response_b: str,
     examples: Sequence[Mapping[str, str]] = (),
+    allow_ties: bool = False,
 ) -> tuple[JudgeRequest, JudgeRequest]:
     """Return the (A/B, B/A) pair of judge requests for one comparison (position debiasing)."""
     return (
-        render(template, principle, prompt, response_a, response_b, examples, swapped=False),
-        render(template, principle, prompt, response_a, response_b, examples, swapped=True),
+        render(template, principle, prompt, response_a, response_b, examples, swapped=False, allow_ties=allow_ties),
+        render(template, principle, prompt, response_a, response_b, examples, swapped=True, allow_ties=allow_ties),
     )

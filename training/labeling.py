@@ -220,13 +220,15 @@ class _Prepared:
 
 
 def requests_for(
-    task: JudgeTask, *, template: str, examples: Sequence[Mapping], both_orders: bool, samples: int
+    task: JudgeTask, *, template: str, examples: Sequence[Mapping], both_orders: bool, samples: int,
+    allow_ties: bool = False,
 ) -> list[JudgeRequest]:
     """The rendered requests for one task: A/B samples first, then B/A samples."""
     orders = (False, True) if both_orders else (False,)
     out = []
     for swapped in orders:
-        base = render(template, task.principle, task.conversation, task.response_a, task.response_b, examples, swapped)
+        base = render(template, task.principle, task.conversation, task.response_a, task.response_b, examples,
+                      swapped, allow_ties=allow_ties)
         out.extend(dataclasses.replace(base, sample=s) for s in range(samples))
     return out
 
@@ -302,6 +304,7 @@ def label_tasks(
     progress_total: int | None = None,
     spent: float = 0.0,
     while_waiting: Callable[[], None] | None = None,
+    allow_ties: bool = False,
 ) -> Iterator[list[JudgedPair]]:
     """Judge ``tasks`` under the labeling protocol, yielding one list of :class:`JudgedPair` per batch.
 
@@ -321,6 +324,7 @@ def label_tasks(
         spent: cost already spent by earlier runs of the same stage (counts towards ``config.budget``).
         while_waiting: called again and again in the caller's thread while a batch is being scored (about
             every 0.05 s, and once when it returns), e.g. to persist answers as they arrive.
+        allow_ties: the constitution lets the judge answer "tie" (a tie answer is P = 0.5 in that order).
 
     Yields:
         Lists of results in task order; failed judgments included (verdict ``""``).
@@ -339,7 +343,8 @@ def label_tasks(
 
     def prepare(batch: list[JudgeTask]) -> _Prepared:
         requests = [
-            requests_for(t, template=template, examples=examples, both_orders=both_orders, samples=samples)
+            requests_for(t, template=template, examples=examples, both_orders=both_orders, samples=samples,
+                         allow_ties=allow_ties)
             for t in batch
         ]
         keys = [[request_key(judge, r) for r in rs] for rs in requests]

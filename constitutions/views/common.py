@@ -27,4 +27,5 @@ def content_of(version: ConstitutionVersion) -> dict:
         "principles": [{k: v for k, v in p.items() if k != "id"} for p in version.principle_dicts()],
         "judge_template": version.judge_template,
         "few_shot_examples": list(version.few_shot_examples),
+        "allow_ties": version.allow_ties,
     }

@@ -46,6 +46,7 @@ class Editor:
         editor = cls(
             meta=ConstitutionForm(instance=constitution),
             content=VersionForm(initial={"judge_template": content["judge_template"],
+                                         "allow_ties": content.get("allow_ties", False),
                                          "base_version": version.number if version else None}),
             principles=PrincipleFormSet(initial=content["principles"], prefix="principles"),
             examples=ExampleFormSet(initial=content["few_shot_examples"], prefix="examples"),
@@ -64,6 +65,7 @@ class Editor:
             "judge_template": self.content.cleaned_data["judge_template"],
             "few_shot_examples": self.examples.examples(),
             "note": self.content.cleaned_data["note"],
+            "allow_ties": self.content.cleaned_data["allow_ties"],
         }
 
 

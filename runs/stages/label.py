@@ -186,6 +186,7 @@ def judge_comparisons(run: Run, comparisons: QuerySet, reporter, *, progress_off
         _tasks(pending),
         template=version.judge_template,
         examples=version.few_shot_examples or [],
+        allow_ties=version.allow_ties,
         config=config,
         reporter=reporter,
         cache=cache,

@@ -177,3 +177,18 @@ def test_import_as_new_needs_a_free_name(author):
     with pytest.raises(io.ConstitutionFileError, match="name: is required"):
         io.import_file(parsed, author=author)
     assert Constitution.objects.count() == 1
+
+
+def test_allow_ties_round_trips_and_changes_the_content(author):
+    constitution = Constitution.objects.create(name="Ties")
+    principles = [factories.principle()]
+    plain, _ = ConstitutionVersion.objects.create_version(constitution, author=author, principles=principles)
+    ties, created = ConstitutionVersion.objects.create_version(constitution, author=author, principles=principles,
+                                                               allow_ties=True)
+    assert created and ties.allow_ties and ties.content_hash != plain.content_hash
+    parsed = io.loads(io.dumps(ties, "yaml"), "yaml")
+    assert parsed.allow_ties is True
+    again, created_again = io.import_file(parsed, author=author, into=constitution)
+    assert not created_again and again.pk == ties.pk
+    with pytest.raises(io.ConstitutionFileError, match="allow_ties: must be true or false"):
+        io.loads("name: X\nallow_ties: maybe\nprinciples:\n  - {name: A, comparison: B?}\n", "yaml")

@@ -360,6 +360,8 @@ class OpenAIJudge:
         """P(first shown preferred) and a flag, by the policy of :mod:`training.judges.verdict` (4 and 5)."""
         if verdict.ambiguous:
             return 0.5, "ambiguous: the answer names both A and B"
+        if verdict.label == "tie":
+            return 0.5, ""
         hard = 1.0 if verdict.label == "A" else 0.0
         if not reading.logprobs:
             return hard, ""

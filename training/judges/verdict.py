@@ -18,6 +18,8 @@ The verdict policy, for every answer:
 5. **The text's label wins over the log-probs' side.** When the verdict token's log-probabilities favour the
    other label than the text, the answer counts as no preference (P = 0.5) and is flagged; a confident verdict
    is never turned into its opposite.
+6. **A tie is a tie.** ``Preferred: tie`` (offered when the constitution allows ties) is P = 0.5 in that order,
+   whatever the log-probs say; with the run's tie margin it makes that order's verdict a tie.
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ from training.judge_prompt import VERDICT_PREFIX
 #: ``Preferred: A`` (case-insensitive), tolerating markdown emphasis, "Response A" and brackets. The last
 #: match in the answer wins, so a rationale that quotes the format does not confuse it.
 VERDICT_RE = re.compile(
-    re.escape(VERDICT_PREFIX.rstrip(":")) + r"\s*\**\s*:\s*\**\s*(?:response\s+)?[\(\[]?\s*([AB])\b", re.IGNORECASE
+    re.escape(VERDICT_PREFIX.rstrip(":")) + r"\s*\**\s*:\s*\**\s*(?:response\s+)?[\(\[]?\s*([AB]|tie)\b", re.IGNORECASE
 )
 
 
@@ -41,7 +43,7 @@ class ParsedVerdict:
     """A verdict found in an answer.
 
     Attributes:
-        label: "A" or "B" (the response shown first or second).
+        label: "A" or "B" (the response shown first or second), or "tie" (neither: P = 0.5, policy point 6).
         rationale: the text before the verdict line, stripped.
         label_offset: character offset of the label in the answer (to find its token's log-probs).
         ambiguous: the answer names both labels as its verdict (policy point 4 of the module docstring).
@@ -56,7 +58,9 @@ class ParsedVerdict:
 #: What may precede ``Preferred`` at the start of a verdict line: markdown emphasis, headings, quotes, bullets.
 _LINE_START = re.compile(r"^[\s*_#>\-]*")
 #: A second label right after the first on the same line: "A or B", "A/B", "A and B", "(A), B".
-_SECOND_LABEL = re.compile(r"^[\s)\]*_.]*(?:or|and|/|,|&|vs\.?)\s*(?:response\s+)?[\(\[]?\s*[AB]\b", re.IGNORECASE)
+_SECOND_LABEL = re.compile(
+    r"^[\s)\]*_.]*(?:or|and|/|,|&|vs\.?)\s*(?:response\s+)?[\(\[]?\s*(?:[AB]|tie)\b", re.IGNORECASE
+)
 
 
 def parse_verdict(text: str) -> ParsedVerdict | None:
@@ -68,12 +72,16 @@ def parse_verdict(text: str) -> ParsedVerdict | None:
     line_starts = [m for m in matches if _starts_line(text, m.start())]
     considered = line_starts or matches
     last = considered[-1]
-    labels = {m.group(1).upper() for m in considered}
+    labels = {_label(m.group(1)) for m in considered}
     ambiguous = len(labels) > 1 or bool(_SECOND_LABEL.match(text[last.end(1) :]))
     rationale = text[: last.start()].rstrip().rstrip("*_#").strip()
     return ParsedVerdict(
-        label=last.group(1).upper(), rationale=rationale, label_offset=last.start(1), ambiguous=ambiguous
+        label=_label(last.group(1)), rationale=rationale, label_offset=last.start(1), ambiguous=ambiguous
     )
+
+
+def _label(text: str) -> str:
+    return "tie" if text.lower() == "tie" else text.upper()
 
 
 def _starts_line(text: str, start: int) -> bool:
