@@ -74,9 +74,10 @@ PRESETS: dict[str, Preset] = {
                     "chain_of_thought": False,
                 },
                 "reward_model": {"base_model": "minilm", "epochs": 2.0, "batch_size": 8, "max_length": 256},
+                # a checkpoint of Gemma holds 1 GB of weights and 2 GB of optimizer state: every 20 steps
                 "policy": {
                     "algorithm": "rloo", "beta": 0.05, "learning_rate": 2e-5, "steps": 60, "batch_size": 4,
-                    "num_generations": 2, "max_new_tokens": 32, "temperature": 1.0, "checkpoint_every": 10,
+                    "num_generations": 2, "max_new_tokens": 32, "temperature": 1.0, "checkpoint_every": 20,
                 },
                 "evaluation": {"max_prompts": 40, "max_new_tokens": 32, "temperature": 0.7},
             },
