@@ -75,9 +75,13 @@ class FakeChatServer:
         served_models: list[str] | None = None,
         faults: dict[str, float] | None = None,
         seed: int = 0,
+        judge=None,
     ) -> None:
         self.delay_s = delay_s
         self.slow_s = slow_s
+        #: ``judge(prompt, shown_first, shown_second) -> "A" | "B" | "tie" | "garbage"`` replaces the
+        #: longer-wins rule (a replay of recorded verdicts); "garbage" answers without a verdict line.
+        self.judge = judge
         self.served_models = served_models or []
         self.faults = dict(faults or {})
         self._rng = random.Random(seed)
@@ -241,6 +245,13 @@ class FakeChatServer:
         if marked("garbage") or ("#flaky" in prompt and call == 1):
             return 200, truncate, make(body, ["I cannot decide, both are fine."], None)
         first, second = match.group(1), match.group(2)
+        if self.judge is not None:
+            label = self.judge(prompt, first, second)
+            if label == "garbage":
+                return 200, truncate, make(body, ["I cannot decide, both are fine."], None)
+            with self._lock:
+                self.verdicts[prompt] += 1
+            return 200, truncate, make(body, [f"Replayed verdict.\nPreferred: {label}"], None)
         label = "A" if len(first) >= len(second) else "B"
         other = "B" if label == "A" else "A"
         wants_logprobs = bool(body.get("logprobs"))

@@ -28,13 +28,12 @@ def pair_units(rows: Sequence[AuditRow], *, tie_margin: float, both_orders: bool
     judgment failed, and the human votes."""
     units = []
     for row in rows:
-        failed = not row.verdict
-        if row.p_a_ab is None and row.p_a_ba is None:
+        if row.p_a_ab is None and row.p_a_ba is None and row.verdict:
             # A verdict recorded without per-order probabilities (e.g. imported): both orders said it.
             ab, ba = row.verdict, (row.verdict if both_orders else None)
-        else:
-            ab = "" if failed else verdict_for(row.p_a_ab, tie_margin)
-            ba = ("" if failed else verdict_for(row.p_a_ba, tie_margin)) if both_orders else None
+        else:  # an order that failed has no probability: "" (a judgment fails when either order does)
+            ab = verdict_for(row.p_a_ab, tie_margin)
+            ba = verdict_for(row.p_a_ba, tie_margin) if both_orders else None
         units.append(PairUnit(ab, ba, tuple(choice for _, choice in row.labels), row.length_a, row.length_b,
                               row.subset, row.principle))
     return units

@@ -22,6 +22,7 @@ import re
 import pytest
 
 from tests.browser.conftest import ADMIN_PASSWORD, install_demo_models, login
+from tests.browser.waiting import wait_until
 from tests.conftest import REPO_ROOT
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -85,10 +86,8 @@ def test_import_launch_watch_audit_export(page, studio, shared_data, demo_models
     page.wait_for_url(re.compile(r"/runs/\d+/$"))
     run_url = page.url.rstrip("/")
 
-    page.wait_for_function(
-        "['Succeeded', 'Failed', 'Cancelled'].includes(document.getElementById('run-status').textContent)",
-        timeout=240_000,
-    )
+    wait_until(page, "['Succeeded', 'Failed', 'Cancelled'].includes(document.getElementById('run-status').textContent)",
+               timeout_s=240)
     status = page.inner_text("#run-status")
     errors = page.locator("pre.error-tail:not([hidden])").all_inner_texts()
     assert status == "Succeeded", f"run ended {status}: {errors}\n{''.join(studio.output[-40:])}"

@@ -12,6 +12,7 @@ import re
 import pytest
 
 from tests.browser.conftest import ADMIN_PASSWORD, install_demo_models, login
+from tests.browser.waiting import wait_until
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -40,7 +41,7 @@ def test_launch_offline_demo_watch_progress_and_charts(page, studio, demo_models
     for box in page.locator("input[name=stages]").all():
         box.set_checked(box.get_attribute("value") in BROWSER_STAGES)
     # The estimate follows the form: 8 comparisons x 1 sampled principle x 2 orders.
-    page.wait_for_function("document.getElementById('estimate-judge-calls')?.textContent === '16'", timeout=15_000)
+    wait_until(page, "document.getElementById('estimate-judge-calls')?.textContent === '16'", timeout_s=15)
     page.click("#launch-button")
     page.wait_for_url(re.compile(r"/runs/\d+/$"))
 
@@ -51,10 +52,8 @@ def test_launch_offline_demo_watch_progress_and_charts(page, studio, demo_models
         const badge = document.getElementById('run-status');
         new MutationObserver(() => window.__seen.push(badge.textContent)).observe(badge, {childList: true});
     }""")
-    page.wait_for_function(
-        "['Succeeded', 'Failed', 'Cancelled'].includes(document.getElementById('run-status').textContent)",
-        timeout=300_000,
-    )
+    wait_until(page, "['Succeeded', 'Failed', 'Cancelled'].includes(document.getElementById('run-status').textContent)",
+               timeout_s=300)
     status = page.inner_text("#run-status")
     errors = page.locator("pre.error-tail:not([hidden])").all_inner_texts()
     assert status == "Succeeded", f"run ended {status}: {errors}\n{''.join(studio.output[-40:])}"
@@ -69,8 +68,7 @@ def test_launch_offline_demo_watch_progress_and_charts(page, studio, demo_models
         assert row.locator("[data-role=bar]").evaluate("el => el.style.width") == "100%"
 
     # The counts follow too, and the charts are drawn by plotly.js from the chart JSON.
-    page.wait_for_function(f"document.querySelector('[data-count=judgments]').textContent === '{PROMPTS}'",
-                           timeout=15_000)
+    wait_until(page, f"document.querySelector('[data-count=judgments]').textContent === '{PROMPTS}'", timeout_s=15)
     page.wait_for_selector("#charts .js-plotly-plot", timeout=30_000)
     assert page.locator("#chart-judge_verdicts .js-plotly-plot, #chart-judge_verdicts.js-plotly-plot").count() == 1
 

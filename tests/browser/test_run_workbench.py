@@ -11,7 +11,6 @@ import csv
 import io
 import json
 import os
-import time
 import zipfile
 from datetime import timedelta
 from pathlib import Path
@@ -22,18 +21,9 @@ from django.utils import timezone
 from runs.models import Artifact, MetricPoint
 from tests import factories
 from tests.browser.conftest import login
+from tests.browser.waiting import wait_until
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
-
-
-def wait_until(page, expression: str, timeout_s: float = 20.0) -> None:
-    """Poll a JavaScript expression until it is true. Not ``page.wait_for_function``: its polling evaluates
-    the string with ``eval`` inside the page, which the site's CSP (no 'unsafe-eval') rightly blocks."""
-    deadline = time.monotonic() + timeout_s
-    while not page.evaluate(expression):
-        if time.monotonic() > deadline:
-            raise AssertionError(f"still false after {timeout_s} s: {expression}")
-        page.wait_for_timeout(100)
 
 
 @pytest.fixture
