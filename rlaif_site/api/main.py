@@ -7,15 +7,37 @@ Content-Security-Policy (``script-src 'self'``).
 """
 from __future__ import annotations
 
+from functools import wraps
+
 from django.contrib.auth.decorators import login_required
-from django.http import Http404
+from django.http import Http404, JsonResponse
 from ninja import NinjaAPI
 from ninja.errors import AuthenticationError, HttpError, ValidationError
 
 from rlaif_site.api import audit, constitutions, external, prompts, run_results, runs
 from rlaif_site.api.auth import AUTH
 from rlaif_site.api.errors import ApiError
+from rlaif_site.models import ApiToken
 from training.redaction import redact
+
+
+def docs_access(view):
+    """The docs page and ``openapi.json`` need a logged-in user (else the login page), or, for scripts, a
+    valid token in ``Authorization: Bearer`` (else a 401 JSON body)."""
+
+    @wraps(view)
+    def wrapped(request, *args, **kwargs):
+        header = request.headers.get("Authorization", "")
+        if header[:7].lower() == "bearer ":
+            user = ApiToken.authenticate(header[7:].strip())
+            if user is None:
+                return JsonResponse({"detail": "Invalid, revoked or expired API token.", "errors": []}, status=401)
+            request.user = user
+            return view(request, *args, **kwargs)
+        return login_required(view)(request, *args, **kwargs)
+
+    return wrapped
+
 
 api = NinjaAPI(
     title="RLAIF Studio API",
@@ -29,7 +51,7 @@ api = NinjaAPI(
     ),
     auth=AUTH,
     urls_namespace="api",
-    docs_decorator=login_required,  # the docs page and schema are site pages: log in to read them
+    docs_decorator=docs_access,  # the docs page and schema: a logged-in user, or a token
 )
 api.add_router("/constitutions", constitutions.router, tags=["constitutions"])
 api.add_router("/prompt-sets", prompts.router, tags=["prompt sets"])
@@ -81,11 +103,9 @@ def _invalid(request, exc: ValidationError):
 
 def urlpatterns() -> list:
     """The API's URL patterns, marked as not needing a login: the API answers an anonymous caller itself,
-    with a 401 JSON body, instead of ``LoginRequiredMiddleware``'s redirect to the login page. The docs page
-    and the schema keep the login (``docs_decorator``)."""
+    with a 401 JSON body, instead of ``LoginRequiredMiddleware``'s redirect to the login page; the docs page
+    and the schema check access themselves (:func:`docs_access`)."""
     patterns, _app, _namespace = api.urls
     for pattern in patterns:
-        name = getattr(pattern, "name", "") or ""
-        if name not in ("openapi-json", "openapi-view"):
-            pattern.callback.login_required = False
+        pattern.callback.login_required = False
     return patterns

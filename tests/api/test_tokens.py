@@ -146,8 +146,14 @@ def test_the_docs_page_renders_from_local_static_files_under_the_csp(client, vie
     assert {"TokenAuth", "SessionAuth"} <= set(schema["components"]["securitySchemes"])
 
 
-def test_the_docs_need_a_login_and_the_nav_links_them(client, viewer):
+def test_the_docs_need_a_login_and_the_schema_a_login_or_a_token(client, viewer):
     assert client.get("/api/v1/docs")["Location"].startswith("/login/")
+    assert client.get("/api/v1/openapi.json")["Location"].startswith("/login/")
+    _row, token = ApiToken.issue(viewer, "schema")
+    schema = Api(token).get("/openapi.json")
+    assert schema.status_code == 200 and "/api/v1/runs/{run_id}" in schema.json()["paths"]
+    refused = Api("rls_wrong").get("/openapi.json")
+    assert refused.status_code == 401 and refused["Content-Type"].startswith("application/json")
     client.force_login(viewer)
     nav = client.get("/account/tokens/").content.decode()
     assert 'href="/api/v1/docs"' in nav and 'href="/account/tokens/"' in nav
