@@ -17,6 +17,7 @@ from django.utils.text import get_valid_filename
 from django.views.decorators.http import require_POST
 
 from rlaif_site.roles import OPERATORS, has_role, role_required
+from runs.audit.blind import blinded_comparison_ids
 from runs.exporting import PreferenceFilters, preference_dataset, save_preferences, zip_folder
 from runs.import_jobs import enqueue_import, import_job_lost, import_progress, remove_stale_uploads, uploads_dir
 from runs.importing import BadInput, ImportOptions, open_source, preview
@@ -92,6 +93,8 @@ def promptset_import_configure(request, token: str):
             context["result"] = preview(source, options, n=PREVIEW_ROWS)
     except BadInput as exc:
         context["error"] = str(exc)
+        if request.method == "GET" and entry["hub"]:  # a hub dataset that could not be read: nothing to map
+            form = None
     context["form"] = form
     return render(request, "runs/promptset_import_configure.html", context)
 
@@ -170,6 +173,8 @@ def run_export_preferences(request, run_id: int):
             min_confidence=data["min_confidence"], position_consistent_only=data["position_consistent_only"],
             human_verified_only=data["human_verified_only"], split=data["split"] or "",
             prefer_human_labels=False if data["ai_only"] else None,
+            # Blind labeling: an auditor's export leaves out the audit pairs they have still to label.
+            exclude_comparisons=blinded_comparison_ids(run, request.user),
         )
         conversational = data["style"] == "conversational"
         dataset = preference_dataset(run, filters, conversational=conversational)
