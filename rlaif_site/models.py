@@ -8,12 +8,15 @@ last used (written at most once a minute, so a busy script does not write on eve
 from __future__ import annotations
 
 import hashlib
+import logging
 import secrets
 from datetime import timedelta
 
 from django.conf import settings
-from django.db import models
+from django.db import DatabaseError, models, transaction
 from django.utils import timezone
+
+logger = logging.getLogger(__name__)
 
 #: Every token starts with this, so a leaked one is recognisable (e.g. by secret scanners).
 TOKEN_PREFIX = "rls_"
@@ -86,7 +89,12 @@ class ApiToken(models.Model):
         """Record a use, at most once per :data:`LAST_USED_RESOLUTION`."""
         now = now or timezone.now()
         if self.last_used_at is None or now - self.last_used_at >= LAST_USED_RESOLUTION:
-            ApiToken.objects.filter(pk=self.pk).update(last_used_at=now)
+            try:  # best effort: a busy database must not fail the request the token is for
+                with transaction.atomic():
+                    ApiToken.objects.filter(pk=self.pk).update(last_used_at=now)
+            except DatabaseError:
+                logger.warning("could not record the use of API token %s (database busy)", self.pk)
+                return
             self.last_used_at = now
 
     def revoke(self) -> None:

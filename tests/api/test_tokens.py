@@ -169,3 +169,21 @@ def test_a_superuser_revokes_a_token_from_the_admin(client, operator):
     assert token.encode() not in listing.content
     client.post("/admin/rlaif_site/apitoken/", {"action": "revoke", "_selected_action": [row.pk]})
     assert Api(token).get("/runs/").status_code == 401
+
+
+def test_a_busy_database_does_not_fail_a_request_over_its_last_used_write(operator):
+    from django.db import OperationalError, connection
+
+    def locked(execute, sql, params, many, context):
+        if sql.lstrip().lower().startswith("update") and "rlaif_site_apitoken" in sql.lower():
+            raise OperationalError("database is locked")
+        return execute(sql, params, many, context)
+
+    row, token = ApiToken.issue(operator, "ci")
+    with connection.execute_wrapper(locked):
+        assert Api(token).get("/runs/").status_code == 200
+    row.refresh_from_db()
+    assert row.last_used_at is None  # not recorded this time; recorded at the next use
+    Api(token).get("/runs/")
+    row.refresh_from_db()
+    assert row.last_used_at is not None
