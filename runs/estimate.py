@@ -94,7 +94,9 @@ CPU_FIGURES: dict[str, CpuFigures] = {
     "gemma-3-270m": CpuFigures(
         tokens_per_s=35.0, load_s=8.0, judge_s=2.0, rl_step_s=-1.7, rl_step_s_per_token=0.4, first_use_s=60.0
     ),
-    "demo://policy": CpuFigures(tokens_per_s=2000.0, load_s=0.5, judge_s=0.02, rl_step_s=0.3, rl_step_s_per_token=0.005),
+    "demo://policy": CpuFigures(
+        tokens_per_s=2000.0, load_s=0.5, judge_s=0.02, rl_step_s=0.3, rl_step_s_per_token=0.005
+    ),
 }
 
 

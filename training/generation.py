@@ -8,8 +8,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from training.config import GenerationConfig
 from training import transcript
+from training.config import GenerationConfig
 from training.modeling import resolve
 from training.progress import NullReporter, Reporter, check_cancelled
 

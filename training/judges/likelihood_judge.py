@@ -23,8 +23,8 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from training.config import JudgeConfig
 from training import transcript
+from training.config import JudgeConfig
 from training.generation import load_causal_lm, prompt_text
 from training.judge_prompt import JudgeRequest
 from training.judges.base import OrderResult, load_on_device
