@@ -63,7 +63,14 @@ LOCAL_WORKERS: set[str] = set()
 
 class _RecoveryMonitorMixin:
     """Starts :func:`runs.recovery.start_monitor` when the worker starts working (not in burst mode: a
-    burst worker is a test or a one-off drain)."""
+    burst worker is a test or a one-off drain), and stores failed jobs' tracebacks without secret values
+    (an endpoint's error may echo an API key; RQ keeps the traceback in Redis and shows it on the queue pages)."""
+
+    def handle_job_failure(self, job, queue, started_job_registry=None, exc_string="", **kwargs):
+        from training.redaction import redact
+
+        return super().handle_job_failure(job, queue, started_job_registry=started_job_registry,
+                                          exc_string=redact(exc_string), **kwargs)
 
     def work(self, burst: bool = False, *args, **kwargs):
         if not burst:

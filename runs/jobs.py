@@ -23,6 +23,7 @@ from runs.db_retry import call_with_db_retry, reset_connections
 from runs.models import Run, RunStatus, StageRun, StageStatus
 from runs.progress import DbReporter
 from runs.stages import stage_function
+from runs.worker_output import worker_output
 from training.progress import Cancelled
 from training.redaction import redact
 
@@ -113,7 +114,8 @@ def run_stage(stage_run_id: int) -> str:
     def call_stage() -> None:
         if reporter.should_stop():
             raise Cancelled("cancelled before start")
-        stage_function(stage_run.stage)(stage_run, reporter)
+        with worker_output(reporter):  # what the worker prints or logs joins the stage's log tail
+            stage_function(stage_run.stage)(stage_run, reporter)
 
     try:
         with StageHeartbeat(stage_run.pk, attempt=stage_run.attempt):

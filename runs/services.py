@@ -74,12 +74,13 @@ def enqueue_stage(stage_run: StageRun) -> None:
     from runs.jobs import run_stage
 
     run = stage_run.run
+    stage_run.earlier_attempts_s += stage_run.attempt_seconds()  # a resume's page shows the total
     stage_run.status = StageStatus.QUEUED
     stage_run.job_id = job_id_for(stage_run)
     stage_run.error = ""
     stage_run.finished_at = None
     stage_run.heartbeat_at = timezone.now()  # when it was queued: recovery waits a grace period from here
-    stage_run.save(update_fields=["status", "job_id", "error", "finished_at", "heartbeat_at"])
+    stage_run.save(update_fields=["status", "job_id", "error", "finished_at", "heartbeat_at", "earlier_attempts_s"])
     timeout = (run.config.get("timeouts") or {}).get(stage_run.stage, DEFAULT_TIMEOUTS[stage_run.stage])
     queue = get_queue(queue_name_for(run, stage_run.stage))
     queue.enqueue(

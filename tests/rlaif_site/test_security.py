@@ -130,3 +130,23 @@ def test_bad_database_url_error_names_no_password():
     with pytest.raises(env.ConfigError) as info:
         env.database_config("mysql://root:hunter2-pass@localhost/db", None)
     assert "hunter2-pass" not in str(info.value) and "***" in str(info.value)
+
+
+def test_failed_jobs_keep_their_traceback_without_secrets(monkeypatch, queue_connection):
+    """RQ stores a failed job's traceback in Redis (shown on the queue pages): secret values are redacted."""
+    from rq.job import Job
+
+    from rlaif_site.queueing import StudioWorker, get_queue
+
+    monkeypatch.setenv("STUDIO_KEY_RQTEST", "sk-rq-secret-8080")
+    queue = get_queue()
+    job = queue.enqueue("tests.rlaif_site.test_security.leak_a_key")
+    worker = StudioWorker([queue], connection=queue.connection)
+    worker.work(burst=True)
+    failed = Job.fetch(job.id, connection=queue.connection)
+    text = failed.latest_result().exc_string
+    assert "sk-rq-secret-8080" not in text and "[redacted:STUDIO_KEY_RQTEST]" in text
+
+
+def leak_a_key():
+    raise RuntimeError(f"the endpoint said: bad key {os.environ['STUDIO_KEY_RQTEST']}")
