@@ -52,7 +52,8 @@ def test_run_config_refuses_a_deployment_secret_as_key_variable(monkeypatch):
     monkeypatch.delenv("STUDIO_ALLOWED_KEY_ENVS", raising=False)
     for section in ("judge", "generation"):
         with pytest.raises(ConfigError) as info:
-            RunConfig.from_dict({section: {"backend": "openai", "base_url": "http://x/v1", "api_key_env": "SECRET_KEY"}})
+            RunConfig.from_dict({section: {"backend": "openai", "base_url": "http://x/v1",
+                                           "api_key_env": "SECRET_KEY"}})
         assert info.value.path == f"{section}.api_key_env"
     config = RunConfig.from_dict({"judge": {"backend": "openai", "base_url": "http://x/v1",
                                             "api_key_env": "STUDIO_KEY_JUDGE"}})
