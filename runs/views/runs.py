@@ -255,6 +255,9 @@ def _stage_state(stage_run: StageRun, now) -> dict:
     if stage_run.status == StageStatus.SUCCEEDED:
         fraction = 1.0
     message = stage_run.message
+    reason, _, traceback_text = (stage_run.error or "").partition("\n")
+    if stage_run.status == StageStatus.FAILED and reason:
+        message = ""  # a failed stage says why (the error's first line), not its last progress text
     if stage_run.status == StageStatus.QUEUED:
         try:
             message = waiting_message(stage_run) or message
@@ -276,6 +279,8 @@ def _stage_state(stage_run: StageRun, now) -> dict:
         "total_duration_s": total,
         "duration": shown,
         "error": stage_run.error[-ERROR_TAIL_CHARS:] if stage_run.error else "",
+        "reason": reason[:500],  # one line first; the traceback stays folded below it
+        "traceback": traceback_text.strip()[-ERROR_TAIL_CHARS:],
         "log_tail": stage_run.log_tail,
         "retryable": stage_run.status in (StageStatus.FAILED, StageStatus.CANCELLED, StageStatus.SUCCEEDED),
     }

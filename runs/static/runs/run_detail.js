@@ -29,9 +29,12 @@
     row.querySelector('[data-role="message"]').textContent = s.message;
     setHidden(row.querySelector('[data-role="retry"]'), !s.retryable || runActive);
     const detail = timeline.querySelector('tr[data-detail-for="' + s.stage + '"]');
-    const error = detail.querySelector('[data-role="error"]');
-    error.textContent = s.error;
-    setHidden(error, !s.error);
+    // A failure: its one-line reason, and the traceback folded underneath.
+    const reason = detail.querySelector('[data-role="reason"]');
+    reason.textContent = s.reason;
+    setHidden(reason, !s.reason);
+    detail.querySelector('[data-role="error"]').textContent = s.traceback;
+    setHidden(detail.querySelector('[data-role="traceback"]'), !s.traceback);
     // The live log tail: what the worker printed and logged (bounded); open while the stage runs unless
     // the reader closed it, and kept scrolled to the end unless the reader scrolled up.
     const log = detail.querySelector('[data-role="log"]');
