@@ -65,6 +65,9 @@ def compare_generation(models_dir: Path, conversations: list, batch: int = 4, ne
         new = out[:, encoded["input_ids"].shape[1] :]
         return time.perf_counter() - began, int((new != tokenizer.pad_token_id).sum())
 
+    # transformers prepares the stop strings against the whole 262k-token vocabulary once per process
+    # (several seconds, then cached): a warm-up call keeps that out of both timings
+    generate(model, tokenizer, prompts[:1], GenerationConfig(model="gemma-3-270m", max_new_tokens=2))
     # product, bare, bare, product: a load that drifts during the measurement weighs on both alike
     p1, b1, b2, p2 = product(), bare(), bare(), product()
     samples = p2[2]
