@@ -96,19 +96,16 @@ def read_key(name: str, environ: Mapping[str, str] | None = None) -> str | None:
     return value
 
 
-_prefixed_names: tuple[int, tuple[str, ...]] = (-1, ())
+_PREFIX_BYTES = KEY_PREFIX.encode()
 
 
 def _prefixed(env: Mapping[str, str]) -> tuple[str, ...]:
-    """The ``STUDIO_KEY_*`` names of ``env``; for ``os.environ`` cached until a variable is added or removed
-    (values are always read fresh), since redaction runs on every stored text."""
-    global _prefixed_names
-    if env is os.environ and _prefixed_names[0] == len(env):
-        return _prefixed_names[1]
-    names = tuple(name for name in env if name.startswith(KEY_PREFIX))
-    if env is os.environ:
-        _prefixed_names = (len(env), names)
-    return names
+    """The ``STUDIO_KEY_*`` names of ``env``. For ``os.environ`` the raw (bytes) keys are scanned, which is a
+    few microseconds, since redaction runs on every stored text and the environment can change at any time."""
+    raw = getattr(env, "_data", None) if env is os.environ else None
+    if isinstance(raw, dict):
+        return tuple(key.decode() for key in raw if isinstance(key, bytes) and key.startswith(_PREFIX_BYTES))
+    return tuple(name for name in env if name.startswith(KEY_PREFIX))
 
 
 @functools.lru_cache(maxsize=32)

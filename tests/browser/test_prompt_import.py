@@ -37,6 +37,7 @@ def test_chat_prompts_import_with_preview_and_progress(page, live_server, import
     page.fill("input[name=name]", "Chat prompts")
     page.set_input_files("input[name=files]", str(path))
     page.click("#upload-next")
+    page.wait_for_load_state("load")  # the layout script (a static file under the CSP) has run
     assert page.locator("select[name=layout]").input_value() == "messages"
     assert page.locator("input[name=messages_column]").input_value() == "messages"
     # only the chosen layout's columns are shown

@@ -36,7 +36,7 @@ def test_settings_never_use_a_key_from_the_source(tmp_path):
 
 
 def test_check_deploy_is_clean_with_the_production_variables(tmp_path):
-    environ = {k: v for k, v in os.environ.items() if k not in ("DEBUG", "SECRET_KEY")}
+    environ = {k: v for k, v in os.environ.items() if k not in ("DEBUG", "SECRET_KEY", "DJANGO_ALLOW_ASYNC_UNSAFE")}
     environ |= {"STUDIO_DATA_DIR": str(tmp_path), "STUDIO_HTTPS": "true", "ALLOWED_HOSTS": "studio.example.org"}
     result = subprocess.run([sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
                             cwd=REPO_ROOT, env=environ, capture_output=True, text=True)

@@ -94,3 +94,12 @@ def test_logging_filter_redacts_messages_and_tracebacks(monkeypatch, caplog):
     formatted = logging.Formatter().format(record)
     assert "sk-log-secret-999" not in formatted
     assert "[redacted:STUDIO_KEY_LOGTEST]" in formatted and "RuntimeError" in formatted
+
+
+def test_a_key_set_while_another_variable_goes_is_still_redacted(monkeypatch):
+    """The environment can change between two calls without changing size: nothing is cached by size."""
+    monkeypatch.setenv("UNRELATED_VARIABLE_FOR_TEST", "x")
+    assert redact("nothing to hide") == "nothing to hide"
+    monkeypatch.delenv("UNRELATED_VARIABLE_FOR_TEST")
+    monkeypatch.setenv("STUDIO_KEY_SWAPPED", "sk-swapped-secret-77")
+    assert redact("echo sk-swapped-secret-77") == "echo [redacted:STUDIO_KEY_SWAPPED]"
