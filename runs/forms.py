@@ -201,14 +201,15 @@ class LaunchForm(forms.Form):
         if extra is not None and extra != "" and not isinstance(extra, dict):
             self.add_error("extra_config", "must be a JSON object")
             return cleaned
-        if self.errors:
-            return cleaned
+        if any(name in self.config_paths or name == "extra_config" for name in self.errors):
+            return cleaned  # the config cannot be built; its fields say why
         try:
             config = RunConfig.from_dict(self.build_config())
         except ConfigError as exc:
             self._attach_config_error(exc)
             return cleaned
-        if not self._preflight(config):
+        # every problem at once: the run's other fields (name, prompt set, stages) may be wrong too
+        if not self._preflight(config) or self.errors:
             return cleaned
         cleaned["config"] = config.to_dict()
         cleaned["run_config"] = config

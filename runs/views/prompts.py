@@ -89,14 +89,36 @@ def promptset_import_configure(request, token: str):
         elif form.is_valid():
             options = form.to_options().validate()
             if action == "import":
-                return _start_import(request, token, entry, options)
-            context["result"] = preview(source, options, n=PREVIEW_ROWS)
+                checked = preview(source, options, n=PREVIEW_ROWS)
+                if not _refuse_known_problems(form, checked, options, source.unit):
+                    return _start_import(request, token, entry, options)
+                context["result"] = checked
+            else:
+                context["result"] = preview(source, options, n=PREVIEW_ROWS)
     except BadInput as exc:
         context["error"] = str(exc)
         if request.method == "GET" and entry["hub"]:  # a hub dataset that could not be read: nothing to map
             form = None
     context["form"] = form
     return render(request, "runs/promptset_import_configure.html", context)
+
+
+def _refuse_known_problems(form, checked, options: ImportOptions, unit: str) -> bool:
+    """Put on the form what the preview already shows would stop the import (label values without a mapping,
+    a bad row among the first), so the user fixes it now instead of after the job waited in the queue.
+    Returns whether anything was found. With *Skip bad rows* bad rows are the import's to list."""
+    unmapped = [str(v["value"]) for v in checked.label_values if not v["maps_to"]]
+    if unmapped:
+        form.add_error("label_map", f"the label values {', '.join(unmapped)} are not A/B/tie: map each of them "
+                                    "(e.g. 1=A, 2=B, 0=tie)")
+    if not options.skip_bad_rows:
+        errors = [item for item in checked.parsed if item["error"]]
+        if unmapped:  # the label errors are already said once, on the label map
+            errors = [item for item in errors if "self-describing" not in item["error"]]
+        if errors:
+            form.add_error(None, f"{unit} {errors[0]['row']}: {errors[0]['error']} (fix the mapping, or tick "
+                                 "'Skip bad rows')")
+    return bool(form.errors)
 
 
 def _start_import(request, token: str, entry: dict, options: ImportOptions):

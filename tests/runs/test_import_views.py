@@ -253,3 +253,23 @@ def test_stale_uploads_are_removed(data_dir):
     os.utime(old, (time.time() - 2 * 86400, time.time() - 2 * 86400))
     assert import_jobs.remove_stale_uploads() == 1
     assert not old.exists() and new.exists()
+
+
+def test_import_is_refused_on_the_form_when_the_preview_shows_it_would_fail(client, operator, data_dir, tmp_path):
+    path = tmp_path / "votes.jsonl"
+    path.write_text("".join(json.dumps({"prompt": f"Q{i}", "a": "x", "b": "y", "label": i % 3}) + "\n"
+                            for i in range(6)))
+    client.force_login(operator)
+    with path.open("rb") as handle:
+        response = client.post(reverse("runs:promptset_import"), {"name": "Votes", "files": handle})
+    url = response["Location"]
+    mapping = {"action": "import", "layout": "pairwise", "prompt_column": "prompt", "response_a_column": "a",
+               "response_b_column": "b", "label_column": "label", "dedupe": "none", "seed": 0, "eval_ratio": 0.1,
+               "limit": 0, "max_prompt_chars": 100000, "keep_reference_pairs": "on"}
+    refused = client.post(url, mapping)
+    assert refused.status_code == 200 and not PromptSet.objects.filter(name="Votes").exists()
+    errors = refused.context["form"].errors
+    assert not refused.context["error"], refused.context["error"]
+    assert "the label values 0, 1, 2 are not A/B/tie" in " ".join(errors.get("label_map", [])), errors
+    accepted = client.post(url, {**mapping, "label_map": "0=A, 1=B, 2=tie"})
+    assert accepted.status_code == 302 and PromptSet.objects.filter(name="Votes").exists()

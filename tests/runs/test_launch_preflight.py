@@ -78,3 +78,13 @@ def test_a_reference_pairs_run_needs_reference_pairs():
     form = form_for({"generation": {"source": "reference_pairs"}}, ["generate", "label"])
     assert not form.is_valid()
     assert "has no reference pairs to judge" in " ".join(form.errors["generation__source"])
+
+
+def test_field_and_config_problems_come_together(tmp_path):
+    config = PRESETS["offline-demo"].full_config()
+    config["generation"]["model"] = str(tmp_path / "missing")
+    data = form_data_from_config(config, name="", constitution_version=factories.make_version(),
+                                 prompt_set=factories.make_prompt_set(n=2), stages=["generate"])
+    form = LaunchForm({k: v for k, v in data.items() if v is not None})
+    assert not form.is_valid()
+    assert "name" in form.errors and "does not exist" in " ".join(form.errors["generation__model"])

@@ -141,7 +141,7 @@
       } else {
         const gone = document.createElement("span");
         gone.className = "muted small";
-        gone.textContent = "files gone";
+        gone.textContent = a.path ? "files gone" : "no files";  // a report (e.g. the pre-flight) has none
         download.appendChild(gone);
       }
     });
