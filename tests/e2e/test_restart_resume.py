@@ -20,7 +20,7 @@ from tests.runs.test_studio_command import _free_port, _start, _stop
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
-PROMPTS = 16
+PROMPTS = 30  # one prompt a batch: generation lasts long enough to be stopped in the middle
 
 
 def _query(db: Path, sql: str):
@@ -53,7 +53,7 @@ def test_stop_during_a_stage_then_restart_resumes_without_duplicates(tmp_path, d
     launched = subprocess.run(
         [sys.executable, "manage.py", "launch_run", "--preset", "offline-demo", "--name", "resume-me",
          "--constitution", STARTER_NAME, "--prompt-set", DEMO_SET_NAME, "--stages", "generate,label",
-         "--set", f"generation.max_prompts={PROMPTS}", "--set", "generation.batch_size=2",
+         "--set", f"generation.max_prompts={PROMPTS}", "--set", "generation.batch_size=1",
          "--set", "generation.max_new_tokens=48", "--set", "judge.principle_sampling=sample"],
         cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=300,
     )
