@@ -329,5 +329,6 @@ def presets_for_js() -> dict[str, Any]:
             "stages": list(preset.stages),
             "placeholders": {field_name(p): v for p, v in preset.placeholders.items()},
             "description": preset.description,
+            "label": preset.label,
         }
     return out

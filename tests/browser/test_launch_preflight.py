@@ -46,3 +46,16 @@ def test_every_preflight_problem_shows_on_its_field(page, live_server, operator,
     shots = Path(os.environ.get("STUDIO_SCREENSHOT_DIR") or tmp_path)
     shots.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(shots / "launch-preflight.png"), full_page=True)
+
+
+def test_the_run_name_follows_the_preset_until_the_user_types_one(page, live_server, operator):
+    factories.make_version()
+    factories.make_prompt_set(n=4, name="four prompts")
+    login(page, live_server.url, operator.username)
+    page.goto(f"{live_server.url}/runs/launch/?preset=offline-demo")
+    assert page.input_value("input[name=name]").startswith("Offline demo on CPU ")
+    page.select_option("select[name=preset]", "gemma-cpu")
+    assert page.input_value("input[name=name]").startswith("Gemma 3 270M on CPU ")
+    page.fill("input[name=name]", "my own name")
+    page.select_option("select[name=preset]", "offline-demo")
+    assert page.input_value("input[name=name]") == "my own name"

@@ -29,6 +29,15 @@
       if (input) { input.placeholder = preset.placeholders[name]; input.dataset.presetPlaceholder = "1"; }
     });
     document.getElementById("preset-description").textContent = preset.description;
+    // A name the page made from a preset ("<preset> <date>") follows the preset; a name the user typed stays.
+    const name = form.querySelector('input[name="name"]');
+    const madeFromPreset = Object.keys(presets).some(function (k) {
+      return name && name.value.startsWith(presets[k].label + " ");
+    });
+    if (name && (!name.value || madeFromPreset)) {
+      const date = (name.value.match(/\d{4}-\d{2}-\d{2}$/) || [new Date().toISOString().slice(0, 10)])[0];
+      name.value = preset.label + " " + date;
+    }
     scheduleEstimate();
   }
 
