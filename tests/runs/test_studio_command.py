@@ -47,7 +47,13 @@ def _start(env, port, *args, preexec_fn=None):
 
 def _stop(proc, signum=signal.SIGINT) -> str:
     proc.send_signal(signum)
-    out, _ = proc.communicate(timeout=60)
+    try:
+        out, _ = proc.communicate(timeout=60)
+    except subprocess.TimeoutExpired:
+        # never leave a studio behind: its worker would take the jobs of the tests that follow
+        proc.kill()
+        out, _ = proc.communicate(timeout=30)
+        pytest.fail(f"studio did not stop within 60 s of {signal.Signals(signum).name}:\n{out}")
     assert proc.returncode == 0, out
     return out
 
