@@ -8,8 +8,8 @@ from django.forms import formset_factory
 from constitutions import validation
 from constitutions.io import FORMATS, MAX_FILE_BYTES
 from constitutions.models import Category, Constitution, Principle
+from constitutions.prompt_sources import prompt_source
 from rlaif_site.untrusted import validate_no_bidi_controls
-from runs.models import Prompt, PromptSet
 
 
 class ConstitutionForm(forms.ModelForm):
@@ -181,11 +181,11 @@ class ImportForm(forms.Form):
 
 
 class PreviewForm(forms.Form):
-    """A comparison to render with a version's judge template: a prompt, two responses and a principle."""
+    """A comparison to render with a version's judge template: a prompt (typed, or picked from a prompt set of
+    the registered :mod:`~constitutions.prompt_sources` source), two responses and a principle."""
 
-    prompt_set = forms.ModelChoiceField(queryset=PromptSet.objects.filter(status=PromptSet.Status.READY),
-                                        required=False, empty_label="(type a prompt instead)")
-    prompt = forms.ModelChoiceField(queryset=Prompt.objects.none(), required=False, label="Prompt from the set")
+    prompt_set = forms.ModelChoiceField(queryset=None, required=False, empty_label="(type a prompt instead)")
+    prompt = forms.ModelChoiceField(queryset=None, required=False, label="Prompt from the set")
     prompt_text = forms.CharField(widget=forms.Textarea(attrs={"rows": 3}), required=False, strip=False,
                                   label="…or type a prompt")
     response_a = forms.CharField(widget=forms.Textarea(attrs={"rows": 4}), strip=False, label="Response A")
@@ -202,13 +202,25 @@ class PreviewForm(forms.Form):
         super().__init__(*args, **kwargs)
         self.fields["principle"].queryset = version.principles.order_by("position")
         self.fields["principle"].label_from_instance = lambda p: p.name + ("" if p.enabled else " (disabled)")
+        source = prompt_source()
+        if source is None:  # no app offers prompt sets: a typed prompt only
+            del self.fields["prompt_set"], self.fields["prompt"]
+            return
+        self.fields["prompt_set"].queryset = source.prompt_sets()
         prompt_set_id = self.data.get("prompt_set") or self.initial.get("prompt_set")
-        if prompt_set_id and str(prompt_set_id).isdigit():
-            self.fields["prompt"].queryset = Prompt.objects.filter(prompt_set_id=prompt_set_id).order_by("index")
+        picked_set = int(prompt_set_id) if prompt_set_id and str(prompt_set_id).isdigit() else None
+        self.fields["prompt"].queryset = source.prompts(picked_set)
         self.fields["prompt"].label_from_instance = lambda p: f"#{p.index}: {p.text[:100]}"
+
+    @property
+    def offers_prompt_sets(self) -> bool:
+        """Whether prompts can be picked from a prompt set (a source of prompts is registered)."""
+        return "prompt" in self.fields
 
     def limited_prompt_choices(self):
         """The prompt choices to list in the page (the first :attr:`PROMPT_CHOICES_LIMIT` of the set)."""
+        if not self.offers_prompt_sets:
+            return []
         return self.fields["prompt"].queryset[: self.PROMPT_CHOICES_LIMIT]
 
     def clean_judge_template(self) -> str:

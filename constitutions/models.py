@@ -17,6 +17,7 @@ from django.db import models, transaction
 from django.db.models import Q
 from django.urls import reverse
 
+from constitutions.pins import is_pinned
 from rlaif_site.fields import NulFreeCharField, NulFreeJSONField, NulFreeTextField
 from rlaif_site.nul import replace_nul
 from training import judge_prompt
@@ -207,7 +208,7 @@ class ConstitutionVersion(models.Model):
         super().save(*args, **kwargs)
 
     def delete(self, *args, **kwargs):
-        if self.runs.exists():
+        if is_pinned(self):
             raise ImmutableError(f"{self} is pinned by a run and cannot be deleted.")
         return super().delete(*args, **kwargs)
 

@@ -10,6 +10,7 @@ from constitutions.diff import version_diff
 from constitutions.io import FORMATS
 from constitutions.lint import principle_lint
 from constitutions.models import Constitution, ConstitutionVersion
+from constitutions.pins import latest_pins, pin_counts
 from constitutions.views.common import get_version
 
 
@@ -39,8 +40,8 @@ def _version_page(request, version: ConstitutionVersion | None, constitution: Co
             is_latest=version.number == latest_number,
             latest_number=latest_number,
             previous=constitution.versions.filter(number__lt=version.number).order_by("-number").first(),
-            runs=version.runs.order_by("-created_at")[:50],
-            n_runs=version.runs.count(),
+            pins=latest_pins(version, limit=50),
+            n_pins=pin_counts([version.pk])[version.pk],
         )
     return render(request, "constitutions/version_detail.html", context)
 
@@ -52,7 +53,7 @@ def constitution_detail(request, pk: int):
 
 
 def version_detail(request, pk: int, number: int):
-    """One version: its principles, judge template, few-shot examples, and the runs that pin it."""
+    """One version: its principles, judge template, few-shot examples, and what pins it (runs)."""
     version = get_version(pk, number)
     return _version_page(request, version, version.constitution)
 
@@ -64,13 +65,16 @@ def version_by_id(request, version_id: int):
 
 
 def history(request, pk: int):
-    """Every version, newest first, with author, note, hash and use by runs; pick two to compare."""
+    """Every version, newest first, with author, note, hash and how many runs pin it; pick two to compare."""
     constitution = get_object_or_404(Constitution, pk=pk)
-    versions = (
+    versions = list(
         constitution.versions.select_related("author", "parent")
-        .annotate(n_principles=Count("principles", distinct=True), n_runs=Count("runs", distinct=True))
+        .annotate(n_principles=Count("principles", distinct=True))
         .order_by("-number")
     )
+    counts = pin_counts(v.pk for v in versions)
+    for v in versions:
+        v.n_pins = counts[v.pk]
     return render(request, "constitutions/history.html", {"constitution": constitution, "versions": versions})
 
 

@@ -36,7 +36,7 @@ def preview(request, pk: int, number: int):
     context = {
         "constitution": version.constitution, "version": version, "form": form, "orders": orders,
         "template_edited": template != version.judge_template,
-        "selected_prompt": str(form["prompt"].value() or ""),
-        "selected_prompt_set": str(form["prompt_set"].value() or ""),
+        "selected_prompt": str(form["prompt"].value() or "") if form.offers_prompt_sets else "",
+        "selected_prompt_set": str(form["prompt_set"].value() or "") if form.offers_prompt_sets else "",
     }
     return render(request, "constitutions/preview.html", context)

@@ -75,6 +75,15 @@ def test_version_page_shows_runs_that_pin_it(client, viewer):
     assert "pinned run" in page and "can never be deleted" in page
 
 
+def test_history_counts_the_runs_that_pin_each_version(client, viewer):
+    run = factories.make_run()
+    factories.make_run(constitution_version=run.constitution_version)
+    client.force_login(viewer)
+    response = client.get(reverse("constitutions:history", args=[run.constitution_version.constitution_id]))
+    (row,) = response.context["versions"]
+    assert row.n_pins == 2
+
+
 def test_missing_version_is_404(client, viewer, two_versions):
     client.force_login(viewer)
     assert client.get(reverse("constitutions:version", args=[two_versions[0].constitution_id, 9])).status_code == 404

@@ -1,6 +1,7 @@
 import pytest
 from django.urls import reverse
 
+from constitutions import prompt_sources
 from constitutions.models import Constitution
 from runs.models import Prompt
 from runs.prompt_content import content_hash
@@ -98,3 +99,13 @@ def test_an_edited_template_can_be_tried_without_saving(client, viewer, version)
     data["judge_template"] = "{principle} {response_a} {response_b} {answer_format} {tone}"
     page = client.post(url, data).content.decode()
     assert "Unknown placeholder(s): {tone}; missing placeholder(s): {conversation}." in page
+
+
+def test_without_a_prompt_source_only_a_typed_prompt_is_offered(client, viewer, version, monkeypatch):
+    monkeypatch.setattr(prompt_sources, "_SOURCE", [])
+    client.force_login(viewer)
+    url = reverse("constitutions:preview", args=[version.constitution_id, 1])
+    assert 'name="prompt_set"' not in client.get(url).content.decode()
+    response = client.post(url, {"prompt_text": "x", "response_a": "a", "response_b": "b",
+                                 "principle": version.principles.last().pk})
+    assert response.context["orders"][0][2].messages[0]["content"].startswith("Principle: Which response")
