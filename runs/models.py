@@ -257,12 +257,6 @@ class StageRun(models.Model):
             return None
         return min(1.0, self.progress_done / self.progress_total)
 
-    @property
-    def duration(self):
-        if not self.started_at:
-            return None
-        return (self.finished_at or timezone.now()) - self.started_at
-
     def attempt_seconds(self) -> float:
         """How long the current (or last) attempt ran: to its end, or to its last heartbeat when its worker
         was lost, or to now while it runs; 0 before any start."""

@@ -1,10 +1,9 @@
 """Lookups shared by the constitution views."""
 from __future__ import annotations
 
-from django.http import Http404
 from django.shortcuts import get_object_or_404
 
-from constitutions.models import Constitution, ConstitutionVersion
+from constitutions.models import ConstitutionVersion
 
 
 def get_version(pk: int, number: int) -> ConstitutionVersion:
@@ -12,13 +11,6 @@ def get_version(pk: int, number: int) -> ConstitutionVersion:
     return get_object_or_404(
         ConstitutionVersion.objects.select_related("constitution", "author"), constitution_id=pk, number=number
     )
-
-
-def latest_or_404(constitution: Constitution) -> ConstitutionVersion:
-    version = constitution.latest_version
-    if version is None:
-        raise Http404(f"{constitution} has no versions yet.")
-    return version
 
 
 def content_of(version: ConstitutionVersion) -> dict:

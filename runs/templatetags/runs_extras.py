@@ -7,7 +7,6 @@ cleaned by nh3 with a small allow-list of tags and URL schemes. Everything else 
 from __future__ import annotations
 
 import threading
-from datetime import timedelta
 
 import markdown
 import nh3
@@ -62,15 +61,6 @@ def render_markdown(text: str | None) -> SafeString:
 def markdown_safe(text: str | None) -> SafeString:
     """``{{ judgment.rationale|markdown_safe }}``: see :func:`render_markdown`."""
     return render_markdown(text)
-
-
-@register.filter
-def duration(value: timedelta | float | None) -> str:
-    """A duration as ``1h 02m``, ``3m 04s`` or ``12.3s``; "—" for None. Accepts a timedelta or seconds."""
-    if value is None or value == "":
-        return "—"
-    seconds = value.total_seconds() if isinstance(value, timedelta) else float(value)
-    return format_seconds(seconds)
 
 
 def format_seconds(seconds: float) -> str:

@@ -75,17 +75,13 @@ def promptset_import_configure(request, token: str):
         context["error"] = str(exc)
         return render(request, "runs/promptset_import_configure.html", context)
     action = request.POST.get("action", "preview")
-    if request.method == "POST":
-        form = ImportOptionsForm(request.POST)
-    else:
-        form = None
+    form = ImportOptionsForm(request.POST) if request.method == "POST" else None
     context["unit"] = source.unit
+    suggested = {}  # what the first rows suggest for the mapping (a first visit)
     try:
         if form is None:
-            form = ImportOptionsForm(initial={**ImportOptionsForm.initial_from(ImportOptions().to_dict())})
             context["result"] = guessed = preview(source, None, n=PREVIEW_ROWS)
-            initial = {**ImportOptions().to_dict(), **guessed.suggested}
-            form = ImportOptionsForm(initial=ImportOptionsForm.initial_from(initial))
+            suggested = guessed.suggested
         elif form.is_valid():
             options = form.to_options().validate()
             if action == "import":
@@ -97,8 +93,10 @@ def promptset_import_configure(request, token: str):
                 context["result"] = preview(source, options, n=PREVIEW_ROWS)
     except BadInput as exc:
         context["error"] = str(exc)
-        if request.method == "GET" and entry["hub"]:  # a hub dataset that could not be read: nothing to map
-            form = None
+    # a first visit gets the defaults, with what the first rows suggest; a hub dataset that could not be read
+    # has nothing to map
+    if form is None and not (context["error"] and entry["hub"]):
+        form = ImportOptionsForm(initial=ImportOptionsForm.initial_from({**ImportOptions().to_dict(), **suggested}))
     context["form"] = form
     return render(request, "runs/promptset_import_configure.html", context)
 

@@ -8,7 +8,7 @@ from django.core.paginator import Paginator
 from django.db.models import Count, Prefetch, Q, Sum
 from django.http import Http404, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
-from django.urls import NoReverseMatch, reverse
+from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 
@@ -161,32 +161,6 @@ def launch_estimate(request):
 # --- run page ----------------------------------------------------------------------------------------
 
 
-def constitution_version_url(version: ConstitutionVersion) -> str:
-    """Link to a pinned constitution version, whatever the constitutions app names its page."""
-    if hasattr(version, "get_absolute_url"):
-        return version.get_absolute_url()
-    candidates = [
-        ("constitutions:version", (version.constitution_id, version.number)),
-        ("constitutions:version", (version.pk,)),
-        ("constitutions:version_detail", (version.constitution_id, version.number)),
-        ("constitutions:version_detail", (version.pk,)),
-        ("constitutions:detail", (version.constitution_id,)),
-    ]
-    for name, args in candidates:
-        try:
-            return reverse(name, args=args)
-        except NoReverseMatch:
-            continue
-    return reverse("constitutions:list")
-
-
-def _optional_url(name: str, *args) -> str | None:
-    try:
-        return reverse(name, args=args)
-    except NoReverseMatch:
-        return None
-
-
 def run_detail(request, pk: int):
     """A run: stage timeline with live progress, operator actions, config, artifacts, counts and charts."""
     run = get_object_or_404(
@@ -199,8 +173,8 @@ def run_detail(request, pk: int):
     return render(request, "runs/run_detail.html", {
         "run": run, "stages": stages, "counts": counts, "state": progress_state(run, stages),
         "artifacts": artifact_rows(run),
-        "version_url": constitution_version_url(run.constitution_version) if run.constitution_version_id else None,
-        "audit_url": _optional_url("runs:audit", run.pk) or _optional_url("runs:audit_dashboard", run.pk),
+        "version_url": run.constitution_version.get_absolute_url() if run.constitution_version_id else None,
+        "audit_url": reverse("runs:audit_dashboard", args=[run.pk]),
         "other_runs": other_runs,
         "config_json": run.config,
         "evaluation": evaluation_summary(run),
