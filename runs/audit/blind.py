@@ -24,12 +24,3 @@ def blinded_comparison_ids(run, user):
         return items.none().values("comparison_id")
     own_label = HumanLabel.objects.filter(comparison_id=OuterRef("comparison_id"), auditor=user)
     return items.filter(~Exists(own_label)).values("comparison_id")
-
-
-def labelled_by(user, comparison_ids) -> set[int]:
-    """The comparisons among ``comparison_ids`` that ``user`` has labelled."""
-    return set(
-        HumanLabel.objects.filter(comparison_id__in=list(comparison_ids), auditor=user).values_list(
-            "comparison_id", flat=True
-        )
-    )
