@@ -1,7 +1,7 @@
 """Labeling throughput against a local OpenAI-compatible server with a fixed per-call delay.
 
 For each concurrency, label N comparisons (both orders: two calls each) with the ``openai`` judge through
-:func:`runs.stages.label.judge_comparisons`, database writes and the request cache included, and print
+:func:`runs.stages.judging.judge_comparisons`, database writes and the request cache included, and print
 comparisons/s next to the ideal bound ``concurrency / delay / 2`` and their ratio. Target: >= 0.8 of the
 bound at concurrency 32. A warm-up run (imports, first connection) is not timed. The server runs in its own
 process; on a small machine the figures at high concurrency are bounded by CPU (client + server), not by the
@@ -97,7 +97,7 @@ def main() -> None:
     _setup_django(args.use_configured_db)
 
     from runs.models import Judgment
-    from runs.stages.label import judge_comparisons
+    from runs.stages.judging import judge_comparisons
     from training.progress import NullReporter
 
     print(

@@ -28,6 +28,7 @@ from django.db.models.functions import Floor, Ln
 from constitutions.models import Principle
 from rlaif_site.untrusted import plotly_safe
 from runs.models import Judgment, MetricPoint, Run, StageRun
+from runs.stages.registry import JUDGING_STAGES, pipeline_position
 
 #: At most this many points per curve; longer stages are averaged over buckets of consecutive steps.
 MAX_POINTS = 400
@@ -277,8 +278,7 @@ def _redundant_reward_series(by_key: dict[tuple[int, str, str], Series]) -> set[
 
 
 def _stage_order(stage: str) -> str:
-    order = list(STAGE_LABELS)
-    return f"{order.index(stage) if stage in order else 99:02d}"
+    return f"{pipeline_position(stage):02d}"
 
 
 def _reward_vs_kl(all_series: Iterable[tuple[int, Series]], overlay: bool) -> dict | None:
@@ -406,10 +406,6 @@ def judge_panels(run_ids: Sequence[int]) -> list[dict]:
         panels.append(_panel("judge_latency", "Judge: latency per call", "label", "main", latency_traces,
                              x_title="latency (ms; bins ~10% wide)", y_title="judgments", barmode="overlay"))
     return panels
-
-
-#: Stages that write judgments (the judge figures and counts change only when one of them writes).
-JUDGING_STAGES = ("generate", "label", "evaluate")
 
 
 def data_version(runs: Sequence[Run], stages: Sequence[str] | None = None) -> str:

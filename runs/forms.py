@@ -16,28 +16,10 @@ from django import forms
 
 from constitutions.models import ConstitutionVersion
 from rlaif_site.untrusted import validate_no_bidi_controls
-from runs.models import STAGE_ORDER, PromptSet
+from runs.models import PromptSet, Stage
 from runs.presets import PRESETS, deep_merge
-from training.config import (
-    ConfigError,
-    EvaluationConfig,
-    GenerationConfig,
-    JudgeConfig,
-    PolicyConfig,
-    RewardModelConfig,
-    RunConfig,
-    SFTConfig,
-)
-
-#: (config section, dataclass, fieldset title, open by default) in the order the form shows them.
-SECTIONS: list[tuple[str, type, str, bool]] = [
-    ("generation", GenerationConfig, "Policy model and sampling", True),
-    ("judge", JudgeConfig, "AI judge", True),
-    ("reward_model", RewardModelConfig, "Reward model", True),
-    ("policy", PolicyConfig, "RL fine-tuning", True),
-    ("sft", SFTConfig, "Supervised fine-tuning (optional stage)", False),
-    ("evaluation", EvaluationConfig, "Evaluation", False),
-]
+from runs.stages.registry import DEFAULT_STAGES, GPU_STAGES, config_sections, in_pipeline_order
+from training.config import ConfigError, RunConfig
 
 #: Labels for config fields whose name alone is unclear (dotted path -> label).
 LABELS = {
@@ -74,8 +56,6 @@ LABELS = {
 }
 #: Config fields that may not be left empty (the model names).
 REQUIRED_TEXT = {"generation.model", "judge.model", "reward_model.base_model"}
-#: Stages whose jobs go to the ``gpu`` queue when "Training on the GPU queue" is ticked.
-GPU_STAGES = ("sft", "reward_model", "policy", "evaluate")
 
 
 def field_name(path: str) -> str:
@@ -100,7 +80,9 @@ def _form_field(path: str, hint, default) -> forms.Field:
 def config_fields() -> list[tuple[str, str, forms.Field]]:
     """Every (dotted path, form field name, field) generated from the config dataclasses."""
     out = []
-    for section, cls, _title, _open in SECTIONS:
+    section_types = typing.get_type_hints(RunConfig)
+    for spec in config_sections():
+        section, cls = spec.config_section, section_types[spec.config_section]
         hints = typing.get_type_hints(cls)
         for f in dataclasses.fields(cls):
             path = f"{section}.{f.name}"
@@ -127,8 +109,7 @@ class LaunchForm(forms.Form):
     )
     prompt_set = forms.ModelChoiceField(queryset=PromptSet.objects.filter(status=PromptSet.Status.READY))
     stages = forms.MultipleChoiceField(
-        choices=[(s.value, s.label) for s in STAGE_ORDER], widget=forms.CheckboxSelectMultiple,
-        initial=["generate", "label", "reward_model", "policy", "evaluate"],
+        choices=Stage.choices, widget=forms.CheckboxSelectMultiple, initial=list(DEFAULT_STAGES),
     )
     preset = forms.ChoiceField(
         required=False, choices=[("", "—")] + [(p.key, p.label) for p in PRESETS.values()],
@@ -157,13 +138,14 @@ class LaunchForm(forms.Form):
         for path, name, form_field in config_fields():
             self.fields[name] = form_field
             self.config_paths[name] = path
-        self.fields["stages"].choices = [(s.value, s.label) for s in STAGE_ORDER]
+        self.fields["stages"].choices = Stage.choices
 
     # --- layout helpers for the template -----------------------------------------------------------
     def fieldsets(self) -> list[dict[str, Any]]:
         """Config fields grouped by section: ``[{"key", "title", "open", "fields": [BoundField]}]``."""
         groups = []
-        for section, _cls, title, is_open in SECTIONS:
+        for spec in config_sections():
+            section, title, is_open = spec.config_section, spec.section_title, spec.section_open
             bound = [self[name] for name, path in self.config_paths.items() if path.startswith(section + ".")]
             groups.append({
                 "key": section, "title": title,
@@ -174,7 +156,7 @@ class LaunchForm(forms.Form):
     # --- validation --------------------------------------------------------------------------------
     def clean_stages(self) -> list[str]:
         stages = self.cleaned_data["stages"]
-        return [s for s in STAGE_ORDER if s in stages]
+        return in_pipeline_order(stages)
 
     def build_config(self) -> dict[str, Any]:
         """The nested config dict from the cleaned fields (before validation by RunConfig)."""

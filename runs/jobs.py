@@ -22,7 +22,7 @@ from runs import recovery, services
 from runs.db_retry import call_with_db_retry, reset_connections
 from runs.models import Run, RunStatus, StageRun, StageStatus
 from runs.progress import DbReporter
-from runs.stages import stage_function
+from runs.stages.registry import stage_function
 from runs.worker_output import worker_output
 from training.progress import Cancelled
 from training.redaction import redact

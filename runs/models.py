@@ -22,6 +22,7 @@ from rlaif_site.fields import (
     RedactedJSONField,
     RedactedTextField,
 )
+from runs.stages.registry import STAGES, pipeline_position
 
 UID_HELP = ("Unique across databases: names the row's RQ jobs and artifact folders, so two databases that share "
             "a Redis or a STUDIO_DATA_DIR never mix them up.")
@@ -111,17 +112,11 @@ class ReferencePair(models.Model):
 # --- Runs and stages -----------------------------------------------------------------------------
 
 
-class Stage(models.TextChoices):
-    SFT = "sft", "Supervised fine-tuning"
-    GENERATE = "generate", "Generate"
-    LABEL = "label", "AI labeling"
-    REWARD_MODEL = "reward_model", "Reward model"
-    POLICY = "policy", "Policy optimisation"
-    EVALUATE = "evaluate", "Evaluate"
-
-
-#: The order stages run in; a run has a subset of them.
-STAGE_ORDER = [Stage.SFT, Stage.GENERATE, Stage.LABEL, Stage.REWARD_MODEL, Stage.POLICY, Stage.EVALUATE]
+#: The pipeline's stages as choices (``Stage.REWARD_MODEL == "reward_model"``), in pipeline order, built from
+#: :data:`runs.stages.registry.STAGES`.
+Stage = models.TextChoices(
+    "Stage", [(name.upper(), (name, spec.label)) for name, spec in STAGES.items()], module=__name__
+)
 
 
 class RunStatus(models.TextChoices):
@@ -209,8 +204,7 @@ class Run(models.Model):
 
     def ordered_stages(self):
         """This run's StageRun rows in pipeline order."""
-        order = {s: i for i, s in enumerate(STAGE_ORDER)}
-        return sorted(self.stages.all(), key=lambda s: order[s.stage])
+        return sorted(self.stages.all(), key=lambda s: pipeline_position(s.stage))
 
     @property
     def failed_judgments(self) -> int:

@@ -9,6 +9,7 @@ import copy
 from dataclasses import dataclass, field
 from typing import Any
 
+from runs.stages.registry import DEFAULT_STAGES, GPU_STAGES
 from training.config import RunConfig
 
 
@@ -47,8 +48,6 @@ def deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]
     return merged
 
 
-PIPELINE = ("generate", "label", "reward_model", "policy", "evaluate")
-
 PRESETS: dict[str, Preset] = {
     p.key: p
     for p in (
@@ -81,7 +80,7 @@ PRESETS: dict[str, Preset] = {
                 },
                 "evaluation": {"max_prompts": 40, "max_new_tokens": 32, "temperature": 0.7},
             },
-            stages=PIPELINE,
+            stages=DEFAULT_STAGES,
         ),
         Preset(
             key="offline-demo",
@@ -108,7 +107,7 @@ PRESETS: dict[str, Preset] = {
                 },
                 "evaluation": {"max_prompts": 40, "max_new_tokens": 32},
             },
-            stages=PIPELINE,
+            stages=DEFAULT_STAGES,
         ),
         Preset(
             key="single-gpu",
@@ -137,9 +136,9 @@ PRESETS: dict[str, Preset] = {
                     "num_generations": 4, "max_new_tokens": 256, "checkpoint_every": 50,
                 },
                 "evaluation": {"max_prompts": 500, "max_new_tokens": 256},
-                "queues": {"sft": "gpu", "reward_model": "gpu", "policy": "gpu", "evaluate": "gpu"},
+                "queues": {stage: "gpu" for stage in GPU_STAGES},
             },
-            stages=PIPELINE,
+            stages=DEFAULT_STAGES,
             placeholders={
                 "generation.model": "Qwen/Qwen2.5-1.5B-Instruct",
                 "judge.model": "Qwen/Qwen2.5-7B-Instruct",

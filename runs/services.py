@@ -12,20 +12,14 @@ from rq.job import Job, JobStatus
 
 from rlaif_site.queueing import get_queue
 from runs import gate
-from runs.models import STAGE_ORDER, Run, RunStatus, Stage, StageRun, StageStatus
+from runs.models import Run, RunStatus, StageRun, StageStatus
+from runs.stages.registry import STAGES, in_pipeline_order
 
 logger = logging.getLogger(__name__)
 
-#: RQ job_timeout per stage in seconds, unless the run config's ``timeouts`` overrides it.
-DEFAULT_TIMEOUTS = {
-    Stage.SFT: 6 * 3600,
-    Stage.GENERATE: 6 * 3600,
-    Stage.LABEL: 12 * 3600,
-    Stage.REWARD_MODEL: 6 * 3600,
-    Stage.POLICY: 24 * 3600,
-    Stage.EVALUATE: 6 * 3600,
-}
-
+#: The RQ job function, by dotted path: RQ imports it in the worker, and this module need not import
+#: :mod:`runs.jobs` (which calls back into this one).
+RUN_STAGE_JOB = "runs.jobs.run_stage"
 
 def job_id_for(stage_run: StageRun) -> str:
     """Deterministic RQ job id: one job per run stage, so a double enqueue cannot run it twice; the run's
@@ -46,12 +40,12 @@ def launch_run(
     """Create a run with one StageRun per requested stage and enqueue the first one (on commit).
 
     Args:
-        stages: stage names; they run in pipeline order (:data:`runs.models.STAGE_ORDER`) whatever the order given.
+        stages: stage names; they run in pipeline order (:data:`runs.stages.registry.STAGES`) whatever the order given.
 
     Raises:
         ValueError: no stage, or an unknown stage name.
     """
-    unknown = [s for s in stages if s not in Stage.values]
+    unknown = [s for s in stages if s not in STAGES]
     if unknown:
         raise ValueError(f"Unknown stage(s): {', '.join(unknown)}")
     if not stages:
@@ -64,15 +58,13 @@ def launch_run(
         config=config,
         status=RunStatus.QUEUED,
     )
-    StageRun.objects.bulk_create(StageRun(run=run, stage=s) for s in STAGE_ORDER if s in stages)
+    StageRun.objects.bulk_create(StageRun(run=run, stage=s) for s in in_pipeline_order(stages))
     advance(run)
     return run
 
 
 def enqueue_stage(stage_run: StageRun) -> None:
     """Mark ``stage_run`` queued and enqueue its job (after the surrounding transaction commits)."""
-    from runs.jobs import run_stage
-
     run = stage_run.run
     stage_run.earlier_attempts_s += stage_run.attempt_seconds()  # a resume's page shows the total
     stage_run.status = StageStatus.QUEUED
@@ -81,10 +73,10 @@ def enqueue_stage(stage_run: StageRun) -> None:
     stage_run.finished_at = None
     stage_run.heartbeat_at = timezone.now()  # when it was queued: recovery waits a grace period from here
     stage_run.save(update_fields=["status", "job_id", "error", "finished_at", "heartbeat_at", "earlier_attempts_s"])
-    timeout = (run.config.get("timeouts") or {}).get(stage_run.stage, DEFAULT_TIMEOUTS[stage_run.stage])
+    timeout = (run.config.get("timeouts") or {}).get(stage_run.stage, STAGES[stage_run.stage].timeout_s)
     queue = get_queue(queue_name_for(run, stage_run.stage))
     queue.enqueue(
-        run_stage,
+        RUN_STAGE_JOB,
         stage_run.pk,
         job_id=stage_run.job_id,
         job_timeout=int(timeout),

@@ -23,11 +23,13 @@ from rlaif_site.api.errors import ApiError, ErrorOut
 from rlaif_site.api.runs import RunDetail, run_detail
 from rlaif_site.roles import OPERATORS
 from runs.models import Artifact, MetricPoint, Run, RunStatus, StageRun, StageStatus
+from runs.stages.registry import METRIC_STAGES
 from training.redaction import redact, redact_json
 
 router = Router()
 
-StageName = Literal["sft", "reward_model", "policy", "evaluate"]
+#: The stages an external run may log under: those that record metrics.
+StageName = Literal[METRIC_STAGES]
 #: Points accepted in one metrics call.
 MAX_POINTS_PER_CALL = 10_000
 

@@ -17,8 +17,9 @@ from rlaif_site.roles import OPERATORS
 from runs import services
 from runs.estimate import estimate_for
 from runs.forms import LaunchForm, form_data_from_config
-from runs.models import ACTIVE_STATUSES, STAGE_ORDER, Run
-from runs.presets import PIPELINE, PRESETS, deep_merge
+from runs.models import ACTIVE_STATUSES, Run
+from runs.presets import PRESETS, deep_merge
+from runs.stages.registry import DEFAULT_STAGES, STAGES
 from runs.views.runs import progress_state
 from training.config import RunConfig
 
@@ -182,7 +183,7 @@ def _config_for(payload: LaunchIn) -> tuple[dict, list[str]]:
             if not isinstance(target, dict):
                 raise ApiError(400, "Override into a value.", [{"path": dotted, "message": f"{key} is not a section"}])
         target[keys[-1]] = value
-    stages = payload.stages or list(preset.stages if preset else PIPELINE)
+    stages = payload.stages or list(preset.stages if preset else DEFAULT_STAGES)
     return config, stages
 
 
@@ -255,6 +256,6 @@ def resume(request, run_id: int):
              summary="Run a stage again, and every stage after it (operators)")
 def retry_stage(request, run_id: int, stage: str):
     require_role(request, OPERATORS)
-    if stage not in STAGE_ORDER:
-        raise ApiError(400, "Unknown stage.", [{"path": "stage", "message": f"one of {', '.join(STAGE_ORDER)}"}])
+    if stage not in STAGES:
+        raise ApiError(400, "Unknown stage.", [{"path": "stage", "message": f"one of {', '.join(STAGES)}"}])
     return _resume(get_run(run_id), from_stage=stage)

@@ -15,6 +15,7 @@ from django.conf import settings
 
 from runs.models import Artifact, Comparison, Completion, CompletionSource, Judgment, Split
 from runs.stages import training_support as support
+from runs.stages.judging import judge_comparisons
 from training.config import GenerationConfig, RunConfig
 from training.progress import check_cancelled
 
@@ -39,8 +40,6 @@ def run(stage_run, reporter) -> None:
         ValueError: the run has no tuned policy (run the policy stage first).
         training.progress.Cancelled: the user cancelled (stored completions and judgments are kept).
     """
-    from runs.stages.label import judge_comparisons
-
     run_row = stage_run.run
     config = RunConfig.from_dict(run_row.config)
     tuned_path = support.artifact_path(run_row, Artifact.Kind.POLICY)

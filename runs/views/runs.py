@@ -16,7 +16,7 @@ from constitutions.models import Constitution, ConstitutionVersion
 from rlaif_site.roles import OPERATORS, role_required
 from runs import services, summary
 from runs.artifact_files import artifact_rows
-from runs.charts import CACHE_SECONDS, JUDGING_STAGES, data_version
+from runs.charts import CACHE_SECONDS, data_version
 from runs.estimate import estimate_for
 from runs.forms import LaunchForm, initial_from_config, presets_for_js
 from runs.models import (
@@ -37,6 +37,7 @@ from runs.presets import DEFAULT_PRESET, PRESETS
 from runs.progress import LOG_TAIL_LINES
 from runs.queue_position import waiting_message
 from runs.run_notes import RunNotesForm, initial_for, save_notes
+from runs.stages.registry import JUDGING_STAGES
 from runs.templatetags.runs_extras import format_seconds
 from runs.views.artifacts import policy_samples_path
 

@@ -1,9 +1,17 @@
 """Stage functions used to exercise the job machinery (queue, claiming, progress, cancel, resume)
 independently of the ML stages."""
+import dataclasses
+
 from runs.models import Run
+from runs.stages.registry import STAGES
 from training.progress import check_cancelled
 
 UNITS = 5
+
+
+def use_stage_function(monkeypatch, stage: str, function: str) -> None:
+    """For one test, make ``stage``'s job call the function at dotted path ``function``."""
+    monkeypatch.setitem(STAGES, stage, dataclasses.replace(STAGES[stage], function=function))
 
 
 def counting_stage(stage_run, reporter):

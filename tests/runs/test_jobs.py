@@ -6,8 +6,8 @@ from django.conf import settings
 
 from runs import services
 from runs.models import MetricPoint, RunStatus, StageRun, StageStatus
-from runs.stages import STAGE_FUNCTIONS
 from tests import factories
+from tests.runs.stage_doubles import use_stage_function
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -18,7 +18,7 @@ DOUBLES = "tests.runs.stage_doubles."
 def stages(monkeypatch):
     def use(**mapping):
         for stage, fn in mapping.items():
-            monkeypatch.setitem(STAGE_FUNCTIONS, stage, DOUBLES + fn)
+            use_stage_function(monkeypatch, stage, DOUBLES + fn)
 
     return use
 

@@ -5,8 +5,8 @@ import pytest
 from django.core.management import CommandError, call_command
 
 from runs.models import Run, StageStatus
-from runs.stages import STAGE_FUNCTIONS
 from tests import factories
+from tests.runs.stage_doubles import use_stage_function
 
 pytestmark = pytest.mark.django_db
 
@@ -75,8 +75,8 @@ def test_estimate_only(inputs):
 
 @pytest.mark.django_db(transaction=True)
 def test_wait_runs_the_stages_here(inputs, monkeypatch, queue_connection):
-    monkeypatch.setitem(STAGE_FUNCTIONS, "generate", "tests.runs.stage_doubles.counting_stage")
-    monkeypatch.setitem(STAGE_FUNCTIONS, "label", "tests.runs.stage_doubles.counting_stage")
+    use_stage_function(monkeypatch, "generate", "tests.runs.stage_doubles.counting_stage")
+    use_stage_function(monkeypatch, "label", "tests.runs.stage_doubles.counting_stage")
     version, _ = inputs
     out = launch("--constitution", str(version.pk), "--prompt-set", "cli prompts", "--stages", "generate,label",
                  "--wait")
@@ -84,6 +84,6 @@ def test_wait_runs_the_stages_here(inputs, monkeypatch, queue_connection):
     assert run.status == "succeeded" and "succeeded" in out
     assert {s.status for s in run.stages.all()} == {StageStatus.SUCCEEDED}
 
-    monkeypatch.setitem(STAGE_FUNCTIONS, "generate", "tests.runs.stage_doubles.failing_stage")
+    use_stage_function(monkeypatch, "generate", "tests.runs.stage_doubles.failing_stage")
     with pytest.raises(CommandError, match="failed in generate: ValueError: boom"):
         launch("--constitution", str(version.pk), "--prompt-set", "cli prompts", "--stages", "generate", "--wait")

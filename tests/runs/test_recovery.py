@@ -22,8 +22,8 @@ from rq.worker import Worker
 from rlaif_site.queueing import get_queue
 from runs import jobs, recovery, services
 from runs.models import MetricPoint, Run, RunStatus, StageRun, StageStatus
-from runs.stages import STAGE_FUNCTIONS
 from tests import factories
+from tests.runs.stage_doubles import use_stage_function
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -36,7 +36,7 @@ UNITS = 5
 def stages(monkeypatch):
     def use(**mapping):
         for stage, fn in mapping.items():
-            monkeypatch.setitem(STAGE_FUNCTIONS, stage, fn if "." in fn else DOUBLES + fn)
+            use_stage_function(monkeypatch, stage, fn if "." in fn else DOUBLES + fn)
 
     return use
 

@@ -22,7 +22,7 @@ from runs.models import (
 )
 from runs.prompt_content import content_hash
 from runs.stages import label
-from runs.stages.label import JudgeUnavailable, judge_comparisons
+from runs.stages.judging import JudgeUnavailable, judge_comparisons
 from tests import factories
 from training.progress import Cancelled, NullReporter, RecordingReporter
 
@@ -394,7 +394,8 @@ def test_stage_modules_do_not_import_torch_or_transformers():
     code = (
         "import django, os, sys; os.environ.setdefault('DJANGO_SETTINGS_MODULE', 'rlaif_site.settings');"
         "django.setup();"
-        "import runs.stages.generate, runs.stages.label, runs.judge_cache, training.labeling, training.judges;"
+        "import runs.stages.generate, runs.stages.label, runs.stages.judging, runs.judge_cache;"
+        "import training.labeling, training.judges;"
         "heavy = sorted(m for m in ('torch', 'transformers', 'openai') if m in sys.modules); print(heavy)"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120)

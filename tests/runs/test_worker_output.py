@@ -66,10 +66,10 @@ def printing_stage(stage_run, reporter):
 def test_a_stage_run_keeps_what_its_worker_printed_in_its_log_tail(db, monkeypatch):
     from runs.jobs import run_stage
     from runs.models import StageRun, StageStatus
-    from runs.stages import STAGE_FUNCTIONS
     from tests import factories
+    from tests.runs.stage_doubles import use_stage_function
 
-    monkeypatch.setitem(STAGE_FUNCTIONS, "generate", "tests.runs.test_worker_output.printing_stage")
+    use_stage_function(monkeypatch, "generate", "tests.runs.test_worker_output.printing_stage")
     run = factories.make_run(stages=("generate",))
     stage_run = StageRun.objects.get(run=run)
     StageRun.objects.filter(pk=stage_run.pk).update(status=StageStatus.QUEUED)

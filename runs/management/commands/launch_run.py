@@ -22,6 +22,7 @@ from runs.estimate import estimate_for
 from runs.forms import LaunchForm, form_data_from_config
 from runs.models import PromptSet, Run
 from runs.presets import PRESETS, deep_merge
+from runs.stages.registry import DEFAULT_STAGES
 from training.config import RunConfig
 
 
@@ -129,7 +130,7 @@ class Command(BaseCommand):
                     raise CommandError(f"--set {assignment}: {'.'.join(path[:-1])} is not a section")
             target[path[-1]] = value
         stages = (options["stages"].split(",") if options["stages"]
-                  else list(preset.stages if preset else ("generate", "label", "reward_model", "policy", "evaluate")))
+                  else list(preset.stages if preset else DEFAULT_STAGES))
         owner = None
         if options["owner"]:
             owner = get_user_model().objects.filter(username=options["owner"]).first()

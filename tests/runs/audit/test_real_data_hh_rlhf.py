@@ -9,7 +9,7 @@ from runs.audit import build_report, human_majority
 from runs.importing import ImportOptions, import_prompt_set, open_source
 from runs.models import Comparison, Judgment, ReferencePair
 from runs.reference_pairs import materialise_reference_pairs
-from runs.stages.label import judge_comparisons
+from runs.stages.judging import judge_comparisons
 from tests import factories
 from training.progress import NullReporter
 

@@ -1,0 +1,257 @@
+"""Judging a run's comparisons with its AI judge: the work the label stage (train comparisons) and the
+evaluate stage (tuned against reference answers) share.
+
+:func:`judge_comparisons` works out which (comparison, principle) units lack a judgment by this judge,
+streams them to :func:`training.labeling.label_tasks` and bulk-writes each batch of
+:class:`~runs.models.Judgment` rows as it comes. A second call skips what is stored (the unique constraint
+on comparison × principle × judge makes a double write impossible) and judges again the units whose earlier
+judgment failed, updating those rows.
+
+A paid judge (:attr:`~training.judges.base.Judge.paid`: the ``openai`` backend) is given a
+:class:`~training.judges.budget.Ledger`: each call is reserved against ``judge.budget`` before it is made,
+and each paid call and each usable answer is persisted as it arrives (:func:`runs.judge_cache.persist_events`:
+a ``JudgeCharge`` row, a request-cache entry), so the spend never passes the cap, the ledger counts every
+paid attempt, and a stage stopped mid-batch (an RQ timeout) loses nothing it paid for: its resume is
+answered from the cache.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import QuerySet
+
+from runs.models import Comparison, Judgment, Run
+from training.config import RunConfig
+from training.judges import JudgedPair, JudgeTask, build_judge, judge_id_for
+from training.judges.budget import BUDGET_REFUSED, Ledger
+from training.labeling import label_tasks, select_principles
+
+#: Comparisons read from the database at a time while streaming tasks.
+READ_CHUNK = 200
+#: The stage gives up when this many judgments in a row failed before any succeeded (a dead endpoint).
+FAIL_FAST_AFTER = 16
+
+JUDGMENT_FIELDS = [
+    "p_a_ab",
+    "p_a_ba",
+    "p_a",
+    "verdict",
+    "position_consistent",
+    "rationale",
+    "raw_outputs",
+    "latency_ms",
+    "prompt_tokens",
+    "completion_tokens",
+    "cost",
+    "error",
+    "attempts",
+]
+
+
+class JudgeUnavailable(RuntimeError):
+    """Every judgment so far failed, or the endpoint stopped answering: the judge is misconfigured or down
+    (the failures are stored and will be judged again on resume)."""
+
+
+def _judgment(run_judge_id: str, pair: JudgedPair) -> Judgment:
+    comparison_id, principle_id = pair.key
+    return Judgment(
+        comparison_id=comparison_id,
+        principle_id=principle_id,
+        judge_id=run_judge_id,
+        p_a_ab=pair.p_a_ab,
+        p_a_ba=pair.p_a_ba,
+        p_a=pair.p_a,
+        verdict=pair.verdict,
+        position_consistent=pair.position_consistent,
+        rationale=pair.rationale,
+        raw_outputs=pair.raw_outputs,
+        latency_ms=pair.latency_ms,
+        prompt_tokens=pair.prompt_tokens,
+        completion_tokens=pair.completion_tokens,
+        cost=pair.cost,
+        error=pair.error,
+        attempts=pair.attempts,
+    )
+
+
+def judge_comparisons(run: Run, comparisons: QuerySet, reporter, *, progress_offset: int = 0) -> dict:
+    """Label ``comparisons`` of ``run`` with its judge config and pinned constitution version.
+
+    Per comparison the principle(s) come from :func:`training.labeling.select_principles`, drawn by what
+    the comparison compares (:func:`_sampling_keys`), so a resume or a rerun picks the same ones. Units
+    already judged successfully by this judge are skipped; units whose stored judgment failed are judged
+    again and their rows updated.
+
+    Args:
+        run: the run (its ``config["judge"]`` and ``constitution_version``).
+        comparisons: a queryset of the run's comparisons.
+        reporter: progress ``progress_offset + units finished`` of ``progress_offset + units``.
+
+    Returns:
+        ``{"done": judged now, "failed": of those, failed, "skipped": already stored, "total": units,
+        "budget_exhausted": bool}``.
+
+    Raises:
+        JudgeUnavailable: the first judgments all failed (stored; resume judges them again).
+        training.progress.Cancelled: the reporter asked to stop (finished batches are stored).
+    """
+    config = RunConfig.from_dict(run.config).judge
+    version = run.constitution_version
+    principles = version.principle_dicts()
+    judge_id = judge_id_for(config)
+    try:
+        units = [
+            (cid, p)
+            for cid, key in _sampling_keys(comparisons)
+            for p in select_principles(principles, key, mode=config.principle_sampling, seed=config.seed)
+        ]
+    except ValueError as exc:
+        raise ValueError(f"{version}: {exc}") from exc
+    stored = Judgment.objects.filter(comparison__in=comparisons.values("pk"), judge_id=judge_id)
+    ok_keys, failed_rows = set(), {}
+    for pk, cid, pid, verdict, cost, attempts in stored.values_list(
+        "pk", "comparison_id", "principle_id", "verdict", "cost", "attempts"
+    ):
+        if verdict:
+            ok_keys.add((cid, pid))
+        else:
+            failed_rows[(cid, pid)] = (pk, cost, attempts)
+    pending = [(cid, p) for cid, p in units if (cid, p["id"]) not in ok_keys]
+    skipped = len(units) - len(pending)
+    total = progress_offset + len(units)
+    reporter.progress(progress_offset + skipped, total, "judging")
+    counts = {"done": 0, "failed": 0, "skipped": skipped, "total": len(units), "budget_exhausted": False}
+    if not pending:
+        return counts
+
+    if config.backend != "openai":
+        from runs.stages import training_support
+
+        training_support.ensure_models(RunConfig.from_dict(run.config), reporter, [config.model])
+    judge = build_judge(config, settings.MODELS_DIR)
+    from runs.judge_cache import DbJudgeCache, persist_events, spent_by
+
+    cache = DbJudgeCache(judge_id)
+    ledger = None
+    if hasattr(judge, "ledger"):  # a paid endpoint: reserve against the cap, persist what arrives
+        ledger = Ledger(cap=config.budget, spent=spent_by(run, judge_id), reask_share=config.reask_budget_share)
+        judge.ledger = ledger
+
+    def persist() -> None:
+        if ledger is not None:
+            persist_events(run, judge_id, ledger.drain(), cache)
+
+    reporter.log(f"label: {len(pending)} to judge with {judge_id} ({skipped} already stored)")
+    dropped: set[str] = set()
+    batches = label_tasks(
+        judge,
+        _tasks(pending),
+        template=version.judge_template,
+        examples=version.few_shot_examples or [],
+        allow_ties=version.allow_ties,
+        config=config,
+        reporter=reporter,
+        cache=cache,
+        batch_size=max(32, 2 * config.concurrency),
+        progress_offset=progress_offset + skipped,
+        progress_total=total,
+        spent=ledger.spent if ledger is not None else 0.0,
+        while_waiting=persist if ledger is not None else None,
+    )
+    try:
+        for pairs in batches:
+            persist()
+            _record_dropped(judge, dropped, reporter)
+            refused = [p for p in pairs if BUDGET_REFUSED in p.error]
+            if refused:  # not judged (nothing paid for what was not asked): stop at the cap
+                counts["budget_exhausted"] = True
+                reporter.log(
+                    f"judge budget {config.budget:g} reached (spent {ledger.spent:.4f}); labeling stops here"
+                )
+                pairs = [p for p in pairs if BUDGET_REFUSED not in p.error]
+            _write(judge_id, pairs, failed_rows)
+            counts["done"] += len(pairs)
+            counts["failed"] += sum(1 for p in pairs if not p.verdict)
+            breaker = getattr(judge, "breaker", None)
+            if breaker is not None and breaker.is_open:
+                raise JudgeUnavailable(f"the judge {judge_id} stopped answering: {breaker.error()}")
+            if counts["failed"] == counts["done"] >= FAIL_FAST_AFTER:
+                first_error = next((p.error for p in pairs if p.error), "unknown error")
+                raise JudgeUnavailable(
+                    f"the judge {judge_id} failed on all {counts['done']} judgments so far: {first_error}"
+                )
+            if refused:
+                break
+    finally:
+        # Stop asking (calls not yet started are not made; those in flight finish), then keep what they paid.
+        batches.close()
+        close = getattr(judge, "close", None)
+        if close is not None:
+            close()
+        persist()
+    counts["budget_exhausted"] = counts["budget_exhausted"] or counts["done"] < len(pending)
+    if dropped:
+        counts["dropped"] = sorted(dropped)
+    return counts
+
+
+def _record_dropped(judge, seen: set[str], reporter) -> None:
+    """Say in the stage log (once each) which request parameters the endpoint refused and were dropped."""
+    for name, reason in sorted(getattr(judge, "dropped", {}).items()):
+        if name not in seen:
+            seen.add(name)
+            reporter.log(f"label: the judge endpoint does not take {name!r}; asking without it ({reason})")
+
+
+def _sampling_keys(comparisons: QuerySet) -> list[tuple[int, str]]:
+    """``(comparison id, key)`` in id order; the key draws the comparison's principle. It names what is
+    compared, not the row: the prompt's content hash and each side's source and sample index. So a resume
+    draws the same principles, and so does another run of the same seeds on the same prompts."""
+    rows = comparisons.order_by("pk").values_list(
+        "pk", "prompt__content_hash", "completion_a__source", "completion_a__sample_index",
+        "completion_b__source", "completion_b__sample_index",
+    )
+    return [(pk, ":".join(map(str, key))) for pk, *key in rows]
+
+
+def _tasks(pending) -> Iterator[JudgeTask]:
+    """Stream the pending units as judge tasks, reading comparisons (with prompt and completions) in chunks."""
+    for start in range(0, len(pending), READ_CHUNK):
+        chunk = pending[start : start + READ_CHUNK]
+        rows = Comparison.objects.select_related("prompt", "completion_a", "completion_b").in_bulk(
+            sorted({cid for cid, _ in chunk})
+        )
+        for cid, principle in chunk:
+            comparison = rows[cid]
+            yield JudgeTask(
+                key=(cid, principle["id"]),
+                conversation=comparison.prompt.conversation,
+                response_a=comparison.completion_a.text,
+                response_b=comparison.completion_b.text,
+                principle=principle["comparison"],
+            )
+
+
+def _write(judge_id: str, pairs: list[JudgedPair], failed_rows: dict) -> None:
+    """Insert new judgments and overwrite earlier failed ones, in one transaction. A row judged again keeps
+    what its earlier attempts cost (its ``cost`` and ``attempts`` add up)."""
+    new, retried = [], []
+    for pair in pairs:
+        row = _judgment(judge_id, pair)
+        earlier = failed_rows.get(pair.key)
+        if earlier is None:
+            new.append(row)
+        else:
+            row.pk, earlier_cost, earlier_attempts = earlier
+            row.cost += earlier_cost
+            row.attempts += earlier_attempts
+            failed_rows[pair.key] = (row.pk, row.cost, row.attempts)
+            retried.append(row)
+    with transaction.atomic():
+        Judgment.objects.bulk_create(new, batch_size=500, ignore_conflicts=True)
+        if retried:
+            Judgment.objects.bulk_update(retried, JUDGMENT_FIELDS, batch_size=200)
