@@ -13,11 +13,11 @@ from django.db.models import Avg, Count, Q
 from django.db.models.functions import Length
 
 from training.config import RunConfig
+from training.generation_backends import generation_backend
+from training.judges import judge_backend
 
 #: Rough characters per token for English text, used only for estimates.
 CHARS_PER_TOKEN = 4.0
-#: Judge backends that score each response on its own: the labeling protocol asks them once.
-ORDER_INVARIANT_BACKENDS = ("reward_model", "likelihood")
 #: Tokens of the judge's answer when it only scores the verdict labels (no rationale generated).
 VERDICT_ONLY_TOKENS = 1
 
@@ -104,7 +104,7 @@ def cpu_minutes(config: RunConfig, *, prompts: int, comparisons: int, eval_n: in
     """Expected wall time in minutes of ``stages`` on an idle 2-core CPU, from :data:`CPU_FIGURES` for
     ``generation.model`` (None for models without figures, or with an endpoint backend)."""
     figures = CPU_FIGURES.get(config.generation.model)
-    if figures is None or config.generation.backend != "transformers":
+    if figures is None or not generation_backend(config.generation.backend).local_model:
         return None
     gen, pol, ev = config.generation, config.policy, config.evaluation
     seconds = figures.first_use_s
@@ -176,7 +176,8 @@ def estimate(
     principles = 1 if judge.principle_sampling == "sample" else enabled_principles
     if enabled_principles == 0:
         warnings.append("The constitution version has no enabled principle: the judge has nothing to apply.")
-    orders = 2 if judge.both_orders and judge.backend not in ORDER_INVARIANT_BACKENDS else 1
+    judging = judge_backend(judge.backend)
+    orders = 2 if judge.both_orders and not judging.order_invariant else 1
     judge_calls = comparisons * principles * orders * judge.self_consistency if "label" in stages else 0
     eval_n = min(eval_prompts, config.evaluation.max_prompts) if config.evaluation.max_prompts else eval_prompts
     eval_calls = eval_n * principles * orders * judge.self_consistency if "evaluate" in stages else 0
@@ -187,7 +188,7 @@ def estimate(
 
     response_tokens = gen.max_new_tokens
     call_prompt_tokens = round((template_chars + avg_prompt_chars) / CHARS_PER_TOKEN + 2 * response_tokens)
-    writes_rationale = judge.backend == "openai" or judge.chain_of_thought or judge.self_consistency > 1
+    writes_rationale = judging.generates_rationale or judge.chain_of_thought or judge.self_consistency > 1
     call_completion_tokens = judge.max_new_tokens if writes_rationale else VERDICT_ONLY_TOKENS
     all_calls = judge_calls + eval_calls
     prompt_tokens = all_calls * call_prompt_tokens
@@ -206,7 +207,7 @@ def estimate(
                 f"The budget of {judge.budget:g} pays for about {within:,} of {judge_calls:,} judge calls "
                 f"({share:.0%}); labeling stops when it is spent."
             )
-    elif cost_per_call == 0 and judge.backend == "openai":
+    elif cost_per_call == 0 and judging.paid:
         warnings.append("No price is set for the judge endpoint: cost is not estimated.")
     samples = 0 if from_reference else prompts * gen.samples_per_prompt
     generation_tokens = samples * gen.max_new_tokens if "generate" in stages else 0

@@ -81,10 +81,13 @@ class GenerationConfig:
         _at_least(self.max_prompts, 0, f"{path}.max_prompts")
         _between(self.temperature, 0.0, 5.0, f"{path}.temperature")
         _between(self.top_p, 0.0, 1.0, f"{path}.top_p")
-        if self.backend == "openai" and not self.base_url:
-            raise ConfigError(f"{path}.base_url", "is required with the openai backend")
+        from training.generation_backends import generation_backend
+
+        backend = generation_backend(self.backend)
+        if backend.needs_endpoint and not self.base_url:
+            raise ConfigError(f"{path}.base_url", f"is required with the {self.backend} backend")
         _key_name(self.api_key_env, f"{path}.api_key_env")
-        if self.backend == "transformers":
+        if backend.local_model:
             _gguf_model(self.model, f"{path}.model")
 
 
@@ -157,10 +160,13 @@ class JudgeConfig:
         _between(self.temperature, 0.0, 5.0, f"{path}.temperature")
         for name in ("price_per_1k_prompt_tokens", "price_per_1k_completion_tokens", "budget"):
             _at_least(getattr(self, name), 0.0, f"{path}.{name}")
-        if self.backend == "openai" and not self.base_url:
-            raise ConfigError(f"{path}.base_url", "is required with the openai backend")
+        from training.judges import judge_backend
+
+        backend = judge_backend(self.backend)
+        if backend.needs_endpoint and not self.base_url:
+            raise ConfigError(f"{path}.base_url", f"is required with the {self.backend} backend")
         _key_name(self.api_key_env, f"{path}.api_key_env")
-        if self.backend != "openai":
+        if backend.local_model:
             _gguf_model(self.model, f"{path}.model")
 
 

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from training import transcript
 from training.config import GenerationConfig
+from training.generation_backends import Sampler
 from training.modeling import resolve
 from training.progress import NullReporter, Reporter, check_cancelled
 
@@ -38,13 +39,16 @@ def load_causal_lm(name: str, models_dir: Path | None = None, reporter: Reporter
 
     Args:
         name: hub id, local path or offline name (see :func:`training.modeling.resolve`); a GGUF file is
-            converted on first use, with progress sent to ``reporter``.
+            converted on first use, with progress sent to ``reporter``; a LoRA adapter folder (a stage's saved
+            adapter) is loaded onto its base and merged (:func:`training.adapters.load_for_inference`).
 
     Raises:
         training.modeling.ModelNotFound: the name resolves to nothing.
         OSError: ``from_pretrained`` could not load it (e.g. a hub id without network).
     """
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoTokenizer
+
+    from training.adapters import load_for_inference
 
     path = resolve(name, models_dir, reporter)
     tokenizer = AutoTokenizer.from_pretrained(path)
@@ -52,8 +56,7 @@ def load_causal_lm(name: str, models_dir: Path | None = None, reporter: Reporter
     tokenizer.truncation_side = "left"  # never cut the generation prompt at the end
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
-    model = AutoModelForCausalLM.from_pretrained(path)
-    model.eval()
+    model = load_for_inference(path)  # a full model, or a LoRA adapter merged into its base
     return model, tokenizer
 
 
@@ -177,3 +180,48 @@ def generate(
             )
         reporter.progress(progress_offset + start + len(batch), total, "generating")
     return samples
+
+
+class LocalSampler(Sampler):
+    """The ``transformers`` generation backend: the policy loaded on the worker, sampled with :func:`generate`.
+
+    Args:
+        config: sampling parameters.
+        model_name: the policy to load (default ``config.model``); a GGUF file is converted on first use.
+        models_dir: where ``demo://`` and converted GGUF models live.
+        reporter: progress of that conversion.
+    """
+
+    local_model = True
+
+    def __init__(
+        self,
+        config: GenerationConfig,
+        model_name: str | None = None,
+        models_dir: Path | None = None,
+        reporter: Reporter | None = None,
+    ) -> None:
+        self.config = config
+        self.model, self.tokenizer = load_causal_lm(model_name or config.model, models_dir, reporter)
+        self.prompt_format = transcript.prompt_format(self.tokenizer)
+
+    def __call__(
+        self,
+        prompts: Sequence[Conversation],
+        *,
+        num_samples: int | None = None,
+        reporter: Reporter | None = None,
+        progress_offset: int = 0,
+        progress_total: int | None = None,
+    ) -> list[Sample]:
+        """Sample with :func:`generate` (see there)."""
+        return generate(
+            self.model,
+            self.tokenizer,
+            list(prompts),
+            self.config,
+            num_samples=num_samples,
+            reporter=reporter,
+            progress_offset=progress_offset,
+            progress_total=progress_total,
+        )

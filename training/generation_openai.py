@@ -15,10 +15,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 from training import transcript
 from training.config import GenerationConfig
 from training.generation import Conversation, Sample
+from training.generation_backends import Sampler
 from training.openai_http import CircuitBreaker, RetriesExhausted, call_with_retries, make_client
 from training.progress import NullReporter, Reporter, check_cancelled
 
@@ -115,3 +117,42 @@ def generate_openai(
             client.close()
     reporter.progress(progress_offset + len(prompts), total, "generating")
     return [s for samples in per_prompt for s in samples]
+
+
+class OpenAISampler(Sampler):
+    """The ``openai`` generation backend: samples through the endpoint with :func:`generate_openai`.
+
+    Args:
+        config: the endpoint (``base_url``, ``model``, ``api_key_env``, ``api``) and sampling parameters.
+        model_name, models_dir, reporter: unused (the model is the name the endpoint serves; nothing loads).
+    """
+
+    needs_endpoint = True
+
+    def __init__(
+        self,
+        config: GenerationConfig,
+        model_name: str | None = None,
+        models_dir: Path | None = None,
+        reporter: Reporter | None = None,
+    ) -> None:
+        self.config = config
+
+    def __call__(
+        self,
+        prompts: Sequence[Conversation],
+        *,
+        num_samples: int | None = None,
+        reporter: Reporter | None = None,
+        progress_offset: int = 0,
+        progress_total: int | None = None,
+    ) -> list[Sample]:
+        """Sample with :func:`generate_openai` (see there)."""
+        return generate_openai(
+            prompts,
+            self.config,
+            num_samples=num_samples,
+            reporter=reporter,
+            progress_offset=progress_offset,
+            progress_total=progress_total,
+        )

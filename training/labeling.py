@@ -183,7 +183,7 @@ def request_key(judge: Judge, request: JudgeRequest) -> str:
     rendered messages, the sample index and, for backends that score responses directly, the raw inputs."""
     payload = {
         "judge": judge.judge_id,
-        "params": getattr(judge, "params", {}),
+        "params": dict(judge.params),
         "messages": [dict(m) for m in request.messages],
         "sample": request.sample,
         "inputs": [request.conversation, request.shown_a, request.shown_b],
@@ -334,8 +334,8 @@ def label_tasks(
         training.progress.Cancelled: the reporter asked to stop (finished batches were yielded).
     """
     validate_template(template)
-    both_orders = config.both_orders and not getattr(judge, "order_invariant", False)
-    samples = config.self_consistency if getattr(judge, "generates_rationale", False) else 1
+    both_orders = config.both_orders and not judge.order_invariant
+    samples = config.self_consistency if judge.generates_rationale else 1
     if progress_total is None and hasattr(tasks, "__len__"):
         progress_total = progress_offset + len(tasks)
     iterator = iter(tasks)
@@ -399,7 +399,5 @@ def label_tasks(
         for waiting in (pending, following):
             if waiting is not None:
                 waiting[1].cancel()
-        stop = getattr(judge, "stop", None)
-        if stop is not None:  # stopped early (an error, a timeout, a cancel): start no further calls
-            stop()
+        judge.stop()  # stopped early (an error, a timeout, a cancel): start no further calls
         pool.shutdown(wait=True)

@@ -28,6 +28,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from training.config import RunConfig
+from training.generation_backends import generation_backend
+from training.judges import judge_backend
 from training.redaction import KeyNameError, check_key_name, redact
 
 #: The whole pre-flight answers within this many seconds; a check still running then is reported as slow.
@@ -78,7 +80,7 @@ def model_uses(config: RunConfig, stages: Iterable[str]) -> list[ModelUse]:
     gen = config.generation
     policy_loaded = (
         (stages & {"sft", "policy", "evaluate"})
-        or ("generate" in stages and gen.source == "policy" and gen.backend == "transformers")
+        or ("generate" in stages and gen.source == "policy" and generation_backend(gen.backend).local_model)
     )
     if policy_loaded:
         lengths = [("generation.max_new_tokens", gen.max_new_tokens)]
@@ -88,8 +90,9 @@ def model_uses(config: RunConfig, stages: Iterable[str]) -> list[ModelUse]:
             lengths.append(("evaluation.max_new_tokens", config.evaluation.max_new_tokens))
         uses.append(ModelUse("generation.model", gen.model, True, tuple(lengths)))
     judge = config.judge
-    if stages & {"label", "evaluate"} and judge.backend != "openai":
-        uses.append(ModelUse("judge.model", judge.model, judge.backend == "reward_model"))
+    judging = judge_backend(judge.backend)
+    if stages & {"label", "evaluate"} and judging.local_model:
+        uses.append(ModelUse("judge.model", judge.model, judging.needs_padding))
     if stages & {"reward_model"} or ("policy" in stages and config.policy.algorithm != "dpo"):
         uses.append(ModelUse("reward_model.base_model", config.reward_model.base_model, True,
                              (("reward_model.max_length", config.reward_model.max_length),)))
@@ -263,10 +266,10 @@ def preflight(
     for use in model_uses(config, stages):
         jobs.setdefault(use.path, lambda use=use: check_model(use, models_dir, hub_reason=hub_once))
     gen, judge = config.generation, config.judge
-    if gen.backend == "openai" and gen.source == "policy" and stages and set(stages) & {"generate"}:
+    if generation_backend(gen.backend).needs_endpoint and gen.source == "policy" and set(stages) & {"generate"}:
         jobs["generation.base_url"] = lambda: (check_endpoint("generation.base_url", gen.base_url, gen.model,
                                                               gen.api_key_env), {})
-    if judge.backend == "openai" and set(stages) & {"label", "evaluate"}:
+    if judge_backend(judge.backend).needs_endpoint and set(stages) & {"label", "evaluate"}:
         jobs["judge.base_url"] = lambda: (check_endpoint("judge.base_url", judge.base_url, judge.model,
                                                          judge.api_key_env), {})
     if jobs:

@@ -62,6 +62,7 @@ def run(stage_run, reporter) -> None:
 
 
 def _sampling(config: RunConfig) -> GenerationConfig:
+    # The default (local) backend: the tuned and reference policies are checkpoints on this machine.
     ev = config.evaluation
     return GenerationConfig(
         model=config.generation.model,
@@ -74,8 +75,7 @@ def _sampling(config: RunConfig) -> GenerationConfig:
 
 
 def _generate_missing(run, prompts, source: str, model_path: str, config: RunConfig, reporter) -> None:
-    from training.generation import generate, load_causal_lm
-    from training.transcript import prompt_format
+    from training.generation_backends import load_sampler
 
     have = set(
         Completion.objects.filter(run=run, source=source, sample_index=0, prompt__in=prompts).values_list(
@@ -86,12 +86,12 @@ def _generate_missing(run, prompts, source: str, model_path: str, config: RunCon
     if not missing:
         return
     sampling = _sampling(config)
-    model, tokenizer = load_causal_lm(model_path, settings.MODELS_DIR, reporter)
-    rendered = prompt_format(tokenizer)
+    sampler = load_sampler(sampling, model_path, settings.MODELS_DIR, reporter)
+    rendered = sampler.prompt_format
     for start in range(0, len(missing), sampling.batch_size):
         check_cancelled(reporter)
         chunk = missing[start : start + sampling.batch_size]
-        samples = generate(model, tokenizer, [p.conversation for p in chunk], sampling, num_samples=1)
+        samples = sampler([p.conversation for p in chunk], num_samples=1)
         Completion.objects.bulk_create(
             [
                 Completion(

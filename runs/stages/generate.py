@@ -9,7 +9,7 @@ the prompt set's imported response pairs are compared instead (:mod:`runs.refere
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import NamedTuple
 
@@ -20,6 +20,7 @@ from django.db.models import Count
 from runs.models import Artifact, Comparison, Completion, CompletionSource, Prompt, Run, Split
 from training.config import GenerationConfig, RunConfig
 from training.generation import Sample
+from training.generation_backends import generation_backend, load_sampler
 from training.pairing import degenerate_reason, pair_indices
 from training.progress import check_cancelled
 
@@ -59,18 +60,24 @@ def run(stage_run, reporter) -> None:
     model_name = policy_model_name(run_row, config)
     if missing:
         reporter.log(f"generate: {len(missing)} of {len(prompts)} prompts to sample with {model_name} (K={k})")
-        if config.backend == "transformers":
+        if generation_backend(config.backend).local_model:
             from runs.stages import training_support
 
             training_support.ensure_models(RunConfig.from_dict(run_row.config), reporter, [model_name])
-        sampler = make_sampler(config, model_name, reporter)
-        if getattr(sampler, "prompt_format", None):
+        # The local model is loaded here, inside the job (never in the web process).
+        sampler = load_sampler(config, model_name, settings.MODELS_DIR, reporter)
+        if sampler.prompt_format:
             reporter.log(f"generate: prompts rendered with the {sampler.prompt_format} format")
         for start in range(0, len(missing), config.batch_size):
             check_cancelled(reporter)
             chunk = missing[start : start + config.batch_size]
-            samples = sampler([p.conversation for p in chunk], position[chunk[0].pk], len(prompts), reporter)
-            _write(run_row, config, model_name, chunk, samples, getattr(sampler, "prompt_format", ""))
+            samples = sampler(
+                [p.conversation for p in chunk],
+                reporter=reporter,
+                progress_offset=position[chunk[0].pk],
+                progress_total=len(prompts),
+            )
+            _write(run_row, config, model_name, chunk, samples, sampler.prompt_format)
             done += len(chunk)
             reporter.progress(done, len(prompts), "generating")
     formed = form_comparisons(run_row, prompts, config)  # normally forms none: each batch formed its own
@@ -93,51 +100,14 @@ def train_prompts(run: Run, config: GenerationConfig) -> list[Prompt]:
 
 
 def policy_model_name(run: Run, config: GenerationConfig) -> str:
-    """The run's SFT model when its SFT stage saved one (still on disk), else ``config.model``; with the
-    openai backend always ``config.model`` (the name the endpoint serves)."""
-    if config.backend == "openai":
+    """The run's SFT model when its SFT stage saved one (still on disk), else ``config.model``; with a
+    backend that loads no local model (an endpoint) always ``config.model`` (the name the endpoint serves)."""
+    if not generation_backend(config.backend).local_model:
         return config.model
     for sft in run.artifacts.filter(kind=Artifact.Kind.SFT_MODEL).order_by("-created_at"):
         if Path(sft.path).exists():
             return sft.path
     return config.model
-
-
-def make_sampler(
-    config: GenerationConfig, model_name: str, reporter=None
-) -> Callable[[Sequence, int, int, object], list[Sample]]:
-    """A function ``(conversations, offset, total, reporter) -> samples`` for the configured backend; the
-    local model is loaded here (inside the job, never in the web process; a GGUF model is converted on first
-    use, with progress sent to ``reporter``). A local sampler's ``prompt_format`` attribute says how prompts
-    are rendered: ``chat_template`` or ``transcript`` (a base model; :mod:`training.transcript`)."""
-    if config.backend == "openai":
-        from training.generation_openai import generate_openai
-
-        def sample_openai(conversations, offset, total, reporter):
-            return generate_openai(
-                conversations, config, reporter=reporter, progress_offset=offset, progress_total=total
-            )
-
-        return sample_openai
-
-    from training.generation import generate, load_causal_lm
-    from training.transcript import prompt_format
-
-    model, tokenizer = load_causal_lm(model_name, settings.MODELS_DIR, reporter)
-
-    def sample_local(conversations, offset, total, reporter):
-        return generate(
-            model,
-            tokenizer,
-            list(conversations),
-            config,
-            reporter=reporter,
-            progress_offset=offset,
-            progress_total=total,
-        )
-
-    sample_local.prompt_format = prompt_format(tokenizer)
-    return sample_local
 
 
 def _write(

@@ -25,7 +25,7 @@ from django.db.models import QuerySet
 
 from runs.models import Comparison, Judgment, Run
 from training.config import RunConfig
-from training.judges import JudgedPair, JudgeTask, build_judge, judge_id_for
+from training.judges import JudgedPair, JudgeTask, build_judge, judge_backend, judge_id_for
 from training.judges.budget import BUDGET_REFUSED, Ledger
 from training.labeling import label_tasks, select_principles
 
@@ -128,7 +128,7 @@ def judge_comparisons(run: Run, comparisons: QuerySet, reporter, *, progress_off
     if not pending:
         return counts
 
-    if config.backend != "openai":
+    if judge_backend(config.backend).local_model:
         from runs.stages import training_support
 
         training_support.ensure_models(RunConfig.from_dict(run.config), reporter, [config.model])
@@ -137,7 +137,7 @@ def judge_comparisons(run: Run, comparisons: QuerySet, reporter, *, progress_off
 
     cache = DbJudgeCache(judge_id)
     ledger = None
-    if hasattr(judge, "ledger"):  # a paid endpoint: reserve against the cap, persist what arrives
+    if judge.paid:  # a paid endpoint: reserve against the cap, persist what arrives
         ledger = Ledger(cap=config.budget, spent=spent_by(run, judge_id), reask_share=config.reask_budget_share)
         judge.ledger = ledger
 
@@ -176,9 +176,8 @@ def judge_comparisons(run: Run, comparisons: QuerySet, reporter, *, progress_off
             _write(judge_id, pairs, failed_rows)
             counts["done"] += len(pairs)
             counts["failed"] += sum(1 for p in pairs if not p.verdict)
-            breaker = getattr(judge, "breaker", None)
-            if breaker is not None and breaker.is_open:
-                raise JudgeUnavailable(f"the judge {judge_id} stopped answering: {breaker.error()}")
+            if judge.breaker is not None and judge.breaker.is_open:
+                raise JudgeUnavailable(f"the judge {judge_id} stopped answering: {judge.breaker.error()}")
             if counts["failed"] == counts["done"] >= FAIL_FAST_AFTER:
                 first_error = next((p.error for p in pairs if p.error), "unknown error")
                 raise JudgeUnavailable(
@@ -189,9 +188,7 @@ def judge_comparisons(run: Run, comparisons: QuerySet, reporter, *, progress_off
     finally:
         # Stop asking (calls not yet started are not made; those in flight finish), then keep what they paid.
         batches.close()
-        close = getattr(judge, "close", None)
-        if close is not None:
-            close()
+        judge.close()
         persist()
     counts["budget_exhausted"] = counts["budget_exhausted"] or counts["done"] < len(pending)
     if dropped:
@@ -201,7 +198,7 @@ def judge_comparisons(run: Run, comparisons: QuerySet, reporter, *, progress_off
 
 def _record_dropped(judge, seen: set[str], reporter) -> None:
     """Say in the stage log (once each) which request parameters the endpoint refused and were dropped."""
-    for name, reason in sorted(getattr(judge, "dropped", {}).items()):
+    for name, reason in sorted(judge.dropped.items()):
         if name not in seen:
             seen.add(name)
             reporter.log(f"label: the judge endpoint does not take {name!r}; asking without it ({reason})")

@@ -11,7 +11,7 @@ from scipy.stats import chisquare
 
 from training.config import JudgeConfig
 from training.judge_prompt import DEFAULT_TEMPLATE
-from training.judges.base import JudgeTask, OrderResult
+from training.judges.base import Judge, JudgeTask, OrderResult
 from training.labeling import (
     MemoryCache,
     combine_orders,
@@ -33,7 +33,7 @@ PRINCIPLES = [
 ]
 
 
-class BiasedLengthJudge:
+class BiasedLengthJudge(Judge):
     """A deterministic judge for the protocol tests: prefers the longer response shown, with a fixed
     preference for whatever is shown first (position bias)."""
 

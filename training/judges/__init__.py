@@ -2,16 +2,53 @@
 
 The labeling protocol (both orders, averaging, principle sampling, self-consistency) lives in
 :mod:`training.labeling`; backends only turn prompts into probabilities and rationales.
+
+:data:`JUDGE_BACKENDS` is the registry of backends: ``judge.backend`` names an entry, and the entry's class
+declares what the backend needs and does (:class:`~training.judges.base.Judge`'s capabilities). Callers ask
+``JUDGE_BACKENDS.get(config.backend).needs_endpoint`` and the like instead of comparing names; a new backend
+is its module plus one line here (and the name in :class:`training.config.JudgeConfig`'s ``backend`` choices,
+which a test keeps equal to the registry).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
+from training.backends import BackendRegistry, UnknownBackend
 from training.config import JudgeConfig
 from training.judges.base import Judge, JudgedPair, JudgeTask, OrderResult
 
-__all__ = ["Judge", "JudgeTask", "JudgedPair", "OrderResult", "build_judge", "judge_id_for"]
+__all__ = [
+    "JUDGE_BACKENDS",
+    "Judge",
+    "JudgeTask",
+    "JudgedPair",
+    "OrderResult",
+    "UnknownBackend",
+    "build_judge",
+    "judge_backend",
+    "judge_id_for",
+]
+
+#: Judge backends by ``judge.backend`` name; classes are imported on first use.
+JUDGE_BACKENDS: BackendRegistry[Judge] = BackendRegistry(
+    "judge.backend",
+    {
+        "openai": "training.judges.openai_judge:OpenAIJudge",
+        "transformers": "training.judges.transformers_judge:TransformersJudge",
+        "reward_model": "training.judges.reward_model_judge:RewardModelJudge",
+        "likelihood": "training.judges.likelihood_judge:LikelihoodJudge",
+    },
+)
+
+
+def judge_backend(name: str) -> type[Judge]:
+    """The judge class registered as ``name``, whose class attributes declare the backend's capabilities.
+
+    Raises:
+        UnknownBackend: no judge backend of that name (a :class:`ValueError`).
+    """
+    return JUDGE_BACKENDS.get(name)
 
 
 def judge_id_for(config: JudgeConfig) -> str:
@@ -20,7 +57,7 @@ def judge_id_for(config: JudgeConfig) -> str:
     Computable without loading anything, so a resumed stage can tell what is already judged.
     """
     judge_id = f"{config.backend}:{config.model}"
-    if config.backend == "openai":
+    if judge_backend(config.backend).needs_endpoint:
         judge_id += f"@{config.base_url.rstrip('/')}"
     return judge_id[:300]
 
@@ -33,25 +70,8 @@ def build_judge(config: JudgeConfig, models_dir: Path | None = None) -> Judge:
         models_dir: the data directory's models folder, for ``demo://`` model names.
 
     Raises:
-        ValueError: an unknown backend, or an unset API-key environment variable.
+        UnknownBackend: an unknown backend (a :class:`ValueError`).
+        ValueError: an unset API-key environment variable.
         training.modeling.ModelNotFound: a local model that does not exist.
     """
-    if config.backend == "openai":
-        from training.judges.openai_judge import OpenAIJudge
-
-        return OpenAIJudge(config)
-    if config.backend == "transformers":
-        from training.judges.transformers_judge import TransformersJudge
-
-        return TransformersJudge(config, models_dir)
-    if config.backend == "reward_model":
-        from training.judges.reward_model_judge import RewardModelJudge
-
-        return RewardModelJudge(config, models_dir)
-    if config.backend == "likelihood":
-        from training.judges.likelihood_judge import LikelihoodJudge
-
-        return LikelihoodJudge(config, models_dir)
-    raise ValueError(
-        f"judge.backend: unknown backend {config.backend!r} (openai, transformers, reward_model, likelihood)"
-    )
+    return judge_backend(config.backend).from_config(config, models_dir)

@@ -1,11 +1,18 @@
-"""The judge interface shared by every backend (openai, transformers, reward_model)."""
+"""The judge interface shared by every backend, with the capabilities each backend declares."""
 from __future__ import annotations
 
 from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from pathlib import Path
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 from training.judge_prompt import JudgeRequest
+
+if TYPE_CHECKING:
+    from training.config import JudgeConfig
+    from training.judges.budget import Ledger
+    from training.openai_http import CircuitBreaker
 
 Conversation = str | Sequence[Mapping[str, str]]
 
@@ -80,27 +87,63 @@ class JudgedPair:
 
 
 class Judge(Protocol):
-    """A judge backend.
+    """A judge backend, and what it declares about itself.
+
+    Backends subclass this protocol to inherit the defaults below; callers read the attributes directly.
+    The class-level capabilities answer questions asked before any judge is built (validation, preflight,
+    cost estimates) through :data:`training.judges.JUDGE_BACKENDS`.
+
+    Class attributes (capabilities of the backend):
+        needs_endpoint: it calls an HTTP endpoint: ``judge.base_url`` is required and part of the judge id,
+            and preflight checks that the endpoint answers.
+        local_model: it loads ``judge.model`` on the worker: preflight checks the model, the label stage
+            fetches or converts it first, and it is built with the data directory's models folder.
+        needs_padding: its local model's tokenizer must pad batches (preflight refuses one with neither a
+            padding nor an end-of-sequence token).
+        paid: its calls are priced (``judge.price_per_1k_*``) and reserved against ``judge.budget`` through
+            :attr:`ledger`.
+        order_invariant: it scores each response on its own, so the labeling protocol asks once per
+            comparison, not in both orders.
+        generates_rationale: it writes a rationale before the verdict (a sampled one can vary, so
+            self-consistency samples several); a backend may set it per instance from its config.
 
     Attributes:
         judge_id: stable identifier stored on each judgment (backend, model and endpoint), part of the
             judgment's unique key.
+        sampled: its answers are sampled (temperature > 0), so a request's sample index matters.
+        params: what, besides the prompt, determines the answer (part of the request cache key).
+        breaker: the circuit breaker shared by its calls (endpoint backends), else None.
+        dropped: request parameters dropped after the endpoint refused them, with the reason.
+        ledger: the budget and record of paid attempts (paid backends; set by the caller).
     """
 
+    needs_endpoint: ClassVar[bool] = False
+    local_model: ClassVar[bool] = False
+    needs_padding: ClassVar[bool] = False
+    paid: ClassVar[bool] = False
+    order_invariant: bool = False
+    generates_rationale: bool = False
+
     judge_id: str
+    sampled: bool = False
+    params: Mapping[str, Any] = MappingProxyType({})
+    breaker: CircuitBreaker | None = None
+    dropped: Mapping[str, str] = MappingProxyType({})
+    ledger: Ledger | None = None
+
+    @classmethod
+    def from_config(cls, config: JudgeConfig, models_dir: Path | None = None) -> Judge:
+        """Build the judge a run config describes; ``models_dir`` is where ``demo://`` and converted GGUF
+        models live (used by backends with a :attr:`local_model`)."""
+        return cls(config, models_dir)  # type: ignore[call-arg]
 
     def score(self, requests: Sequence[JudgeRequest]) -> list[OrderResult]:
         """Score rendered prompts; returns one :class:`OrderResult` per request, in order. Never raises for
         a single failed call: the failure is returned in ``OrderResult.error``."""
         ...
 
+    def stop(self) -> None:
+        """Start no further call (labeling stopped early); calls in flight may finish. No-op by default."""
 
-def load_on_device(loader, name: str, models_dir):
-    """Load ``(model, tokenizer)`` with ``loader(name, models_dir)`` and move the model to the GPU when one is
-    present (local judges run on the worker's accelerator; CPU otherwise)."""
-    import torch
-
-    model, tokenizer = loader(name, models_dir)
-    if torch.cuda.is_available():
-        model.to("cuda")
-    return model, tokenizer
+    def close(self) -> None:
+        """Release what the judge holds (threads, connections). No-op by default."""

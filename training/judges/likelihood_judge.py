@@ -25,9 +25,10 @@ from pathlib import Path
 
 from training import transcript
 from training.config import JudgeConfig
-from training.generation import load_causal_lm, prompt_text
+from training.generation import prompt_text
 from training.judge_prompt import JudgeRequest
-from training.judges.base import OrderResult, load_on_device
+from training.judges.base import OrderResult
+from training.judges.local import LocalModelJudge, context_length
 
 #: The preamble that conditions the response on the principle (``{principle}`` is its comparison text).
 PREAMBLE = (
@@ -36,7 +37,7 @@ PREAMBLE = (
 )
 
 
-class LikelihoodJudge:
+class LikelihoodJudge(LocalModelJudge):
     """Judge by principle-conditioned likelihood (see the module docstring).
 
     Args:
@@ -52,9 +53,7 @@ class LikelihoodJudge:
         generates_rationale: False; order_invariant: True.
     """
 
-    generates_rationale = False
     order_invariant = True
-    sampled = False
 
     def __init__(
         self,
@@ -67,21 +66,9 @@ class LikelihoodJudge:
         max_response_tokens: int = 128,
         max_context_tokens: int = 512,
     ) -> None:
-        from training.judges import judge_id_for
-
-        self.config = config
-        self.judge_id = judge_id_for(config)
-        if model is None or tokenizer is None:
-            model, tokenizer = load_on_device(load_causal_lm, config.model, models_dir)
-        self.model, self.tokenizer = model, tokenizer
-        if self.tokenizer.pad_token_id is None:
-            self.tokenizer.pad_token = self.tokenizer.eos_token
-        self.batch_size = batch_size
+        super().__init__(config, models_dir, model=model, tokenizer=tokenizer, batch_size=batch_size)
         self.max_response_tokens = max_response_tokens
-        self.max_context = (
-            getattr(model.config, "n_positions", None) or getattr(model.config, "max_position_embeddings", None) or 2048
-        )
-        self.max_context = min(self.max_context, max_context_tokens)
+        self.max_context = min(context_length(self.model), max_context_tokens)
         self._bos = transcript.prefix(self.tokenizer)  # contexts are tokenized without it; it is put first
         self.params = {
             "preamble": PREAMBLE, "max_response_tokens": max_response_tokens, "max_context_tokens": self.max_context,

@@ -38,7 +38,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from training.config import JudgeConfig
 from training.judge_prompt import JudgeRequest
-from training.judges.base import OrderResult
+from training.judges.base import Judge, OrderResult
 from training.judges.budget import BUDGET_REFUSED, Charge, Ledger, cost_of_tokens, estimate_tokens
 from training.judges.verdict import label_probability, label_side, parse_verdict, split_reasoning
 from training.openai_http import (
@@ -85,7 +85,7 @@ def completion_stop_strings() -> list[str]:
     return list(transcript.STOP_STRINGS)
 
 
-class OpenAIJudge:
+class OpenAIJudge(Judge):
     """Judge through an OpenAI-compatible chat-completions or completions endpoint.
 
     Args:
@@ -99,6 +99,7 @@ class OpenAIJudge:
 
     Attributes:
         judge_id: ``openai:<model>@<base_url>``.
+        needs_endpoint, paid: True (``base_url`` is required; calls are priced and capped by the budget).
         generates_rationale: True (self-consistency samples several rationales).
         order_invariant: False (the prompt shows an order; ask both).
         params: what, besides the prompt, determines the answer (part of the request cache key).
@@ -106,8 +107,9 @@ class OpenAIJudge:
         dropped: request parameters dropped after the endpoint refused them, with the reason (redacted).
     """
 
+    needs_endpoint = True
+    paid = True
     generates_rationale = True
-    order_invariant = False
 
     def __init__(self, config: JudgeConfig, client=None, sleep=time.sleep, ledger: Ledger | None = None) -> None:
         from training.judges import judge_id_for
@@ -133,6 +135,11 @@ class OpenAIJudge:
         self._pool: ThreadPoolExecutor | None = None
         self._stopping = False
         self._logprob_failures = 0
+
+    @classmethod
+    def from_config(cls, config: JudgeConfig, models_dir=None) -> OpenAIJudge:
+        """The judge for ``config``'s endpoint (``models_dir`` is unused: nothing is loaded locally)."""
+        return cls(config)
 
     def score(self, requests: Sequence[JudgeRequest]) -> list[OrderResult]:
         """Score requests concurrently (at most ``config.concurrency`` in flight); one result per request."""

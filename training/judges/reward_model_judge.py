@@ -16,7 +16,8 @@ from pathlib import Path
 
 from training.config import JudgeConfig
 from training.judge_prompt import JudgeRequest, format_conversation
-from training.judges.base import OrderResult, load_on_device
+from training.judges.base import OrderResult
+from training.judges.local import LocalModelJudge
 from training.modeling import resolve
 
 
@@ -47,7 +48,7 @@ def conversation_text(tokenizer, conversation: str | Sequence[Mapping[str, str]]
     return f"{format_conversation(messages)}\n\nAssistant: {response}"
 
 
-class RewardModelJudge:
+class RewardModelJudge(LocalModelJudge):
     """Judge with a Bradley-Terry reward model.
 
     Args:
@@ -58,12 +59,13 @@ class RewardModelJudge:
 
     Attributes:
         judge_id: ``reward_model:<model>``.
-        generates_rationale: False; order_invariant: True.
+        generates_rationale: False; order_invariant: True; needs_padding: True (batches of texts of
+            different lengths are padded).
     """
 
-    generates_rationale = False
     order_invariant = True
-    sampled = False
+    needs_padding = True
+    load = staticmethod(load_reward_model)
 
     def __init__(
         self,
@@ -75,17 +77,10 @@ class RewardModelJudge:
         batch_size: int = 16,
         max_length: int = 512,
     ) -> None:
-        from training.judges import judge_id_for
-
-        self.config = config
-        self.judge_id = judge_id_for(config)
-        if model is None or tokenizer is None:
-            model, tokenizer = load_on_device(load_reward_model, config.model, models_dir)
-        self.model, self.tokenizer = model, tokenizer
+        super().__init__(config, models_dir, model=model, tokenizer=tokenizer, batch_size=batch_size)
         self.tokenizer.truncation_side = "left"
         self.tokenizer.padding_side = "right"  # positions start at 0 in every row; the model pools the last real token
-        self.batch_size = batch_size
-        limit = getattr(tokenizer, "model_max_length", max_length) or max_length
+        limit = getattr(self.tokenizer, "model_max_length", max_length) or max_length
         self.max_length = min(max_length, limit if limit < 1_000_000 else max_length)
         self.params = {"max_length": self.max_length}
 

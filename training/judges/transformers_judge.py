@@ -10,14 +10,16 @@ left padding; too-long prompts lose their beginning, never the verdict position.
 
 from __future__ import annotations
 
+import inspect
 import time
 from collections.abc import Sequence
 from pathlib import Path
 
 from training.config import JudgeConfig
-from training.generation import load_causal_lm, prompt_text
+from training.generation import prompt_text
 from training.judge_prompt import VERDICT_PREFIX, JudgeRequest
-from training.judges.base import OrderResult, load_on_device
+from training.judges.base import OrderResult
+from training.judges.local import LocalModelJudge, context_length
 
 
 def label_token_ids(tokenizer, label: str) -> list[int]:
@@ -32,7 +34,7 @@ def label_token_ids(tokenizer, label: str) -> list[int]:
     return ids
 
 
-class TransformersJudge:
+class TransformersJudge(LocalModelJudge):
     """Judge with a local causal LM.
 
     Args:
@@ -45,11 +47,8 @@ class TransformersJudge:
     Attributes:
         judge_id: ``transformers:<model>``.
         generates_rationale: True with ``chain_of_thought`` (only then can self-consistency sample).
-        order_invariant: False.
         params: what, besides the prompt, determines the answer (part of the request cache key).
     """
-
-    order_invariant = False
 
     def __init__(
         self,
@@ -60,28 +59,15 @@ class TransformersJudge:
         tokenizer=None,
         batch_size: int = 8,
     ) -> None:
-        from training.judges import judge_id_for
-
-        self.config = config
-        self.judge_id = judge_id_for(config)
-        if model is None or tokenizer is None:
-            model, tokenizer = load_on_device(load_causal_lm, config.model, models_dir)
-        self.model, self.tokenizer = model, tokenizer
+        super().__init__(config, models_dir, model=model, tokenizer=tokenizer, batch_size=batch_size)
         self.tokenizer.padding_side = "left"
         self.tokenizer.truncation_side = "left"
-        if self.tokenizer.pad_token is None:
-            self.tokenizer.pad_token = self.tokenizer.eos_token
-        self.batch_size = batch_size
         self.generates_rationale = config.chain_of_thought
         self.sampled = config.chain_of_thought and config.self_consistency > 1
         self.ids_a = label_token_ids(self.tokenizer, "A")
         self.ids_b = label_token_ids(self.tokenizer, "B")
-        self.max_context = (
-            getattr(model.config, "n_positions", None) or getattr(model.config, "max_position_embeddings", None) or 2048
-        )
-        import inspect
-
-        parameters = inspect.signature(model.forward).parameters
+        self.max_context = context_length(self.model)
+        parameters = inspect.signature(self.model.forward).parameters
         self._takes_position_ids = "position_ids" in parameters
         # Only the last position's logits are needed: with Gemma's 262k-token vocabulary, full-sequence
         # logits made scoring 2.3x slower and cost about 3.4 GB more.
