@@ -52,9 +52,7 @@ def enqueue_import(
         The RQ job id.
     """
     job_id = job_id_for(prompt_set)
-    prompt_set.status = PromptSet.Status.IMPORTING
-    prompt_set.import_report = {"job_id": job_id, "source": name or location, "options": options.to_dict()}
-    prompt_set.save(update_fields=["status", "import_report"])
+    prompt_set.mark_importing({"job_id": job_id, "source": name or location, "options": options.to_dict()})
     get_queue("default").enqueue(
         run_import, prompt_set.pk, location, options.to_dict(), name, hub, cleanup,
         job_id=job_id, job_timeout=IMPORT_JOB_TIMEOUT_S, result_ttl=3600, failure_ttl=24 * 3600,
@@ -90,16 +88,11 @@ def run_import(prompt_set_id: int, location: str, options: dict, name: str = "",
         return {"status": "ready", "prompts": report["prompts"]}
     except BadInput as exc:
         if prompt_set.status != PromptSet.Status.FAILED:  # raised before import_into recorded it
-            prompt_set.status = PromptSet.Status.FAILED
-            prompt_set.import_report = {**prompt_set.import_report, "error": exc.as_dict()}
-            prompt_set.save(update_fields=["status", "import_report"])
+            prompt_set.mark_import_failed(exc.as_dict())
         return {"status": "failed", "error": str(exc)}
     except BaseException as exc:
         logger.exception("prompt import %s failed", prompt_set_id)
-        PromptSet.objects.filter(pk=prompt_set_id).update(
-            status=PromptSet.Status.FAILED,
-            import_report={**prompt_set.import_report, "error": {"message": f"{type(exc).__name__}: {exc}"}},
-        )
+        prompt_set.mark_import_failed({"message": f"{type(exc).__name__}: {exc}"})
         raise
     finally:
         if source is not None:

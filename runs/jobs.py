@@ -84,25 +84,17 @@ def run_stage(stage_run_id: int) -> str:
         Exception: whatever the stage raised, after recording it on the StageRun and Run rows,
             so RQ keeps the traceback too.
     """
-    now = timezone.now()
-    claimed = _retry(
-        lambda: StageRun.objects.filter(pk=stage_run_id, status=StageStatus.QUEUED).update(
-            status=StageStatus.RUNNING, started_at=now, heartbeat_at=now, finished_at=None, error="", message=""
-        ),
-        f"claim stage {stage_run_id}",
-    )
+    claimed = _retry(lambda: StageRun.claim(stage_run_id), f"claim stage {stage_run_id}")
     if not claimed:
         # Cancelled while queued, or another worker holds it: nothing to do.
         status = StageRun.objects.filter(pk=stage_run_id).values_list("status", flat=True).first()
         logger.info("stage %s not claimed (status %s)", stage_run_id, status)
         return str(status)
+    # Its attempt is this attempt's number (the claim counted it): rows moved on to a later attempt are not
+    # ours to write.
     stage_run = StageRun.objects.select_related("run").get(pk=stage_run_id)
-    StageRun.objects.filter(pk=stage_run_id).update(attempt=stage_run.attempt + 1)
-    stage_run.attempt += 1  # this attempt's number: rows moved on to a later attempt are not ours to write
     run = stage_run.run
-    Run.objects.filter(pk=run.pk).update(
-        status=RunStatus.RUNNING, current_stage=stage_run.stage, started_at=run.started_at or now
-    )
+    run.mark_running(stage_run.stage, at=stage_run.started_at)
     reporter = DbReporter(stage_run)
     reporter.log(f"{stage_run.stage}: started (attempt {stage_run.attempt})")
     what = f"stage {stage_run}"
@@ -132,7 +124,7 @@ def run_stage(stage_run_id: int) -> str:
             return StageStatus.RUNNING
         reporter.log(f"{stage_run.stage}: cancelled; finished work is kept, resume continues from here")
         _retry(reporter.flush, what)
-        _retry(lambda: _finish(stage_run, StageStatus.CANCELLED), what)
+        _retry(lambda: stage_run.finish_attempt(StageStatus.CANCELLED), what)
         _retry(lambda: _settle_cancelled(run), what)
         return StageStatus.CANCELLED
     except (SystemExit, KeyboardInterrupt):
@@ -146,13 +138,12 @@ def run_stage(stage_run_id: int) -> str:
         _retry(reporter.flush, what)
         tail = traceback.format_exc()[-TRACEBACK_TAIL_CHARS:]
         error = redact(f"{type(exc).__name__}: {exc}\n\n{tail}")  # an endpoint may echo a key in its error
-        if _retry(lambda: _finish(stage_run, StageStatus.FAILED, error=error), what):
-            _retry(lambda: Run.objects.filter(pk=run.pk).update(status=RunStatus.FAILED, finished_at=timezone.now()),
-                   what)
+        if _retry(lambda: stage_run.finish_attempt(StageStatus.FAILED, error=error), what):
+            _retry(lambda: run.finish(RunStatus.FAILED), what)
         raise
     reporter.log(f"{stage_run.stage}: done")
     _retry(reporter.flush, what)
-    if not _retry(lambda: _finish(stage_run, StageStatus.SUCCEEDED), what):
+    if not _retry(lambda: stage_run.finish_attempt(StageStatus.SUCCEEDED), what):
         # Recovery or a forced cancel already ended this attempt: its outcome is not ours to record.
         return str(StageRun.objects.filter(pk=stage_run.pk).values_list("status", flat=True).first())
 
@@ -168,13 +159,3 @@ def _settle_cancelled(run: Run) -> None:
     with transaction.atomic():
         run.refresh_from_db()
         services.settle_cancel(run)
-
-
-def _finish(stage_run: StageRun, status: str, error: str = "") -> bool:
-    """Record the attempt's outcome unless the row was moved on meanwhile (re-queued by recovery and maybe
-    taken by a later attempt, ended by a forced cancel). Returns whether it was recorded."""
-    fields = {"status": status, "finished_at": timezone.now(), "error": error}
-    if status == StageStatus.SUCCEEDED:
-        fields["message"] = ""  # "generating…" and the like no longer describe a finished stage
-    rows = StageRun.objects.filter(pk=stage_run.pk, status=StageStatus.RUNNING, attempt=stage_run.attempt)
-    return bool(rows.update(**fields))

@@ -56,6 +56,19 @@ class PromptSet(models.Model):
         """``<pk>-<first 8 hex digits of uid>``: names its import job, unique across databases."""
         return f"{self.pk}-{self.uid.hex[:8]}"
 
+    def mark_importing(self, report: dict) -> None:
+        """An import into the set was queued: the set is ``importing``, its report starts as ``report``."""
+        self.status = self.Status.IMPORTING
+        self.import_report = report
+        self.save(update_fields=["status", "import_report"])
+
+    def mark_import_failed(self, error: dict) -> None:
+        """The import failed: the set is ``failed`` and its report keeps what it had, with ``error`` added.
+        Written with ``update()``, so a set deleted meanwhile is no error."""
+        self.status = self.Status.FAILED
+        self.import_report = {**self.import_report, "error": error}
+        PromptSet.objects.filter(pk=self.pk).update(status=self.status, import_report=self.import_report)
+
 
 class Split(models.TextChoices):
     TRAIN = "train", "Train"
@@ -206,6 +219,55 @@ class Run(models.Model):
         """This run's StageRun rows in pipeline order."""
         return sorted(self.stages.all(), key=lambda s: pipeline_position(s.stage))
 
+    # --- transitions: conditional updates of this row alone, so the web process, workers and the recovery
+    # monitor never overwrite each other's fields. Each sets the new values on this instance when it moves
+    # the row, and returns whether it did (False: the row was not in the state the caller expected).
+
+    def _move(self, fields: dict, **expected) -> bool:
+        moved = bool(Run.objects.filter(pk=self.pk, **expected).update(**fields))
+        if moved:
+            for name, value in fields.items():
+                setattr(self, name, value)
+        return moved
+
+    def mark_running(self, stage: str, at=None) -> None:
+        """A worker started ``stage`` (at ``at``, default now): the run is running. Its start time stays the
+        first stage's."""
+        self._move({"status": RunStatus.RUNNING, "current_stage": stage,
+                    "started_at": self.started_at or at or timezone.now()})
+
+    def mark_waiting(self, stage: str) -> None:
+        """The run waits before ``stage`` (its audit gate is not met)."""
+        self._move({"status": RunStatus.WAITING, "current_stage": stage})
+
+    def move_to(self, stage: str) -> None:
+        """``stage`` is the run's next stage (about to be queued)."""
+        self._move({"current_stage": stage})
+
+    def finish(self, status: str, *, only_from: tuple[str, ...] | None = None) -> bool:
+        """End the run with ``status`` (succeeded, failed or cancelled). A run that succeeded has no current
+        stage.
+
+        Args:
+            only_from: end it only while its status is one of these (None: whatever its status).
+        """
+        fields = {"status": status, "finished_at": timezone.now()}
+        if status == RunStatus.SUCCEEDED:
+            fields["current_stage"] = ""
+        return self._move(fields, **({"status__in": only_from} if only_from is not None else {}))
+
+    def request_cancel(self) -> None:
+        """Ask the run to stop: running stages see the flag at their next safe point."""
+        self._move({"cancel_requested": True})
+
+    def requeue(self) -> None:
+        """Queue the run again (a resume): no cancel pending, not finished."""
+        self._move({"status": RunStatus.QUEUED, "cancel_requested": False, "finished_at": None})
+
+    def release_gate(self) -> None:
+        """An operator let the run pass its audit gate."""
+        self._move({"gate_released": True})
+
     @property
     def failed_judgments(self) -> int:
         """How many of the AI judge's judgments of this run's train comparisons failed."""
@@ -269,6 +331,76 @@ class StageRun(models.Model):
             if failed:
                 return f"{label} with {failed} failed"
         return label
+
+    # --- transitions: conditional updates, like :class:`Run`'s ------------------------------------------
+
+    def _move(self, fields: dict, **expected) -> bool:
+        moved = bool(StageRun.objects.filter(pk=self.pk, **expected).update(**fields))
+        if moved:
+            for name, value in fields.items():
+                setattr(self, name, value)
+        return moved
+
+    def mark_queued(self, job_id: str) -> None:
+        """The stage's job ``job_id`` is about to be enqueued. The time of an earlier attempt adds to
+        ``earlier_attempts_s`` (a resume's page shows the total), and ``heartbeat_at`` says when it was queued
+        (recovery waits a grace period from there)."""
+        self.earlier_attempts_s += self.attempt_seconds()
+        self.status = StageStatus.QUEUED
+        self.job_id = job_id
+        self.error = ""
+        self.finished_at = None
+        self.heartbeat_at = timezone.now()
+        self.save(update_fields=["status", "job_id", "error", "finished_at", "heartbeat_at", "earlier_attempts_s"])
+
+    @classmethod
+    def claim(cls, pk: int) -> bool:
+        """Claim the queued stage ``pk`` for a worker: it is running, as a new attempt. Atomic: of several
+        workers (or a cancel) racing for the row, one wins.
+
+        Returns:
+            Whether this caller got it (False: it was not queued any more).
+        """
+        now = timezone.now()
+        return bool(cls.objects.filter(pk=pk, status=StageStatus.QUEUED).update(
+            status=StageStatus.RUNNING, attempt=models.F("attempt") + 1, started_at=now, heartbeat_at=now,
+            finished_at=None, error="", message="",
+        ))
+
+    def finish_attempt(self, status: str, error: str = "") -> bool:
+        """Record how this attempt (``self.attempt``) ended, unless the row moved on meanwhile (re-queued by
+        recovery and maybe taken by a later attempt, ended by a forced cancel).
+
+        Returns:
+            Whether it was recorded.
+        """
+        fields = {"status": status, "finished_at": timezone.now(), "error": error}
+        if status == StageStatus.SUCCEEDED:
+            fields["message"] = ""  # "generating…" and the like no longer describe a finished stage
+        return self._move(fields, status=StageStatus.RUNNING, attempt=self.attempt)
+
+    def mark_waiting(self, reason: str) -> None:
+        """The stage waits for its run's audit gate; ``reason`` says what is missing."""
+        self._move({"status": StageStatus.WAITING, "message": reason[:500]})
+
+    def cancel(self, message: str | None = None) -> bool:
+        """Cancel the stage if it is still in the status this instance has (a worker may have taken it).
+
+        Args:
+            message: replaces the stage's message (None keeps it).
+        """
+        fields = {"status": StageStatus.CANCELLED, "finished_at": timezone.now()}
+        if message is not None:
+            fields["message"] = message[:500]
+        return self._move(fields, status=self.status)
+
+    def fail(self, error: str, message: str = "") -> None:
+        """End the stage as failed from outside its attempt (the recovery monitor gave up on it)."""
+        self._move({"status": StageStatus.FAILED, "finished_at": timezone.now(), "error": error, "message": message})
+
+    def reset(self) -> None:
+        """Make the stage pending again, to run at the run's next resume."""
+        self._move({"status": StageStatus.PENDING})
 
 
 # --- AI feedback ----------------------------------------------------------------------------------

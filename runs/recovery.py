@@ -235,9 +235,7 @@ def _end_cancelled(stage_run: StageRun, reason: str) -> bool:
     from runs.services import settle_cancel
 
     with transaction.atomic():
-        ended = StageRun.objects.filter(pk=stage_run.pk, status=stage_run.status).update(
-            status=StageStatus.CANCELLED, finished_at=timezone.now(), message=f"cancelled: {reason}"[:500]
-        )
+        ended = stage_run.cancel(message=f"cancelled: {reason}")
         if ended:
             settle_cancel(stage_run.run)
     return bool(ended)
@@ -262,12 +260,8 @@ def _requeue_or_fail(stage_run: StageRun, reason: str, now: datetime) -> Recover
         error = (f"Worker lost {count} times ({reason}); not re-queued again after {MAX_LOST_REQUEUES} attempts. "
                  "Resume the run to try again.")
         with transaction.atomic():
-            StageRun.objects.filter(pk=stage_run.pk).update(
-                status=StageStatus.FAILED, finished_at=now, error=error, message="worker lost"
-            )
-            Run.objects.filter(pk=stage_run.run_id, status__in=[RunStatus.QUEUED, RunStatus.RUNNING]).update(
-                status=RunStatus.FAILED, finished_at=now
-            )
+            stage_run.fail(error, message="worker lost")
+            stage_run.run.finish(RunStatus.FAILED, only_from=(RunStatus.QUEUED, RunStatus.RUNNING))
         logger.warning("stage %s failed: %s", stage_run, error)
         return Recovery(stage_run, "failed", reason)
     stage_run.refresh_from_db()
@@ -341,9 +335,7 @@ def _settle_idle_runs(now: datetime, grace_s: float) -> list[Recovery]:
             elif StageStatus.FAILED in statuses or StageStatus.CANCELLED in statuses:
                 # The runner recorded the stage's end but not the run's (a database outage in between).
                 ended = RunStatus.FAILED if StageStatus.FAILED in statuses else RunStatus.CANCELLED
-                Run.objects.filter(pk=run.pk, status__in=[RunStatus.QUEUED, RunStatus.RUNNING]).update(
-                    status=ended, finished_at=now
-                )
+                run.finish(ended, only_from=(RunStatus.QUEUED, RunStatus.RUNNING))
             else:
                 advance(run)
         run.refresh_from_db()

@@ -6,13 +6,12 @@ import logging
 from collections.abc import Sequence
 
 from django.db import transaction
-from django.utils import timezone
 from rq.exceptions import NoSuchJobError
 from rq.job import Job, JobStatus
 
 from rlaif_site.queueing import get_queue
 from runs import gate
-from runs.models import Run, RunStatus, StageRun, StageStatus
+from runs.models import ACTIVE_STATUSES, Run, RunStatus, StageRun, StageStatus
 from runs.stages.registry import STAGES, in_pipeline_order
 
 logger = logging.getLogger(__name__)
@@ -66,13 +65,7 @@ def launch_run(
 def enqueue_stage(stage_run: StageRun) -> None:
     """Mark ``stage_run`` queued and enqueue its job (after the surrounding transaction commits)."""
     run = stage_run.run
-    stage_run.earlier_attempts_s += stage_run.attempt_seconds()  # a resume's page shows the total
-    stage_run.status = StageStatus.QUEUED
-    stage_run.job_id = job_id_for(stage_run)
-    stage_run.error = ""
-    stage_run.finished_at = None
-    stage_run.heartbeat_at = timezone.now()  # when it was queued: recovery waits a grace period from here
-    stage_run.save(update_fields=["status", "job_id", "error", "finished_at", "heartbeat_at", "earlier_attempts_s"])
+    stage_run.mark_queued(job_id_for(stage_run))
     timeout = (run.config.get("timeouts") or {}).get(stage_run.stage, STAGES[stage_run.stage].timeout_s)
     queue = get_queue(queue_name_for(run, stage_run.stage))
     queue.enqueue(
@@ -104,17 +97,17 @@ def advance(run: Run) -> StageRun | None:
         return None
     pending = [s for s in run.ordered_stages() if s.status != StageStatus.SUCCEEDED]
     if not pending:
-        Run.objects.filter(pk=run.pk).update(status=RunStatus.SUCCEEDED, current_stage="", finished_at=timezone.now())
+        run.finish(RunStatus.SUCCEEDED)
         return None
     nxt = pending[0]
     if nxt.status in (StageStatus.QUEUED, StageStatus.RUNNING):
         return nxt
     reason = gate.gate_reason(run, nxt.stage)
     if reason:
-        StageRun.objects.filter(pk=nxt.pk).update(status=StageStatus.WAITING, message=reason[:500])
-        Run.objects.filter(pk=run.pk).update(status=RunStatus.WAITING, current_stage=nxt.stage)
+        nxt.mark_waiting(reason)
+        run.mark_waiting(nxt.stage)
         return None
-    Run.objects.filter(pk=run.pk).update(current_stage=nxt.stage)
+    run.move_to(nxt.stage)
     enqueue_stage(nxt)
     return nxt
 
@@ -128,7 +121,7 @@ def cancel_run(run: Run) -> None:
     from runs import recovery
 
     with transaction.atomic():
-        Run.objects.filter(pk=run.pk).update(cancel_requested=True)
+        run.request_cancel()
         run.refresh_from_db()
         settle_cancel(run)
     recovery.note_cancel_requested(run)
@@ -141,21 +134,15 @@ def cancel_run(run: Run) -> None:
 def settle_cancel(run: Run) -> None:
     """For a run whose cancel was requested: cancel its queued and waiting stages, and end the run when no
     stage of it runs any more (cancelled, or succeeded when every stage had already finished)."""
-    now = timezone.now()
     for stage_run in run.stages.filter(status__in=[StageStatus.QUEUED, StageStatus.WAITING]):
         _cancel_job(stage_run)
-        StageRun.objects.filter(pk=stage_run.pk, status=stage_run.status).update(
-            status=StageStatus.CANCELLED, finished_at=now
-        )
+        stage_run.cancel()
     if run.stages.filter(status=StageStatus.RUNNING).exists():
         return
-    active = [RunStatus.QUEUED, RunStatus.RUNNING, RunStatus.WAITING]
     if not run.stages.exclude(status=StageStatus.SUCCEEDED).exists():
-        Run.objects.filter(pk=run.pk, status__in=active).update(
-            status=RunStatus.SUCCEEDED, current_stage="", finished_at=now
-        )
+        run.finish(RunStatus.SUCCEEDED, only_from=ACTIVE_STATUSES)
     else:
-        Run.objects.filter(pk=run.pk, status__in=active).update(status=RunStatus.CANCELLED, finished_at=now)
+        run.finish(RunStatus.CANCELLED, only_from=ACTIVE_STATUSES)
 
 
 def _cancel_job(stage_run: StageRun) -> None:
@@ -201,19 +188,17 @@ def resume_run(run: Run, *, from_stage: str | None = None) -> StageRun | None:
         if from_stage not in names:
             raise ValueError(f"{run} has no stage {from_stage!r}.")
         for stage_run in stages[names.index(from_stage) :]:
-            StageRun.objects.filter(pk=stage_run.pk).update(status=StageStatus.PENDING)
+            stage_run.reset()
     for stage_run in stages:
         if stage_run.status in (StageStatus.FAILED, StageStatus.CANCELLED, StageStatus.WAITING):
-            StageRun.objects.filter(pk=stage_run.pk).update(status=StageStatus.PENDING)
-    Run.objects.filter(pk=run.pk).update(
-        status=RunStatus.QUEUED, cancel_requested=False, finished_at=None
-    )
+            stage_run.reset()
+    run.requeue()
     return advance(run)
 
 
 def release_gate(run: Run) -> StageRun | None:
     """Let a run that waits at its audit gate go on (an operator's decision)."""
-    Run.objects.filter(pk=run.pk).update(gate_released=True)
+    run.release_gate()
     run.refresh_from_db()
     if run.status == RunStatus.WAITING:
         return resume_run(run)
