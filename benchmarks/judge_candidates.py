@@ -76,7 +76,10 @@ def pandalm_pairs(n: int) -> list[dict]:
     return rows
 
 
-def measure(judge_spec: str, datasets: dict[str, list[dict]], models_dir: Path) -> None:
+def measure(judge_spec: str, datasets: dict[str, list[dict]], models_dir: Path, config=None) -> dict[str, dict]:
+    """Judge each data set's pairs and print the audit's figures; ``config`` (a ``JudgeConfig``) overrides the
+    one built from ``judge_spec`` (``backend:model``). Returns per data set: alignment, its interval, n and
+    the failed count."""
     from constitutions.starter import STARTER_PRINCIPLES
     from training.agreement import alignment, position_consistency, proportion
     from training.config import JudgeConfig
@@ -85,8 +88,10 @@ def measure(judge_spec: str, datasets: dict[str, list[dict]], models_dir: Path) 
     from training.labeling import label_tasks, select_principles
     from training.progress import NullReporter
 
-    backend, model = judge_spec.split(":", 1)
-    config = JudgeConfig(backend=backend, model=model, concurrency=1)
+    if config is None:
+        backend, model = judge_spec.split(":", 1)
+        config = JudgeConfig(backend=backend, model=model, concurrency=1)
+    figures = {}
     began = time.perf_counter()
     judge = build_judge(config, models_dir)
     print(f"{judge_spec}: loaded in {time.perf_counter() - began:.1f} s", flush=True)
@@ -115,6 +120,14 @@ def measure(judge_spec: str, datasets: dict[str, list[dict]], models_dir: Path) 
             f"failed {sum(not v for v in verdicts)}; {seconds:.0f} s ({seconds / max(1, len(rows)):.2f} s/pair)",
             flush=True,
         )
+        figures[name] = {"alignment": align.value, "low": align.low, "high": align.high, "n": align.n,
+                         "failed": sum(not v for v in verdicts), "seconds_per_pair": seconds / max(1, len(rows))}
+    for name, reason in (getattr(judge, "dropped", None) or {}).items():
+        print(f"{judge_spec}: dropped {name}: {reason}", flush=True)
+    close = getattr(judge, "close", None)
+    if close:
+        close()
+    return figures
 
 
 def main() -> None:

@@ -76,38 +76,31 @@ def compare_generation(models_dir: Path, conversations: list, batch: int = 4, ne
     product_rate, bare_rate = product_tokens / product_s, bare_tokens / bare_s
     print(f"generation: product {product_rate:.1f} tokens/s ({product_tokens} in {product_s:.1f} s), bare "
           f"model.generate {bare_rate:.1f} tokens/s ({bare_tokens} in {bare_s:.1f} s); ratio "
-          f"{product_rate / bare_rate:.2f}", flush=True)
+          f"{product_rate / bare_rate:.2f} (load average {os.getloadavg()[0]:.1f})", flush=True)
     left = sum("Human:" in s.text for s in samples)
     print(f"generation: {left} of {len(samples)} product samples contain 'Human:'", flush=True)
 
 
 class _StepClock:
-    """Times between logged optimizer steps (a TrainerCallback for the bare trainer, a reporter for ours)."""
+    """Times between logged optimizer steps: a TrainerCallback for the bare trainer (``on_log``), a reporter
+    (:class:`training.progress.NullReporter`'s protocol, ``metric``) for ours."""
 
     def __init__(self) -> None:
-        self.times: list[float] = []
+        from training.progress import NullReporter
 
-    # TrainerCallback protocol (only on_log is used)
+        self.times: list[float] = []
+        self._reporter = NullReporter()
+
     def __getattr__(self, name):
-        if name.startswith("on_"):
+        if name.startswith("on_"):  # TrainerCallback events other than on_log
             return lambda *a, **k: None
-        raise AttributeError(name)
+        return getattr(self._reporter, name)  # the rest of the reporter protocol
 
     def on_log(self, args, state, control, logs=None, **kwargs):
         self.times.append(time.perf_counter())
 
-    # Reporter protocol
     def metric(self, step, values):
         self.times.append(time.perf_counter())
-
-    def log(self, message):
-        pass
-
-    def progress(self, done, total=None, message=""):
-        pass
-
-    def cancelled(self):
-        return False
 
     def step_s(self) -> float:
         return self.times[1] - self.times[0] if len(self.times) > 1 else float("nan")
@@ -158,7 +151,8 @@ def compare_rloo(models_dir: Path, conversations: list, work: Path) -> None:
                           callbacks=[Clock()])
     trainer.train()
     bare = bare_clock.step_s()
-    print(f"rloo step: product {product:.1f} s, bare TRL {bare:.1f} s; speed ratio {bare / product:.2f}", flush=True)
+    print(f"rloo step: product {product:.1f} s, bare TRL {bare:.1f} s; speed ratio {bare / product:.2f} "
+          f"(load average {os.getloadavg()[0]:.1f})", flush=True)
 
 
 def main() -> None:

@@ -117,7 +117,7 @@ def lineage(run: Run, artifacts: list[Artifact]) -> dict[int, list[dict]]:
     for a in artifacts:
         by_kind.setdefault(a.kind, a)
     pairs_url = reverse("runs:pairs", args=[run.pk])
-    judge_model = (run.config.get("judge") or {}).get("model", "")
+    judge_model = run.run_config.judge.model
     counts = Judgment.objects.filter(comparison__run=run).aggregate(
         train=Count("pk", filter=Q(comparison__purpose="train")), decided=Count(
             "pk", filter=Q(comparison__purpose="train") & ~Q(verdict="")))

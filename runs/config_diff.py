@@ -6,7 +6,7 @@ import json
 from collections.abc import Mapping, Sequence
 
 from runs.models import Run
-from training.config import ConfigError, RunConfig
+from training.config import ConfigError
 
 MISSING = object()
 
@@ -27,7 +27,7 @@ def full_config(run: Run) -> dict:
     """The run's config with every default filled in (as its stages read it); the stored dict as it is when
     it no longer validates (an old run), so a diff still shows it."""
     try:
-        return RunConfig.from_dict(run.config).to_dict()
+        return run.run_config.to_dict()
     except (ConfigError, TypeError, ValueError):
         return dict(run.config)
 

@@ -71,11 +71,11 @@ class PreferenceFilters:
     def from_run_config(cls, run: Run, **overrides) -> PreferenceFilters:
         """The filters a run's ``reward_model`` config asks for (min_confidence, position_consistent_only,
         prefer_human_labels), with ``overrides``."""
-        rm = (run.config or {}).get("reward_model") or {}
+        rm = run.run_config.reward_model
         values = {
-            "min_confidence": float(rm.get("min_confidence", 0.0)),
-            "position_consistent_only": bool(rm.get("position_consistent_only", False)),
-            "prefer_human_labels": bool(rm.get("prefer_human_labels", True)),
+            "min_confidence": rm.min_confidence,
+            "position_consistent_only": rm.position_consistent_only,
+            "prefer_human_labels": rm.prefer_human_labels,
         }
         return cls(**{**values, **overrides})
 

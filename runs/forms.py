@@ -40,6 +40,8 @@ LABELS = {
     "reward_model.eval_ratio": "Held-out share for accuracy",
     "reward_model.center_rewards_coefficient": "Reward centering coefficient",
     "policy.checkpoint_every": "Checkpoint every N steps",
+    "sft.checkpoint_every": "Checkpoint every N steps",
+    "reward_model.checkpoint_every": "Checkpoint every N steps",
     "judge.model": "Judge model",
     "judge.base_url": "Endpoint base URL",
     "judge.api_key_env": "API key environment variable",
@@ -53,6 +55,17 @@ LABELS = {
     "policy.beta": "KL coefficient β",
     "policy.num_generations": "Rollouts per prompt",
     "evaluation.max_prompts": "Max eval prompts (0 = all)",
+    **{
+        f"{section}.{name}": label
+        for section in ("sft", "reward_model", "policy")
+        for name, label in (
+            ("lora_rank", "LoRA rank (0 = full fine-tune)"),
+            ("lora_alpha", "LoRA alpha"),
+            ("lora_dropout", "LoRA dropout"),
+            ("lora_target_modules", "LoRA target modules (comma-separated; empty = per architecture)"),
+            ("merge_adapters", "Save the LoRA adapters merged into a full model"),
+        )
+    },
 }
 #: Config fields that may not be left empty (the model names).
 REQUIRED_TEXT = {"generation.model", "judge.model", "reward_model.base_model"}
@@ -257,6 +270,8 @@ def initial_from_config(config: dict[str, Any]) -> dict[str, Any]:
     values: dict[str, Any] = {}
     extra: dict[str, Any] = {}
     for section, content in config.items():
+        if section == "schema_version":  # the form always builds the current schema
+            continue
         if section == "audit_gate":
             if content:
                 values["audit_gate__min_n"] = content.get("min_n", 0)

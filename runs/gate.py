@@ -25,11 +25,10 @@ def gate_reason(run: Run, stage: str) -> str | None:
 
     Only the reward-model stage is gated. An operator's release (``run.gate_released``) opens the gate.
     """
-    config = run.config.get("audit_gate") or {}
-    if stage != Stage.REWARD_MODEL or not config or run.gate_released:
+    config = run.run_config.audit_gate
+    if stage != Stage.REWARD_MODEL or config is None or run.gate_released:
         return None
-    min_n = int(config.get("min_n", 0))
-    min_alignment = float(config.get("min_alignment", 0.0))
+    min_n, min_alignment = config.min_n, config.min_alignment
     n, alignment = audit_alignment(run)
     if n < min_n:
         return f"Waiting for the audit: {n} of {min_n} human labels on the random audit sample."

@@ -215,6 +215,21 @@ class Run(models.Model):
         """``ARTIFACTS_DIR / run-<key>``: the run's models, checkpoints, datasets and reports."""
         return settings.ARTIFACTS_DIR / f"run-{self.key}"
 
+    @property
+    def run_config(self):
+        """The stored config as a validated :class:`training.config.RunConfig`, upgraded from an older schema:
+        the one way to read a run's settings (parsed on each access: a job reads it once and keeps it). An external
+        run (its config is its own script's) reads as the defaults.
+
+        Raises:
+            training.config.ConfigError: the stored config does not validate even after upgrading.
+        """
+        from training.config import RunConfig
+
+        if self.kind == "external":  # its config is its own script's, not ours: the studio's defaults stand in
+            return RunConfig()
+        return RunConfig.from_dict(self.config, stored=True)
+
     def ordered_stages(self):
         """This run's StageRun rows in pipeline order."""
         return sorted(self.stages.all(), key=lambda s: pipeline_position(s.stage))

@@ -163,13 +163,12 @@ def preferences(request, run_id: int, filters: Query[ExportFilters]):
     page's filters (defaults: the run's reward-model config). An auditor's export leaves out the audit pairs
     they have still to label."""
     run = get_run(run_id)
-    rm = (run.config or {}).get("reward_model") or {}
+    rm = run.run_config.reward_model
     min_confidence, consistent_only = filters.min_confidence, filters.position_consistent_only
     try:
         export_filters = PreferenceFilters(
-            min_confidence=rm.get("min_confidence", 0.0) if min_confidence is None else min_confidence,
-            position_consistent_only=rm.get("position_consistent_only", False) if consistent_only is None
-            else consistent_only,
+            min_confidence=rm.min_confidence if min_confidence is None else min_confidence,
+            position_consistent_only=rm.position_consistent_only if consistent_only is None else consistent_only,
             human_verified_only=filters.human_verified_only, split=filters.split,
             prefer_human_labels=False if filters.ai_only else None,
             exclude_comparisons=blinded_comparison_ids(run, request.user),

@@ -94,9 +94,8 @@ def build_report(run: Run, scope: str = "random", *, seed: int = 0) -> dict:
     """The report of ``run`` over ``scope`` (see :data:`runs.audit.queries.SCOPES`): ``{"scope", "overall":
     section, "principles": {name: section}}``, JSON-serialisable."""
     rows = audit_rows(run, scope)
-    judge = (run.config or {}).get("judge") or {}
-    options = {"seed": seed, "tie_margin": float(judge.get("tie_margin", 0.05)),
-               "both_orders": bool(judge.get("both_orders", True))}
+    judge = run.run_config.judge
+    options = {"seed": seed, "tie_margin": judge.tie_margin, "both_orders": judge.both_orders}
     by_principle: dict[str, list[AuditRow]] = {}
     by_subset: dict[str, list[AuditRow]] = {}
     for row in rows:

@@ -41,7 +41,7 @@ def run(stage_run, reporter) -> None:
         training.progress.Cancelled: the user cancelled (stored completions and judgments are kept).
     """
     run_row = stage_run.run
-    config = RunConfig.from_dict(run_row.config)
+    config = run_row.run_config
     tuned_path = support.artifact_path(run_row, Artifact.Kind.POLICY)
     if tuned_path is None:
         raise ValueError(f"run {run_row.pk}: no tuned policy to evaluate (run the policy stage first)")

@@ -18,7 +18,7 @@ from django.db import transaction
 from django.db.models import Count
 
 from runs.models import Artifact, Comparison, Completion, CompletionSource, Prompt, Run, Split
-from training.config import GenerationConfig, RunConfig
+from training.config import GenerationConfig
 from training.generation import Sample
 from training.generation_backends import generation_backend, load_sampler
 from training.pairing import degenerate_reason, pair_indices
@@ -34,7 +34,7 @@ def run(stage_run, reporter) -> None:
         training.progress.Cancelled: the reporter asked to stop (finished batches are stored).
     """
     run_row = stage_run.run
-    config = RunConfig.from_dict(run_row.config).generation
+    config = run_row.run_config.generation
     if config.source == "reference_pairs":
         from runs.reference_pairs import materialise_reference_pairs
 
@@ -63,7 +63,7 @@ def run(stage_run, reporter) -> None:
         if generation_backend(config.backend).local_model:
             from runs.stages import training_support
 
-            training_support.ensure_models(RunConfig.from_dict(run_row.config), reporter, [model_name])
+            training_support.ensure_models(run_row.run_config, reporter, [model_name])
         # The local model is loaded here, inside the job (never in the web process).
         sampler = load_sampler(config, model_name, settings.MODELS_DIR, reporter)
         if sampler.prompt_format:

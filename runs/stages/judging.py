@@ -24,7 +24,6 @@ from django.db import transaction
 from django.db.models import QuerySet
 
 from runs.models import Comparison, Judgment, Run
-from training.config import RunConfig
 from training.judges import JudgedPair, JudgeTask, build_judge, judge_backend, judge_id_for
 from training.judges.budget import BUDGET_REFUSED, Ledger
 from training.labeling import label_tasks, select_principles
@@ -99,7 +98,7 @@ def judge_comparisons(run: Run, comparisons: QuerySet, reporter, *, progress_off
         JudgeUnavailable: the first judgments all failed (stored; resume judges them again).
         training.progress.Cancelled: the reporter asked to stop (finished batches are stored).
     """
-    config = RunConfig.from_dict(run.config).judge
+    config = run.run_config.judge
     version = run.constitution_version
     principles = version.principle_dicts()
     judge_id = judge_id_for(config)
@@ -131,7 +130,7 @@ def judge_comparisons(run: Run, comparisons: QuerySet, reporter, *, progress_off
     if judge_backend(config.backend).local_model:
         from runs.stages import training_support
 
-        training_support.ensure_models(RunConfig.from_dict(run.config), reporter, [config.model])
+        training_support.ensure_models(run.run_config, reporter, [config.model])
     judge = build_judge(config, settings.MODELS_DIR)
     from runs.judge_cache import DbJudgeCache, persist_events, spent_by
 

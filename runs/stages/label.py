@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from runs.models import Comparison, Judgment
 from runs.stages.judging import JudgeUnavailable, judge_comparisons
-from training.config import RunConfig
 from training.judges import judge_id_for
 
 
@@ -40,7 +39,7 @@ def run(stage_run, reporter) -> None:
         + ("; stopped at the budget cap" if counts.get("budget_exhausted") else "")
         + (f"; asked without {', '.join(counts['dropped'])} (refused by the endpoint)" if counts.get("dropped") else "")
     )
-    config = RunConfig.from_dict(run_row.config).judge
+    config = run_row.run_config.judge
     stored = Judgment.objects.filter(comparison__in=comparisons.values("pk"), judge_id=judge_id_for(config))
     total, failed = stored.count(), stored.filter(verdict="").count()
     if total and failed / total > config.max_failed_share:

@@ -53,7 +53,7 @@ def run(stage_run, reporter) -> None:
     from training.reward_model import RewardScorer
 
     run_row = stage_run.run
-    config = RunConfig.from_dict(run_row.config)
+    config = run_row.run_config
     policy = config.policy
     reference = support.reference_policy(run_row, config, reporter)
     out = run_row.artifacts_dir / "policy"

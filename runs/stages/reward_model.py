@@ -11,7 +11,6 @@ from django.conf import settings
 
 from runs.models import Artifact, Stage
 from runs.stages import training_support as support
-from training.config import RunConfig
 from training.modeling import resolve
 from training.progress import Cancelled
 
@@ -27,7 +26,7 @@ def run(stage_run, reporter) -> None:
     from training.reward_model import train_reward_model
 
     run_row = stage_run.run
-    config = RunConfig.from_dict(run_row.config)
+    config = run_row.run_config
     rm = config.reward_model
     train, eval_, human, counts = support.preference_datasets(run_row, config, reporter)
     if len(train) == 0:
@@ -50,7 +49,7 @@ def run(stage_run, reporter) -> None:
             eval_dataset=eval_,
             human_eval_dataset=human,
             reporter=reporter,
-            checkpoint_every=config.policy.checkpoint_every,
+            checkpoint_every=config.reward_model.checkpoint_every,
         )
     except Cancelled:
         support.record_checkpoint(run_row, Stage.REWARD_MODEL, out / "checkpoints")

@@ -106,7 +106,7 @@ def run(stage_run, reporter) -> None:
     from training.sft import train_sft
 
     run_row = stage_run.run
-    config = RunConfig.from_dict(run_row.config)
+    config = run_row.run_config
     support.ensure_models(config, reporter, [config.generation.model])
     base = resolve(config.generation.model, settings.MODELS_DIR)
     prompts = sft_prompts(run_row, config)
@@ -127,7 +127,7 @@ def run(stage_run, reporter) -> None:
     reporter.log(f"sft: training on {len(examples)} examples ({config.sft.source})")
     try:
         result = train_sft(
-            examples, base, config.sft, out, reporter=reporter, checkpoint_every=config.policy.checkpoint_every
+            examples, base, config.sft, out, reporter=reporter, checkpoint_every=config.sft.checkpoint_every
         )
     except Cancelled:
         support.record_checkpoint(run_row, Stage.SFT, out / "checkpoints")

@@ -59,14 +59,14 @@ def _scope(request, run: Run) -> str:
 
 
 def _gate_context(run: Run) -> dict:
-    config = run.config.get("audit_gate") or {}
-    if not config:
+    config = run.run_config.audit_gate
+    if config is None:
         return {"configured": False}
     waiting_stage = run.stages.filter(stage=Stage.REWARD_MODEL, status="waiting").first()
     return {
         "configured": True,
-        "min_n": config.get("min_n", 0),
-        "min_alignment": config.get("min_alignment", 0.0),
+        "min_n": config.min_n,
+        "min_alignment": config.min_alignment,
         "released": run.gate_released,
         "waiting": run.status == RunStatus.WAITING and waiting_stage is not None,
         "reason": waiting_stage.message if waiting_stage else gate.gate_reason(run, Stage.REWARD_MODEL),

@@ -182,9 +182,8 @@ def promptset_delete(request, pk: int):
 def run_export_preferences(request, run_id: int):
     """Export a run's AI-labelled preferences for TRL: the form, a count, and the download (``?download=1``)."""
     run = get_object_or_404(Run.objects.select_related("prompt_set"), pk=run_id)
-    rm = (run.config or {}).get("reward_model") or {}
-    initial = {"min_confidence": rm.get("min_confidence", 0.0),
-               "position_consistent_only": rm.get("position_consistent_only", False)}
+    rm = run.run_config.reward_model
+    initial = {"min_confidence": rm.min_confidence, "position_consistent_only": rm.position_consistent_only}
     form = ExportForm(request.GET if "style" in request.GET else None, initial=initial)
     context = {"run": run, "form": form, "rows": None}
     if form.is_bound and form.is_valid():

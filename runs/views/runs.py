@@ -17,6 +17,7 @@ from rlaif_site.roles import OPERATORS, role_required
 from runs import services, summary
 from runs.artifact_files import artifact_rows
 from runs.charts import CACHE_SECONDS, data_version
+from runs.config_diff import full_config
 from runs.estimate import estimate_for
 from runs.forms import LaunchForm, initial_from_config, presets_for_js
 from runs.models import (
@@ -136,7 +137,7 @@ def _initial_from_run(run_id: int) -> dict:
     run = Run.objects.filter(pk=run_id).first()
     if run is None:
         return {}
-    initial = initial_from_config(run.config)
+    initial = initial_from_config(full_config(run))  # upgraded to the current schema
     initial.update(
         name=f"{run.name} (copy)", constitution_version=run.constitution_version_id, prompt_set=run.prompt_set_id,
         stages=[s.stage for s in run.ordered_stages()], preset="",

@@ -97,3 +97,16 @@ def test_every_run_and_prompt_set_has_its_own_uid():
     assert len({r.uid for r in runs}) == 3
     assert len({r.prompt_set.uid for r in runs}) == 3
     _raises_integrity(lambda: m.Run.objects.filter(pk=runs[1].pk).update(uid=runs[0].uid))
+
+
+def test_a_run_stored_before_schema_versions_reads_upgraded_and_an_external_run_reads_the_defaults():
+    from tests.training.test_config import STORED_SCHEMA_1
+
+    old = factories.make_run(config=STORED_SCHEMA_1)
+    old.refresh_from_db()
+    assert "schema_version" not in old.config  # the stored row stays as it was written
+    config = old.run_config
+    assert config.schema_version == 2
+    assert (config.sft.checkpoint_every, config.reward_model.checkpoint_every) == (10, 10)
+    external = factories.make_run(kind="external", config={"training_arguments": {"learning_rate": 0.001}})
+    assert external.run_config.policy.beta == 0.05  # the studio's defaults, not a validation error
