@@ -130,7 +130,7 @@ def main() -> None:
     from django.db.models import Sum
 
     from runs.models import JudgeCharge, Judgment
-    from tests.openai_server import FakeChatServer
+    from benchmarks.fake_openai_server import FakeChatServer
 
     with FakeChatServer(faults=FAULTS, seed=args.seed) as server:
         run, stage_run = _make_run(server.url, args.n, args.cap)

@@ -76,7 +76,7 @@ def _make_run(server_url: str, concurrency: int, n: int, tag: str):
 
 def _serve(delay_s: float, conn) -> None:
     """Run the chat server in its own process (its own interpreter lock), report its URL, serve until told."""
-    from tests.openai_server import FakeChatServer
+    from benchmarks.fake_openai_server import FakeChatServer
 
     with FakeChatServer(delay_s=delay_s) as server:
         conn.send(server.url)

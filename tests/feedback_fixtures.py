@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.openai_server import FakeChatServer
+from benchmarks.fake_openai_server import FakeChatServer
 
 CORPUS = [
     "Human: What is the capital of France?\n\nAssistant: The capital of France is Paris.",

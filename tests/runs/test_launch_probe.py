@@ -9,7 +9,7 @@ from runs.forms import LaunchForm, form_data_from_config
 from runs.models import Run
 from runs.presets import PRESETS
 from tests import factories
-from tests.openai_server import FakeChatServer
+from benchmarks.fake_openai_server import FakeChatServer
 
 pytestmark = pytest.mark.django_db
 

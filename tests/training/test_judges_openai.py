@@ -244,7 +244,7 @@ def test_reasks_are_capped_by_their_share_of_the_budget(chat_server):
 
 
 def test_probe_endpoint_says_what_is_wrong():
-    from tests.openai_server import FakeChatServer
+    from benchmarks.fake_openai_server import FakeChatServer
     from training.openai_http import probe_endpoint
 
     with FakeChatServer(served_models=["judge-model"]) as server:

@@ -13,7 +13,7 @@ from runs.importing import ImportOptions, import_prompt_set, open_source
 from runs.models import Judgment, StageRun
 from runs.stages import generate, label
 from tests import factories
-from tests.openai_server import FakeChatServer
+from benchmarks.fake_openai_server import FakeChatServer
 from training.judge_conventions import PairUnit, convention_table
 from training.progress import NullReporter
 
