@@ -9,12 +9,27 @@ Models are named by hub id or local path and loaded with ``from_pretrained``; no
 from __future__ import annotations
 
 import dataclasses
+import re
 import types
 import typing
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from training.redaction import KeyNameError, check_key_name
+
+
+#: The LoRA fields of the trained stages (``sft``, ``reward_model``, ``policy``), applied by :mod:`training.adapters`
+#: through ``peft`` (Hu et al. 2021, "LoRA: Low-Rank Adaptation of Large Language Models"):
+#:
+#: * ``lora_rank``: the rank r of each adapter; 0 trains every weight (a full fine-tune), above 0 freezes the
+#:   model and trains only the adapters (and a reward model's score head), and the stage saves only them.
+#: * ``lora_alpha``: the adapters' scale; their update is multiplied by alpha / r.
+#: * ``lora_dropout``: dropout on the adapters' input while training.
+#: * ``lora_target_modules``: comma-separated names of the modules to adapt; empty = the architecture's attention
+#:   projections (:func:`training.adapters.default_target_modules`), ``all-linear`` = every linear layer.
+#: * ``merge_adapters``: save the model with the adapters merged into its weights (a full model, as large as the
+#:   base) instead of the adapter folder alone.
+LORA_FIELDS = ("lora_rank", "lora_alpha", "lora_dropout", "lora_target_modules", "merge_adapters")
 
 
 class ConfigError(ValueError):
@@ -185,6 +200,8 @@ class RewardModelConfig:
         eval_ratio: share of preferences held out for accuracy.
         prefer_human_labels: where a human labelled a pair, use the human choice instead of the AI's.
         seed: data split and training seed.
+        lora_rank, lora_alpha, lora_dropout, lora_target_modules, merge_adapters: LoRA adapters instead of a
+            full fine-tune (see :data:`LORA_FIELDS`; ``lora_rank`` 0 = full fine-tune).
     """
 
     base_model: str = "minilm"
@@ -199,6 +216,11 @@ class RewardModelConfig:
     eval_ratio: float = 0.2
     prefer_human_labels: bool = True
     seed: int = 0
+    lora_rank: int = 0
+    lora_alpha: int = 32
+    lora_dropout: float = 0.05
+    lora_target_modules: str = ""
+    merge_adapters: bool = False
 
     def validate(self, path: str) -> None:
         _between(self.learning_rate, 0.0, 1.0, f"{path}.learning_rate")
@@ -208,6 +230,7 @@ class RewardModelConfig:
         _between(self.min_confidence, 0.0, 1.0, f"{path}.min_confidence")
         _between(self.eval_ratio, 0.0, 0.9, f"{path}.eval_ratio")
         _at_least(self.center_rewards_coefficient, 0.0, f"{path}.center_rewards_coefficient")
+        _lora(self, path)
 
 
 @dataclass
@@ -223,6 +246,8 @@ class PolicyConfig:
         max_new_tokens, temperature: rollout sampling.
         checkpoint_every: save a checkpoint every N steps (resume starts from the last one).
         seed: training seed.
+        lora_rank, lora_alpha, lora_dropout, lora_target_modules, merge_adapters: LoRA adapters instead of a
+            full fine-tune (see :data:`LORA_FIELDS`; ``lora_rank`` 0 = full fine-tune).
     """
 
     algorithm: Literal["rloo", "grpo", "dpo"] = "rloo"
@@ -235,6 +260,11 @@ class PolicyConfig:
     temperature: float = 1.0
     checkpoint_every: int = 10
     seed: int = 0
+    lora_rank: int = 0
+    lora_alpha: int = 32
+    lora_dropout: float = 0.05
+    lora_target_modules: str = ""
+    merge_adapters: bool = False
 
     def validate(self, path: str) -> None:
         _at_least(self.beta, 0.0, f"{path}.beta")
@@ -245,6 +275,7 @@ class PolicyConfig:
         _at_least(self.max_new_tokens, 1, f"{path}.max_new_tokens")
         _at_least(self.checkpoint_every, 1, f"{path}.checkpoint_every")
         _between(self.temperature, 0.0, 5.0, f"{path}.temperature")
+        _lora(self, path)
 
 
 @dataclass
@@ -256,6 +287,8 @@ class SFTConfig:
             principle, revise; revisions are the targets) or ``demonstrations`` (the prompt set's responses).
         learning_rate, epochs, batch_size, max_new_tokens: training and revision-generation settings.
         max_prompts: use at most this many prompts (0 = all).
+        lora_rank, lora_alpha, lora_dropout, lora_target_modules, merge_adapters: LoRA adapters instead of a
+            full fine-tune (see :data:`LORA_FIELDS`; ``lora_rank`` 0 = full fine-tune).
     """
 
     source: Literal["critique_revise", "demonstrations"] = "critique_revise"
@@ -264,12 +297,18 @@ class SFTConfig:
     batch_size: int = 4
     max_new_tokens: int = 48
     max_prompts: int = 0
+    lora_rank: int = 0
+    lora_alpha: int = 32
+    lora_dropout: float = 0.05
+    lora_target_modules: str = ""
+    merge_adapters: bool = False
 
     def validate(self, path: str) -> None:
         _between(self.learning_rate, 0.0, 1.0, f"{path}.learning_rate")
         _at_least(self.batch_size, 1, f"{path}.batch_size")
         _at_least(self.max_new_tokens, 1, f"{path}.max_new_tokens")
         _at_least(self.max_prompts, 0, f"{path}.max_prompts")
+        _lora(self, path)
 
 
 @dataclass
@@ -359,6 +398,20 @@ def _at_least(value, minimum, path: str) -> None:
 def _between(value, low, high, path: str) -> None:
     if not low <= value <= high:
         raise ConfigError(path, f"must be between {low} and {high}; got {value}")
+
+
+def _lora(section, path: str) -> None:
+    """The :data:`LORA_FIELDS` of a stage section."""
+    _at_least(section.lora_rank, 0, f"{path}.lora_rank")
+    _at_least(section.lora_alpha, 1, f"{path}.lora_alpha")
+    _between(section.lora_dropout, 0.0, 0.9, f"{path}.lora_dropout")
+    names = [n.strip() for n in section.lora_target_modules.split(",")] if section.lora_target_modules.strip() else []
+    for name in names:
+        if not re.fullmatch(r"[A-Za-z0-9_.\-]+", name):
+            raise ConfigError(
+                f"{path}.lora_target_modules",
+                f"must be comma-separated module names (e.g. q_proj,v_proj) or all-linear; got {name!r}",
+            )
 
 
 def _gguf_model(name: str, path: str) -> None:

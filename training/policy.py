@@ -116,8 +116,12 @@ def train_policy(
     Args:
         config: algorithm, beta (KL coefficient), learning rate, steps, batch size, rollouts per prompt,
             rollout length and temperature, checkpoint interval, seed.
-        policy_model: path or hub id of the starting policy; it is also the frozen reference model.
-        output_dir: checkpoints go to ``output_dir/checkpoints``, the tuned policy to ``output_dir/model``.
+        policy_model: path or hub id of the starting policy, or an adapter folder (an SFT adapter, merged into
+            its base to start from); it is also the frozen reference model. With ``config.lora_rank`` the policy
+            trains LoRA adapters and the reference is the same model with its adapters disabled (TRL).
+        output_dir: checkpoints go to ``output_dir/checkpoints``, the tuned policy to ``output_dir/model`` (its
+            LoRA adapter, unless ``config.merge_adapters``; load either with
+            :func:`training.adapters.load_for_inference`).
         prompts: training prompts for RLOO/GRPO.
         reward_fn: TRL reward function ``f(prompts=, completions=, **kw) -> list[float]`` (e.g. a
             :class:`training.reward_model.RewardScorer`) for RLOO/GRPO.
@@ -132,6 +136,8 @@ def train_policy(
         training.progress.Cancelled: the reporter asked to stop (a checkpoint is saved first).
     """
     from transformers import AutoTokenizer
+
+    from training.adapters import save_trained
 
     reporter = reporter or NullReporter()
     output_dir = Path(output_dir)
@@ -157,7 +163,7 @@ def train_policy(
     _, resume = train_resumable(trainer, output_dir / "checkpoints", callback, reporter, "policy")
 
     final = output_dir / "model"
-    trainer.save_model(str(final))
+    save_trained(trainer, final, merge=config.merge_adapters)
     tokenizer.save_pretrained(str(final))
     (final / CONFIG_FILE).write_text(
         json.dumps({"config": asdict(config), "base_model": policy_model, "steps": trainer.state.global_step})
@@ -188,16 +194,20 @@ def trimmed_reward(reward_fn: RewardFn, strip_prefix: str = "") -> RewardFn:
 
 
 def rollout_policy(policy_model: str, tokenizer):
-    """The policy to hand TRL: its path, or, for a base model (transcript prompts), the loaded model whose
+    """The policy to hand TRL: its path (an adapter folder: the model with the adapter merged,
+    :func:`training.adapters.starting_model`), or, for a base model (transcript prompts), the loaded model whose
     generation config also ends a sequence at the next turn marker (:func:`training.transcript.turn_token_ids`)."""
     from training import transcript
+    from training.adapters import starting_model
 
     markers = transcript.turn_token_ids(tokenizer) if transcript.uses_transcript(tokenizer) else []
+    model = starting_model(policy_model)
     if not markers:
-        return policy_model
-    from transformers import AutoModelForCausalLM
+        return model
+    if isinstance(model, str):
+        from transformers import AutoModelForCausalLM
 
-    model = AutoModelForCausalLM.from_pretrained(policy_model)
+        model = AutoModelForCausalLM.from_pretrained(policy_model)
     eos = model.generation_config.eos_token_id
     eos = [] if eos is None else [eos] if isinstance(eos, int) else list(eos)
     if tokenizer.eos_token_id is not None and tokenizer.eos_token_id not in eos:
@@ -220,6 +230,8 @@ def _online_trainer(config, policy_model, tokenizer, prompts, reward_fn, common,
             f"policy.batch_size ({config.batch_size}) must be a multiple of policy.num_generations "
             f"({config.num_generations})"
         )
+    from training.adapters import base_model_path, stage_peft_config
+
     config_cls, trainer_cls = (RLOOConfig, RLOOTrainer) if config.algorithm == "rloo" else (GRPOConfig, GRPOTrainer)
     args = config_cls(
         **common,
@@ -236,23 +248,28 @@ def _online_trainer(config, policy_model, tokenizer, prompts, reward_fn, common,
         reward_funcs=trimmed_reward(reward_fn, transcript.prefix(tokenizer)) if base else reward_fn,
         args=args,
         train_dataset=prompt_dataset(
-            prompts, tokenizer, max_prompt_tokens=context_length(policy_model) - config.max_new_tokens
+            prompts, tokenizer, max_prompt_tokens=context_length(base_model_path(policy_model)) - config.max_new_tokens
         ),
         processing_class=tokenizer,
         callbacks=[callback],
+        peft_config=stage_peft_config(config, policy_model),
     )
 
 
 def _dpo_trainer(config, policy_model, tokenizer, preferences, common, callback):
     from trl import DPOConfig, DPOTrainer
 
+    from training.adapters import base_model_path, stage_peft_config, starting_model
+
     if preferences is None or len(preferences) == 0:
         raise ValueError("dpo: no preference pairs to train on")
-    args = DPOConfig(**common, beta=max(config.beta, 1e-3), max_length=min(1024, context_length(policy_model)))
+    max_length = min(1024, context_length(base_model_path(policy_model)))
+    args = DPOConfig(**common, beta=max(config.beta, 1e-3), max_length=max_length)
     return DPOTrainer(
-        model=policy_model,
+        model=starting_model(policy_model),
         args=args,
         train_dataset=dpo_dataset(preferences, tokenizer),
         processing_class=tokenizer,
         callbacks=[callback],
+        peft_config=stage_peft_config(config, policy_model),
     )

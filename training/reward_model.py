@@ -147,7 +147,9 @@ class RewardModelResult:
     """What :func:`train_reward_model` produced.
 
     Attributes:
-        path: folder of the saved model and tokenizer (``from_pretrained``-loadable).
+        path: folder of the saved model and tokenizer: a full model, or with ``config.lora_rank`` (and no
+            ``merge_adapters``) a LoRA adapter with the score head (load either with :class:`RewardScorer` or
+            :func:`training.adapters.load_for_inference`).
         metrics: ``train_pairs``, ``eval_pairs``, ``eval_accuracy`` (AI labels), ``human_accuracy`` and
             ``human_pairs`` (when given), ``train_loss``, ``steps``, ``max_length`` (as trained, after any
             clamp to the model's positions; ``max_length_clamped_from`` when it was lowered),
@@ -178,7 +180,8 @@ def train_reward_model(
         train_dataset, eval_dataset, human_eval_dataset: ``datasets.Dataset`` with ``prompt`` (text or chat
             messages), ``chosen``, ``rejected`` (text) and optionally ``margin``.
         base_model: a path or hub id that ``from_pretrained`` accepts (see :func:`training.modeling.resolve`).
-        config: learning rate, epochs, batch size, max_length, margin and centering settings.
+        config: learning rate, epochs, batch size, max_length, margin and centering settings, LoRA settings
+            (with ``lora_rank`` the backbone is frozen and only the adapters and the score head train).
         output_dir: checkpoints go to ``output_dir/checkpoints``; the final model to ``output_dir/model``.
         checkpoint_every: save a checkpoint every N optimizer steps; a re-run resumes from the last one.
         max_steps: cap on optimizer steps (overrides ``config.epochs``).
@@ -190,8 +193,10 @@ def train_reward_model(
         ValueError: the training set is empty.
         training.progress.Cancelled: the reporter asked to stop (a checkpoint is saved first).
     """
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+    from transformers import AutoTokenizer
     from trl import RewardConfig, RewardTrainer
+
+    from training.adapters import base_model_path, load_for_inference, save_trained, stage_peft_config
 
     reporter = reporter or NullReporter()
     if len(train_dataset) == 0:
@@ -201,7 +206,8 @@ def train_reward_model(
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     use_margin = config.use_margin and "margin" in train_dataset.column_names
-    max_length, notice = fit_max_length(config.max_length, model_positions(base_model, local_only=False))
+    positions = model_positions(base_model_path(base_model), local_only=False)
+    max_length, notice = fit_max_length(config.max_length, positions)
     if notice:
         reporter.log(f"reward model: {notice}")
     cut: dict[str, dict] = {"train": {}, "ai": {}, "human": {}}
@@ -219,7 +225,8 @@ def train_reward_model(
         + "".join(f"; {truncated[n]} of {len(d)} {n} eval pairs" for n, d in eval_sets.items())
     )
 
-    model = AutoModelForSequenceClassification.from_pretrained(base_model, num_labels=1)
+    model = load_for_inference(base_model, task_type="SEQ_CLS")  # a full model, or an adapter's merged in
+    model.train()
     model.config.pad_token_id = tokenizer.pad_token_id
     args = RewardConfig(
         **trainer_kwargs(
@@ -242,6 +249,7 @@ def train_reward_model(
         train_dataset=train_tok,
         processing_class=tokenizer,
         callbacks=[callback],
+        peft_config=stage_peft_config(config, model, "SEQ_CLS"),
     )
     train_output, resume = train_resumable(trainer, output_dir / "checkpoints", callback, reporter, "reward model")
 
@@ -262,7 +270,7 @@ def train_reward_model(
     reporter.metric(trainer.state.global_step, {k: v for k, v in metrics.items() if math.isfinite(v)})
 
     final = output_dir / "model"
-    trainer.save_model(str(final))
+    save_trained(trainer, final, merge=config.merge_adapters)
     tokenizer.save_pretrained(str(final))
     (final / CONFIG_FILE).write_text(
         json.dumps({"config": {**asdict(config), "max_length": max_length}, "base_model": base_model,
@@ -278,27 +286,30 @@ class RewardScorer:
     ``RLOOTrainer``/``GRPOTrainer``: ``scorer(prompts=[...], completions=[...], **kwargs) -> list[float]``.
 
     Args:
-        path: a reward-model folder (from :func:`train_reward_model`) or any sequence-classification model.
+        path: a reward-model folder (from :func:`train_reward_model`: a full model or a LoRA adapter) or any
+            sequence-classification model.
         max_length: token budget per pair (defaults to the one it was trained with, else 256).
         batch_size: pairs per forward pass.
     """
 
     def __init__(self, path: str | Path, max_length: int | None = None, batch_size: int = 16) -> None:
         import torch
-        from transformers import AutoModelForSequenceClassification, AutoTokenizer
+        from transformers import AutoTokenizer
+
+        from training.adapters import base_model_path, load_for_inference
 
         self.path = str(path)
         self.tokenizer = AutoTokenizer.from_pretrained(self.path)
         if self.tokenizer.pad_token is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token
-        self.model = AutoModelForSequenceClassification.from_pretrained(self.path, num_labels=1)
+        self.model = load_for_inference(self.path, task_type="SEQ_CLS")
         self.model.config.pad_token_id = self.tokenizer.pad_token_id
         self.model.eval()
         self.device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
         self.model.to(self.device)
         saved = Path(self.path) / CONFIG_FILE
         trained_length = json.loads(saved.read_text())["config"]["max_length"] if saved.exists() else 256
-        self.max_length = fit_max_length(max_length or trained_length, model_positions(self.path))[0]
+        self.max_length = fit_max_length(max_length or trained_length, model_positions(base_model_path(self.path)))[0]
         self.batch_size = batch_size
         self.__name__ = "reward_model"
 

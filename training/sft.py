@@ -72,12 +72,14 @@ def train_sft(
     checkpoint_every: int = 50,
     max_length: int = 512,
 ) -> SFTResult:
-    """Fine-tune ``base_model`` on ``examples``; save to ``output_dir/model``.
+    """Fine-tune ``base_model`` on ``examples``; save to ``output_dir/model``: the full model, or with
+    ``config.lora_rank`` the LoRA adapter (merged into a full model with ``config.merge_adapters``; load either
+    with :func:`training.adapters.load_for_inference`).
 
     Args:
         examples: prompt/response pairs (at least one).
-        base_model: path or hub id of a causal LM.
-        config: learning rate, epochs, batch size.
+        base_model: path or hub id of a causal LM, or an adapter folder (trained on with its adapter merged).
+        config: learning rate, epochs, batch size, LoRA settings.
         max_steps: cap on optimizer steps (overrides ``config.epochs``).
         checkpoint_every: save a checkpoint every N steps under ``output_dir/checkpoints``; a re-run resumes.
         max_length: longest tokenized example (longer ones are truncated by TRL); never more than the
@@ -90,6 +92,8 @@ def train_sft(
     from transformers import AutoTokenizer
     from trl import SFTConfig as TRLSFTConfig
     from trl import SFTTrainer
+
+    from training.adapters import base_model_path, save_trained, stage_peft_config, starting_model
 
     reporter = reporter or NullReporter()
     if not examples:
@@ -108,20 +112,21 @@ def train_sft(
             max_steps=max_steps,
             epochs=config.epochs,
         ),
-        max_length=min(max_length, context_length(base_model)),
+        max_length=min(max_length, context_length(base_model_path(base_model))),
         completion_only_loss=True,
     )
     callback = ReporterCallback(reporter, "sft: training")
     trainer = SFTTrainer(
-        model=base_model,
+        model=starting_model(base_model),
         args=args,
         train_dataset=sft_dataset(examples, tokenizer),
         processing_class=tokenizer,
         callbacks=[callback],
+        peft_config=stage_peft_config(config, base_model),
     )
     _, resume = train_resumable(trainer, output_dir / "checkpoints", callback, reporter, "sft")
     final = output_dir / "model"
-    trainer.save_model(str(final))
+    save_trained(trainer, final, merge=config.merge_adapters)
     tokenizer.save_pretrained(str(final))
     (final / CONFIG_FILE).write_text(
         json.dumps({"config": asdict(config), "base_model": base_model, "examples": len(examples)})
