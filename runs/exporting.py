@@ -9,9 +9,10 @@ One row per comparison of the run with ``purpose="train"``:
 plus judge metadata columns (:func:`metadata_features`): the averaged probability ``p_a`` (mean over the
 comparison's judgments of P(A preferred), each already averaged over both presentation orders), its
 ``confidence`` = |p_a - 0.5| * 2, ``principle``, ``rationale``, ``position_consistent``, ``judge``,
-``ai_verdict``, the human majority ``human_label`` and ``human_votes`` (number of non-skip human labels),
-``label_source`` (``ai`` or ``human``) and ``chosen_side`` (A or B). Both formats are accepted unchanged by
-TRL's ``RewardTrainer`` and ``DPOTrainer`` (extra columns are ignored).
+``ai_verdict``, the human majority ``human_label`` (:func:`training.judge_conventions.human_majority`: an even
+split is ``tie``) and ``human_votes`` (number of non-skip human labels), ``label_source`` (``ai`` or
+``human``) and ``chosen_side`` (A or B). Both formats are accepted unchanged by TRL's ``RewardTrainer`` and
+``DPOTrainer`` (extra columns are ignored).
 
 Who decides chosen vs rejected: the AI judge's verdicts (majority of A/B verdicts over the comparison's
 judgments; ties, failures and even splits are left out). With ``prefer_human_labels`` (a run's
@@ -31,6 +32,8 @@ from pathlib import Path
 from django.db.models import Count
 
 from runs.models import Comparison, HumanChoice, HumanLabel, Judgment, Run, Verdict
+from training.chat import as_messages
+from training.judge_conventions import human_majority
 from training.pairing import degenerate_reason
 
 FORMATS = ("disk", "jsonl")
@@ -216,7 +219,7 @@ def _row(c: dict, judgments: list[dict], humans: Counter, prefer_human: bool, co
     probs = [j["p_a"] for j in valid if j["p_a"] is not None]
     p_a = sum(probs) / len(probs) if probs else None
     consistency = [j["position_consistent"] for j in valid if j["position_consistent"] is not None]
-    human = _majority(humans)
+    human = human_majority(humans)
     if prefer_human and humans:
         side, source = (human if human in ("A", "B") else ""), "human"
     else:
@@ -226,8 +229,7 @@ def _row(c: dict, judgments: list[dict], humans: Counter, prefer_human: bool, co
     a, b = c["completion_a__text"], c["completion_b__text"]
     chosen, rejected = (a, b) if side == "A" else (b, a)
     if conversational:
-        prompt = c["prompt__messages"] or [{"role": "user", "content": c["prompt__text"]}]
-        prompt = [{"role": m["role"], "content": m["content"]} for m in prompt]
+        prompt = as_messages(c["prompt__messages"] or c["prompt__text"])
         chosen = [{"role": "assistant", "content": chosen}]
         rejected = [{"role": "assistant", "content": rejected}]
     else:
@@ -258,13 +260,6 @@ def _row(c: dict, judgments: list[dict], humans: Counter, prefer_human: bool, co
         "label_source": source,
         "chosen_side": side,
     }
-
-
-def _majority(counts: Counter) -> str:
-    ranked = counts.most_common()
-    if not ranked or (len(ranked) > 1 and ranked[0][1] == ranked[1][1]):
-        return ""
-    return ranked[0][0]
 
 
 def _keep(row: dict, filters: PreferenceFilters) -> bool:

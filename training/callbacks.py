@@ -7,6 +7,7 @@ from collections.abc import Mapping
 
 from transformers import TrainerCallback
 
+from training.modeling import ensure_pad_token
 from training.progress import Reporter
 
 #: Trainer log keys that are bookkeeping, not learning curves.
@@ -162,8 +163,7 @@ class SampleCallback(TrainerCallback):
         was_training = model.training
         side = tokenizer.padding_side
         tokenizer.padding_side = "left"
-        if tokenizer.pad_token is None:
-            tokenizer.pad_token = tokenizer.eos_token
+        ensure_pad_token(tokenizer)
         model.eval()
         try:
             config = GenerationConfig(temperature=0.0, max_new_tokens=self.max_new_tokens,

@@ -2,20 +2,20 @@
 critiques its answer against a sampled principle's critique request, and revises it following the
 principle's revision request. The revisions become SFT targets (:mod:`training.sft`).
 
-Each prompt's principle is drawn by weight with a seed derived from the prompt's index, so a resumed run
-draws the same principles whatever prompts were already done.
+Each prompt's principle is drawn by weight with the labeling stage's draw
+(:func:`training.labeling.select_principles`, keyed by the prompt's index), so a resumed run draws the same
+principles whatever prompts were already done.
 """
 from __future__ import annotations
 
-import random
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+from training.chat import Conversation, as_messages
 from training.config import GenerationConfig
 from training.generation import generate
+from training.labeling import select_principles
 from training.progress import NullReporter, Reporter, check_cancelled
-
-Conversation = str | Sequence[Mapping[str, str]]
 
 DEFAULT_CRITIQUE = "Identify specific ways in which your last response falls short of this principle: {comparison}"
 DEFAULT_REVISION = (
@@ -38,25 +38,6 @@ class Revision:
     initial: str
     critique: str
     revision: str
-
-
-def sample_principle(principles: Sequence[Mapping], prompt_index: int, seed: int = 0) -> Mapping:
-    """Draw one enabled principle by weight for a prompt (deterministic in ``seed`` and ``prompt_index``).
-
-    Raises:
-        ValueError: no enabled principle with a positive weight.
-    """
-    pool = [p for p in principles if p.get("enabled", True) and float(p.get("weight", 1.0)) > 0]
-    if not pool:
-        raise ValueError("the constitution has no enabled principle with a positive weight")
-    rng = random.Random(seed * 1_000_003 + prompt_index)
-    return rng.choices(pool, weights=[float(p.get("weight", 1.0)) for p in pool], k=1)[0]
-
-
-def _messages(conversation: Conversation) -> list[dict[str, str]]:
-    if isinstance(conversation, str):
-        return [{"role": "user", "content": conversation}]
-    return [dict(role=m["role"], content=m["content"]) for m in conversation]
 
 
 def critique_and_revise(
@@ -91,8 +72,8 @@ def critique_and_revise(
         raise ValueError(f"{len(prompts)} prompts but {len(indices)} indices")
     if not prompts:
         return []
-    chosen = [sample_principle(principles, i, seed) for i in indices]
-    conversations = [_messages(p) for p in prompts]
+    chosen = [select_principles(principles, i, mode="sample", seed=seed)[0] for i in indices]
+    conversations = [as_messages(p) for p in prompts]
 
     def step(convs):
         check_cancelled(reporter)

@@ -21,6 +21,8 @@ import random
 import shutil
 from pathlib import Path
 
+from training import transcript
+from training.chat import as_messages
 from training.config import SFTConfig
 from training.judge_prompt import DEFAULT_TEMPLATE, render
 from training.modeling import demo_path
@@ -63,7 +65,7 @@ def judge_examples(examples: list[Demonstration], seed: int = 0) -> list[Demonst
 def build_demo_policy(out_dir: Path, reporter: Reporter | None = None, steps: int = 100) -> Path:
     """Build ``demo://policy`` into ``out_dir`` (replacing what is there). Returns ``out_dir``."""
     examples = demo_examples()
-    corpus = [f"Human: {e.prompt}\n\nAssistant: {e.response}" for e in examples]
+    corpus = [f"{transcript.render(e.prompt)} {e.response}" for e in examples]
     return _build(out_dir, corpus, examples, steps, n_positions=256, reporter=reporter, name="policy")
 
 
@@ -95,11 +97,11 @@ def _keep_prompt_ends(examples: list[Demonstration], model_path: Path) -> list[D
     for example in examples:
         content = example.prompt[0]["content"]
         ids = tokenizer(content, add_special_tokens=False)["input_ids"]
-        overhead = len(tokenizer(prompt_text(tokenizer, [{"role": "user", "content": ""}]))["input_ids"])
+        overhead = len(tokenizer(prompt_text(tokenizer, ""))["input_ids"])
         keep = max(1, budget - overhead)
         if len(ids) > keep:
             content = tokenizer.decode(ids[-keep:])
-        out.append(Demonstration([{"role": "user", "content": content}], example.response))
+        out.append(Demonstration(as_messages(content), example.response))
     return out
 
 

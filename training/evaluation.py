@@ -69,15 +69,6 @@ def win_rate(verdicts: Iterable[str], alpha: float = 0.05, tuned: str = TUNED) -
     return WinRate(n, wins, losses, ties, successes / n, float(low), float(high))
 
 
-def verdict_from_p(p_a: float | None, tie_margin: float = 0.05) -> str:
-    """Verdict from a soft preference P(A): ``"tie"`` within ``tie_margin`` of 0.5, ``""`` when None."""
-    if p_a is None or not math.isfinite(p_a):
-        return ""
-    if abs(p_a - 0.5) <= tie_margin:
-        return TIE
-    return TUNED if p_a > 0.5 else REFERENCE
-
-
 @dataclass(frozen=True)
 class ScoreSummary:
     """Mean, standard deviation and count of reward-model scores (NaN mean/std when empty)."""

@@ -4,17 +4,16 @@ when it has none (a base model), in which case generation stops at the next turn
 cut there."""
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from training import transcript
+from training.chat import Conversation, as_messages
 from training.config import GenerationConfig
 from training.generation_backends import Sampler
-from training.modeling import resolve
+from training.modeling import ensure_pad_token, resolve
 from training.progress import NullReporter, Reporter, check_cancelled
-
-Conversation = str | Sequence[Mapping[str, str]]
 
 
 @dataclass(frozen=True)
@@ -54,8 +53,7 @@ def load_causal_lm(name: str, models_dir: Path | None = None, reporter: Reporter
     tokenizer = AutoTokenizer.from_pretrained(path)
     tokenizer.padding_side = "left"
     tokenizer.truncation_side = "left"  # never cut the generation prompt at the end
-    if tokenizer.pad_token is None:
-        tokenizer.pad_token = tokenizer.eos_token
+    ensure_pad_token(tokenizer)
     model = load_for_inference(path)  # a full model, or a LoRA adapter merged into its base
     return model, tokenizer
 
@@ -64,7 +62,7 @@ def prompt_text(tokenizer, conversation: Conversation) -> str:
     """The text the policy is conditioned on: the chat template with a generation prompt where the
     tokenizer has one, else the transcript ``Human: …\\n\\nAssistant:`` (:func:`training.transcript.render`),
     after the BOS token where the tokenizer adds one (:func:`training.transcript.prefix`)."""
-    messages = [{"role": "user", "content": conversation}] if isinstance(conversation, str) else list(conversation)
+    messages = as_messages(conversation)
     if not transcript.uses_transcript(tokenizer):
         return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
     return transcript.prefix(tokenizer) + transcript.render(messages)
@@ -85,7 +83,7 @@ def fit_conversation(tokenizer, conversation: Conversation, max_tokens: int) -> 
 
     if max_tokens <= 0 or length(conversation) <= max_tokens:
         return conversation
-    messages = [{"role": "user", "content": conversation}] if isinstance(conversation, str) else list(conversation)
+    messages = as_messages(conversation)
     while len(messages) > 1 and length(messages) > max_tokens:
         messages = messages[1:]
         if messages[0]["role"] == "assistant" and len(messages) > 1:

@@ -13,11 +13,12 @@ K samples exist. Calls run ``config.concurrency`` at a time with the retry polic
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from training import transcript
+from training.chat import as_messages
 from training.config import GenerationConfig
 from training.generation import Conversation, Sample
 from training.generation_backends import Sampler
@@ -27,10 +28,6 @@ from training.progress import NullReporter, Reporter, check_cancelled
 
 class GenerationError(RuntimeError):
     """The endpoint failed for a prompt after all retries (the stage fails; finished batches are kept)."""
-
-
-def _messages(conversation: Conversation) -> list[Mapping[str, str]]:
-    return [{"role": "user", "content": conversation}] if isinstance(conversation, str) else list(conversation)
 
 
 def generate_openai(
@@ -82,7 +79,7 @@ def generate_openai(
                 seed=config.seed + progress_offset + index + 7919 * (calls - 1),
                 stop=list(transcript.STOP_STRINGS),
             )
-            messages = [dict(m) for m in _messages(prompts[index])]
+            messages = as_messages(prompts[index])
             if completions:
                 kwargs["prompt"] = transcript.render(messages)
                 create = client.completions.create

@@ -36,7 +36,7 @@ The human label of a pair is the plurality of its votes; a shared top count is a
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -74,14 +74,26 @@ class PairUnit:
         return self.ab == "" or self.ba == ""
 
 
-def human_majority(votes: Sequence[str]) -> str:
-    """The plurality of ``votes``; a shared top count is ``"tie"``; ``""`` without votes."""
-    counts = Counter(v for v in votes if v in VERDICTS).most_common()
-    if not counts:
+def human_majority(votes: Sequence[str] | Mapping[str, int]) -> str:
+    """The majority vote of a pair's annotators: the one rule for a human verdict from several labels (the
+    audit, the preference export, imported votes, judge-vs-human agreement).
+
+    The verdict is the plurality of the ``"A"``, ``"B"`` and ``"tie"`` votes (anything else, such as a skip,
+    is not counted). When the top count is shared (1 A vs 1 B, or 2 A vs 2 tie) the annotators did not agree
+    on a preference, so the verdict is ``"tie"``: an even split never decides a side. ``""`` without a counted
+    vote.
+
+    Args:
+        votes: the votes, or the number of votes per choice (e.g. a :class:`collections.Counter`, or counts
+            made in the database).
+    """
+    counts = votes if isinstance(votes, Mapping) else Counter(votes)
+    ranked = sorted(((n, v) for v, n in counts.items() if v in VERDICTS and n > 0), reverse=True)
+    if not ranked:
         return ""
-    if len(counts) > 1 and counts[0][1] == counts[1][1]:
+    if len(ranked) > 1 and ranked[0][0] == ranked[1][0]:
         return "tie"
-    return counts[0][0]
+    return ranked[0][1]
 
 
 def pair_verdict(ab: str, ba: str | None) -> str:

@@ -22,6 +22,9 @@ import string
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+from training import transcript
+from training.chat import as_messages
+
 REQUIRED_PLACEHOLDERS = ("principle", "conversation", "response_a", "response_b", "answer_format")
 OPTIONAL_PLACEHOLDERS = ("examples",)
 LABELS = ("A", "B")
@@ -111,15 +114,18 @@ def validate_template(template: str) -> None:
 
 
 def format_conversation(prompt: str | Sequence[Mapping[str, str]]) -> str:
-    """Render a prompt for the judge: plain text as is, chat messages as ``Human:``/``Assistant:`` turns.
+    """Render a prompt for the judge: plain text as is, chat messages as ``Human:``/``Assistant:`` turns
+    (:func:`training.transcript.render_turns`).
 
     Args:
         prompt: a string, or a list of ``{"role": "system"|"user"|"assistant", "content": str}``.
+
+    Raises:
+        ValueError: a message with another role.
     """
     if isinstance(prompt, str):
         return prompt
-    names = {"user": "Human", "assistant": "Assistant", "system": "System"}
-    return "\n\n".join(f"{names.get(m['role'], m['role'].title())}: {m['content']}" for m in prompt)
+    return transcript.render_turns(prompt)
 
 
 def format_examples(examples: Sequence[Mapping[str, str]]) -> str:
@@ -199,7 +205,7 @@ def render(
         examples=format_examples(examples),
     )
     return JudgeRequest(
-        messages=({"role": "user", "content": content},),
+        messages=tuple(as_messages(content)),
         swapped=swapped,
         conversation=prompt,
         shown_a=first,

@@ -23,6 +23,7 @@ import dataclasses
 import hashlib
 import itertools
 import json
+import math
 from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FuturesTimeout
@@ -122,8 +123,15 @@ def combine_orders(
 
 
 def verdict_for(p_a: float | None, tie_margin: float) -> str:
-    """``"A"``, ``"B"``, ``"tie"`` when ``|p_a - 0.5| <= tie_margin``, or ``""`` when ``p_a`` is None."""
-    if p_a is None:
+    """The verdict from a soft preference P(A): ``"tie"`` when ``|p_a - 0.5| <= tie_margin``, else the favoured
+    side ``"A"`` or ``"B"``; ``""`` (no verdict) when ``p_a`` is None or not finite.
+
+    The one rule for every verdict from a probability (labeling, the audit's per-order verdicts, the evaluate
+    stage's win rate). The margin is the run's ``judge.tie_margin`` and is inclusive, with a float tolerance
+    of 1e-12 so that a probability on the boundary (0.55 with a margin of 0.05, which float arithmetic puts
+    just outside) is a tie, as written.
+    """
+    if p_a is None or not math.isfinite(p_a):
         return ""
     if abs(p_a - 0.5) <= tie_margin + 1e-12:
         return "tie"

@@ -68,6 +68,20 @@ def check_model(name: str) -> None:
         raise ModelNotFound(f"model path {name} does not exist")
 
 
+def ensure_pad_token(tokenizer):
+    """Give ``tokenizer`` a padding token where it has none: its end-of-sequence token, so batches can be
+    padded (GPT-2-style and many base-model tokenizers ship without one; the padded positions are masked, so
+    which token fills them does not matter). A tokenizer that has a pad token is left as it is. Pre-flight
+    records this fallback on the run (``pad token = EOS``, :mod:`training.preflight`).
+
+    Returns:
+        ``tokenizer`` (changed in place).
+    """
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    return tokenizer
+
+
 def resolve(name: str, models_dir: Path | None = None, reporter=None) -> str:
     """Turn a model name from a run config into something ``from_pretrained`` accepts.
 

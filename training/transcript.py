@@ -20,7 +20,8 @@ and the answer is cut there (:func:`trim`), so that no judge or reward model eve
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+
+from training.chat import Conversation, as_messages
 
 #: The name recorded on a run (stage log and artifact metrics) when prompts are rendered as a transcript.
 FORMAT = "transcript"
@@ -53,19 +54,34 @@ def prefix(tokenizer) -> str:
     return bos if ids and ids[0] == tokenizer.bos_token_id else ""
 
 
-def render(messages: Sequence[Mapping[str, str]]) -> str:
-    """Chat messages as a transcript ending in ``\\n\\nAssistant:`` (the answer follows after a space).
+def render_turns(conversation: Conversation) -> str:
+    """A prompt as transcript turns, ``Human: …\\n\\nAssistant: …``, without a final marker: the one rendering of
+    a conversation as text (the judge prompt's ``{conversation}``, the reward model's input, :func:`render`).
+    Plain text is one user turn (:func:`training.chat.as_messages`).
+
+    Each turn is ``<Role>: <content>`` with the content as given (not stripped: what the policy, the judge and
+    the reward model read is exactly the text stored), turns separated by a blank line.
 
     Raises:
-        ValueError: a message whose role is not user, assistant or system.
+        ValueError: a message whose role is not user, assistant or system (imported prompts never have one).
     """
     turns = []
-    for index, message in enumerate(messages):
+    for index, message in enumerate(as_messages(conversation)):
         role = ROLE_NAMES.get(message["role"])
         if role is None:
             raise ValueError(f"message {index}: unknown role {message['role']!r} (user, assistant, system)")
         turns.append(f"{role}: {message['content']}")
-    return "\n\n".join(turns) + "\n\nAssistant:"
+    return "\n\n".join(turns)
+
+
+def render(conversation: Conversation) -> str:
+    """A prompt (plain text or chat messages) as a transcript ending in ``\\n\\nAssistant:`` (the answer follows
+    after a space): :func:`render_turns` plus the marker where the response starts.
+
+    Raises:
+        ValueError: a message whose role is not user, assistant or system.
+    """
+    return render_turns(conversation) + "\n\nAssistant:"
 
 
 _MARKER = re.compile(r"(?:^|\n)[ \t]*(?:Human|Assistant|System)(?::|[ \t]*$)")

@@ -10,6 +10,7 @@ from django.db.models.functions import Length, Trim
 from django.db.models.lookups import Exact
 
 from runs.models import AuditItem, Comparison, HumanChoice, HumanLabel, Judgment, Run
+from training.judge_conventions import human_majority as majority_vote
 
 #: What the dashboard and the disagreement list can be computed over.
 SCOPES = {
@@ -131,9 +132,9 @@ def audit_rows(run: Run, scope: str = "random") -> list[AuditRow]:
 
 
 def human_majority(comparisons: QuerySet[Comparison]) -> dict[int, str]:
-    """The human verdict of each comparison that has human labels: the plurality of its A/B/tie labels
-    (skips excluded), counted in the database. When the top count is shared (1 A vs 1 B, or 2 A vs 2 tie)
-    the humans did not agree on a preference and the result is ``"tie"``.
+    """The human verdict of each comparison that has human labels: the majority vote of its A/B/tie labels
+    (skips excluded; :func:`training.judge_conventions.human_majority`, so a shared top count such as 1 A vs
+    1 B is ``"tie"``), counted in the database.
 
     Used by the preference export and reward-model training when ``reward_model.prefer_human_labels`` is on.
 
@@ -154,8 +155,7 @@ def human_majority(comparisons: QuerySet[Comparison]) -> dict[int, str]:
     )
     result = {}
     for row in counts:
-        ranked = sorted((("A", row["a"]), ("B", row["b"]), ("tie", row["t"])), key=lambda kv: -kv[1])
-        result[row["comparison_id"]] = "tie" if ranked[0][1] == ranked[1][1] else ranked[0][0]
+        result[row["comparison_id"]] = majority_vote({"A": row["a"], "B": row["b"], "tie": row["t"]})
     return result
 
 

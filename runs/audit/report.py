@@ -119,7 +119,7 @@ def disagreements(rows: Sequence[AuditRow]) -> list[dict]:
         choices = [choice for _, choice in row.labels]
         if not row.verdict or (not choices and not row.flags):
             continue
-        majority = _plurality(choices) if choices else ""
+        majority = judge_conventions.human_majority(choices)
         if majority == row.verdict and not row.flags:
             continue
         result.append(
@@ -141,6 +141,3 @@ def disagreements(rows: Sequence[AuditRow]) -> list[dict]:
         )
     return result
 
-
-def _plurality(choices: Sequence[str]) -> str:
-    return judge_conventions.human_majority(choices)

@@ -19,7 +19,6 @@ import hashlib
 import json
 import os
 import re
-from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -28,6 +27,7 @@ from runs.importing.errors import RowError
 from runs.importing.options import ImportOptions
 from runs.importing.textfiles import loads as json_loads
 from runs.prompt_content import content_hash, render_messages
+from training.judge_conventions import human_majority
 
 ROLES = ("system", "user", "assistant")
 ROLE_ALIASES = {"human": "user", "gpt": "assistant", "model": "assistant"}
@@ -259,14 +259,6 @@ def vote_value(value: Any, label_map: dict[str, str] | None = None) -> str | Non
     return _VOTES.get(key)
 
 
-def majority(votes: list[str]) -> str:
-    """The choice with strictly the most votes, or "" when there is none."""
-    counts = Counter(votes).most_common()
-    if not counts or (len(counts) > 1 and counts[0][1] == counts[1][1]):
-        return ""
-    return counts[0][0]
-
-
 def _parse_pairwise(row: dict, options: ImportOptions) -> ParsedRow:
     parsed = _parse_text(row, options)
     warnings = parsed.warnings
@@ -287,7 +279,7 @@ def _parse_pairwise(row: dict, options: ImportOptions) -> ParsedRow:
         choice = vote_value(raw, options.label_map) or ""
         if raw not in (None, "") and not choice:
             raise RowError(options.label_column, _unknown("label", raw, options))
-    choice = choice or majority(votes)
+    choice = choice or human_majority(votes)  # an even split is a tie
     if options.keep_reference_pairs and options.a_is_chosen and not (choice or votes):
         # TRL's prompt/chosen/rejected: A is always the chosen reply; shown swapped for about half the pairs
         parsed.pair = _pair(response_a.strip(), response_b.strip(), "A", None, parsed.content_hash, options.seed)

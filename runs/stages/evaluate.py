@@ -139,8 +139,9 @@ def _form_comparisons(run, prompts):
 
 def build_report(run, config: RunConfig, comparisons) -> dict:
     """Win rate, reward-model scores and the sample table of the run's eval comparisons (plain JSON)."""
-    from training.evaluation import paired_score_difference, summarize_scores, verdict_from_p, win_rate
+    from training.evaluation import paired_score_difference, summarize_scores, win_rate
     from training.judges import judge_id_for
+    from training.labeling import verdict_for
 
     judge_id = judge_id_for(config.judge)
     p_by_comparison: dict[int, list[float]] = {}
@@ -149,7 +150,7 @@ def build_report(run, config: RunConfig, comparisons) -> dict:
         p_by_comparison.setdefault(cid, []).append(p_a)
     rows = list(comparisons.select_related("prompt", "completion_a", "completion_b").order_by("prompt__index"))
     p_mean = {cid: sum(ps) / len(ps) for cid, ps in p_by_comparison.items()}
-    verdicts = {c.pk: verdict_from_p(p_mean.get(c.pk), config.judge.tie_margin) for c in rows}
+    verdicts = {c.pk: verdict_for(p_mean.get(c.pk), config.judge.tie_margin) for c in rows}
     rate = win_rate(verdicts.values())
 
     report: dict = {"judge": judge_id, "win_rate": rate.as_dict(), "comparisons": len(rows)}

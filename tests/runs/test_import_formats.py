@@ -5,8 +5,9 @@ import pytest
 
 from runs.importing import ImportOptions, RowError, hh_turns, parse_row, split_hh_pair, suggest_options
 from runs.importing.errors import BadInput
-from runs.importing.formats import majority, vote_value
+from runs.importing.formats import vote_value
 from runs.importing.options import parse_label_map
+from training.judge_conventions import human_majority
 
 
 def test_text_layout_joins_input_after_a_blank_line():
@@ -142,7 +143,8 @@ def test_vote_values_and_majority():
     assert [vote_value(v) for v in values] == [None, None, None, "tie", "A", None, None, None, "B"]
     pandalm = {"1": "A", "2": "B", "0": "tie"}
     assert [vote_value(v, pandalm) for v in values] == ["A", "B", "tie", None, None, "B", None, None, None]
-    assert majority(["A", "B"]) == "" and majority(["A", "A", "B"]) == "A" and majority([]) == ""
+    # votes decide by training.judge_conventions.human_majority: an even split is a tie
+    assert human_majority(["A", "B"]) == "tie" and human_majority(["A", "A", "B"]) == "A" and human_majority([]) == ""
 
 
 def test_over_long_prompt_is_a_row_error():

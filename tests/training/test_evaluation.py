@@ -3,7 +3,8 @@ import math
 
 import pytest
 
-from training.evaluation import paired_score_difference, summarize_scores, verdict_from_p, win_rate
+from training.evaluation import paired_score_difference, summarize_scores, win_rate
+from training.labeling import verdict_for
 
 
 def wilson(successes: float, n: int, z: float = 1.959963984540054) -> tuple[float, float]:
@@ -43,7 +44,7 @@ def test_win_rate_from_the_reference_side_and_when_empty():
     ("p_a", "expected"), [(0.9, "A"), (0.1, "B"), (0.52, "tie"), (0.45, "tie"), (0.44, "B"), (None, "")]
 )
 def test_verdict_from_p(p_a, expected):
-    assert verdict_from_p(p_a, tie_margin=0.05) == expected
+    assert verdict_for(p_a, tie_margin=0.05) == expected
 
 
 def test_summaries_and_paired_difference():

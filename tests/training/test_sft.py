@@ -4,8 +4,9 @@ import pytest
 
 from tests.training.tiny import tiny_lm
 from training.config import GenerationConfig, SFTConfig
-from training.critique_revise import DEFAULT_CRITIQUE, _request, critique_and_revise, sample_principle
+from training.critique_revise import DEFAULT_CRITIQUE, _request, critique_and_revise
 from training.generation import load_causal_lm
+from training.labeling import select_principles
 from training.progress import Cancelled, RecordingReporter
 from training.sft import Demonstration, train_sft
 
@@ -19,12 +20,12 @@ PRINCIPLES = [
 
 
 def test_principles_are_drawn_by_weight_deterministically():
-    draws = [sample_principle(PRINCIPLES, i, seed=0)["name"] for i in range(400)]
+    draws = [select_principles(PRINCIPLES, i, seed=0)[0]["name"] for i in range(400)]
     assert "Off" not in draws
     assert 0.65 < draws.count("Honest") / 400 < 0.85  # weight 3 of 4
-    assert draws == [sample_principle(PRINCIPLES, i, seed=0)["name"] for i in range(400)]
+    assert draws == [select_principles(PRINCIPLES, i, seed=0)[0]["name"] for i in range(400)]
     with pytest.raises(ValueError, match="no enabled principle"):
-        sample_principle([PRINCIPLES[2]], 0)
+        select_principles([PRINCIPLES[2]], 0)
 
 
 def test_empty_requests_fall_back_to_the_comparison_question():
@@ -41,7 +42,7 @@ def test_critique_and_revise_returns_one_record_per_prompt(tmp_path):
         model, tokenizer, ["Question 1 about the sea?", "Question 2?"], [10, 11], PRINCIPLES, config
     )
     assert [r.prompt_index for r in records] == [10, 11]
-    assert [r.principle for r in records] == [sample_principle(PRINCIPLES, i)["name"] for i in (10, 11)]
+    assert [r.principle for r in records] == [select_principles(PRINCIPLES, i)[0]["name"] for i in (10, 11)]
     assert all(r.revision for r in records)  # an empty revision falls back to the first answer
     with pytest.raises(Cancelled):
         critique_and_revise(model, tokenizer, ["Q?"], [0], PRINCIPLES, config, reporter=RecordingReporter(0))

@@ -7,14 +7,13 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
+from training.chat import Conversation
 from training.judge_prompt import JudgeRequest
 
 if TYPE_CHECKING:
     from training.config import JudgeConfig
     from training.judges.budget import Ledger
     from training.openai_http import CircuitBreaker
-
-Conversation = str | Sequence[Mapping[str, str]]
 
 
 @dataclass(frozen=True)

@@ -7,6 +7,7 @@ from pathlib import Path
 from training.config import JudgeConfig
 from training.generation import load_causal_lm
 from training.judges.base import Judge
+from training.modeling import ensure_pad_token
 
 
 def load_on_device(loader, name: str, models_dir):
@@ -57,8 +58,7 @@ class LocalModelJudge(Judge):
         if model is None or tokenizer is None:
             model, tokenizer = load_on_device(self.load, config.model, models_dir)
         self.model, self.tokenizer = model, tokenizer
-        if self.tokenizer.pad_token is None:
-            self.tokenizer.pad_token = self.tokenizer.eos_token
+        ensure_pad_token(self.tokenizer)
         self.batch_size = batch_size
 
     @staticmethod

@@ -14,11 +14,13 @@ import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from training import transcript
+from training.chat import as_messages
 from training.config import JudgeConfig
-from training.judge_prompt import JudgeRequest, format_conversation
+from training.judge_prompt import JudgeRequest
 from training.judges.base import OrderResult
 from training.judges.local import LocalModelJudge
-from training.modeling import resolve
+from training.modeling import ensure_pad_token, resolve
 
 
 def load_reward_model(name: str, models_dir: Path | None = None):
@@ -31,8 +33,7 @@ def load_reward_model(name: str, models_dir: Path | None = None):
 
     path = resolve(name, models_dir)
     tokenizer = AutoTokenizer.from_pretrained(path)
-    if tokenizer.pad_token is None:
-        tokenizer.pad_token = tokenizer.eos_token
+    ensure_pad_token(tokenizer)
     model = AutoModelForSequenceClassification.from_pretrained(path, num_labels=1)
     if model.config.pad_token_id is None:
         model.config.pad_token_id = tokenizer.pad_token_id
@@ -42,10 +43,10 @@ def load_reward_model(name: str, models_dir: Path | None = None):
 
 def conversation_text(tokenizer, conversation: str | Sequence[Mapping[str, str]], response: str) -> str:
     """The text a reward model scores: the conversation followed by the assistant's ``response``."""
-    messages = [{"role": "user", "content": conversation}] if isinstance(conversation, str) else list(conversation)
+    messages = as_messages(conversation)
     if getattr(tokenizer, "chat_template", None):
         return tokenizer.apply_chat_template(messages + [{"role": "assistant", "content": response}], tokenize=False)
-    return f"{format_conversation(messages)}\n\nAssistant: {response}"
+    return f"{transcript.render(messages)} {response}"
 
 
 class RewardModelJudge(LocalModelJudge):
