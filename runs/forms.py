@@ -7,9 +7,11 @@ the form field its dotted path names.
 """
 from __future__ import annotations
 
+import copy
 import dataclasses
 import json
 import typing
+from collections.abc import Sequence
 from typing import Any, Literal
 
 from django import forms
@@ -145,10 +147,16 @@ class LaunchForm(forms.Form):
         help_text='e.g. {"timeouts": {"policy": 7200}}', widget=forms.Textarea(attrs={"rows": 3}),
     )
 
-    def __init__(self, *args, **kwargs) -> None:
+    def __init__(self, *args, config: dict[str, Any] | None = None, **kwargs) -> None:
+        """``config``: a nested config given as it is (``launch_run`` and the API); the form then validates it
+        directly instead of building it from the config fields, whose values are ignored, and puts each config
+        problem on the field of its dotted path as the page does."""
         super().__init__(*args, **kwargs)
+        self.direct_config = copy.deepcopy(config) if config is not None else None
         self.config_paths: dict[str, str] = {}
         for path, name, form_field in config_fields():
+            if self.direct_config is not None:
+                form_field.required = False
             self.fields[name] = form_field
             self.config_paths[name] = path
         self.fields["stages"].choices = Stage.choices
@@ -172,22 +180,27 @@ class LaunchForm(forms.Form):
         return in_pipeline_order(stages)
 
     def build_config(self) -> dict[str, Any]:
-        """The nested config dict from the cleaned fields (before validation by RunConfig)."""
-        data: dict[str, Any] = {}
-        for name, path in self.config_paths.items():
-            if name not in self.cleaned_data:
-                continue
-            section, key = path.split(".", 1)
-            data.setdefault(section, {})[key] = self.cleaned_data[name]
-        min_n = self.cleaned_data.get("audit_gate__min_n") or 0
-        min_alignment = self.cleaned_data.get("audit_gate__min_alignment") or 0.0
-        if min_n or min_alignment:
-            data["audit_gate"] = {"min_n": min_n, "min_alignment": min_alignment}
+        """The nested config dict (before validation by RunConfig): the direct config when one was given,
+        else built from the cleaned fields, the audit gate and the extra JSON; "GPU queue" routes the training
+        stages either way."""
+        if self.direct_config is not None:
+            data = copy.deepcopy(self.direct_config)
+        else:
+            data = {}
+            for name, path in self.config_paths.items():
+                if name not in self.cleaned_data:
+                    continue
+                section, key = path.split(".", 1)
+                data.setdefault(section, {})[key] = self.cleaned_data[name]
+            min_n = self.cleaned_data.get("audit_gate__min_n") or 0
+            min_alignment = self.cleaned_data.get("audit_gate__min_alignment") or 0.0
+            if min_n or min_alignment:
+                data["audit_gate"] = {"min_n": min_n, "min_alignment": min_alignment}
+            extra = self.cleaned_data.get("extra_config")
+            if extra:
+                data = deep_merge(data, extra)
         if self.cleaned_data.get("gpu_queue"):
-            data["queues"] = {s: "gpu" for s in GPU_STAGES}
-        extra = self.cleaned_data.get("extra_config")
-        if extra:
-            data = deep_merge(data, extra)
+            data["queues"] = {**(data.get("queues") or {}), **{s: "gpu" for s in GPU_STAGES}}
         return data
 
     def clean(self) -> dict[str, Any]:
@@ -196,12 +209,14 @@ class LaunchForm(forms.Form):
         if extra is not None and extra != "" and not isinstance(extra, dict):
             self.add_error("extra_config", "must be a JSON object")
             return cleaned
-        if any(name in self.config_paths or name == "extra_config" for name in self.errors):
+        if self.direct_config is None and any(name in self.config_paths or name == "extra_config"
+                                              for name in self.errors):
             return cleaned  # the config cannot be built; its fields say why
         try:
             config = RunConfig.from_dict(self.build_config())
         except ConfigError as exc:
-            self._attach_config_error(exc)
+            for problem in exc.errors:  # every wrong field at once
+                self._attach_config_error(problem)
             return cleaned
         # every problem at once: the run's other fields (name, prompt set, stages) may be wrong too
         if not self._preflight(config) or self.errors:
@@ -257,7 +272,9 @@ class LaunchForm(forms.Form):
         name = field_name(exc.path)
         if name in self.fields:
             self.add_error(name, exc.message)
-        elif exc.path.split(".")[0] in ("queues", "timeouts") or self.cleaned_data.get("extra_config"):
+        elif self.direct_config is None and (
+            exc.path.split(".")[0] in ("queues", "timeouts") or self.cleaned_data.get("extra_config")
+        ):
             self.add_error("extra_config", f"{exc.path}: {exc.message}")
         else:
             self.add_error(None, str(exc))
@@ -295,20 +312,50 @@ def initial_from_config(config: dict[str, Any]) -> dict[str, Any]:
     return values
 
 
-def form_data_from_config(config: dict[str, Any], **top: Any) -> dict[str, Any]:
-    """POST-like data for :class:`LaunchForm` from a full config plus the top-level fields (name, stages…).
+def direct_launch_form(config: dict[str, Any], **top: Any) -> LaunchForm:
+    """A :class:`LaunchForm` for a nested config given as it is (``launch_run``, the API): ``top`` holds the
+    run's other fields (name, constitution_version, prompt_set, stages, gpu_queue; model instances or primary
+    keys). The config is validated directly, not flattened into form fields and rebuilt."""
+    data = {key: getattr(value, "pk", value) for key, value in top.items() if value is not None and value is not False}
+    return LaunchForm(data, config=config)
 
-    Booleans that are False are left out, as a browser leaves out unticked checkboxes; model instances are
-    given by primary key.
+
+def requested_config(
+    preset_key: str | None, config: dict[str, Any] | None, overrides: Sequence[tuple[str, Any]]
+) -> tuple[dict[str, Any], list[str]]:
+    """The config and stages a scripted launch asks for (``launch_run`` and the API share the rule): the preset's
+    full config (or the defaults), the given sections merged over it, then each dotted override.
+
+    Args:
+        preset_key: a key of :data:`runs.presets.PRESETS`, or None.
+        config: nested config sections to merge, or None.
+        overrides: ``(dotted path, value)`` pairs, e.g. ``("judge.concurrency", 4)``.
+
+    Returns:
+        (config, stages): stages are the preset's, or the default stages.
+
+    Raises:
+        training.config.ConfigError: an unknown preset (path ``preset``), an empty override path, or an override
+            into a value that is not a section (path: the override).
     """
-    data: dict[str, Any] = {}
-    for key, value in {**initial_from_config(config), **top}.items():
-        if value is False or value is None:
-            continue
-        if hasattr(value, "pk"):
-            value = value.pk
-        data[key] = value
-    return data
+    preset = None
+    if preset_key:
+        preset = PRESETS.get(preset_key)
+        if preset is None:
+            raise ConfigError("preset", f"unknown preset {preset_key!r}; one of {', '.join(sorted(PRESETS))}")
+    data = preset.full_config() if preset else RunConfig().to_dict()
+    data = deep_merge(data, copy.deepcopy(config or {}))
+    for dotted, value in overrides:
+        keys = [k for k in dotted.strip().split(".") if k]
+        if not keys:
+            raise ConfigError("set", f"the override {dotted!r} has an empty path (expected e.g. judge.concurrency)")
+        target = data
+        for key in keys[:-1]:
+            target = target.setdefault(key, {})
+            if not isinstance(target, dict):
+                raise ConfigError(dotted, f"{key} is not a section")
+        target[keys[-1]] = value
+    return data, list(preset.stages if preset else DEFAULT_STAGES)
 
 
 def presets_for_js() -> dict[str, Any]:

@@ -101,3 +101,16 @@ def make_label(comparison, choice: str, auditor=None, external_annotator: str = 
     return m.HumanLabel.objects.create(
         comparison=comparison, auditor=auditor, external_annotator=external_annotator, choice=choice, **extra
     )
+
+
+def launch_post_data(config: dict, **top) -> dict:
+    """What a browser posts on the launch page for ``config`` plus the top-level fields (name, stages…):
+    the config flattened into its form fields, unticked checkboxes (False) left out, model instances as keys."""
+    from runs.forms import initial_from_config
+
+    data = {}
+    for key, value in {**initial_from_config(config), **top}.items():
+        if value is False or value is None:
+            continue
+        data[key] = getattr(value, "pk", value)
+    return data

@@ -4,6 +4,12 @@
 naming the field by its dotted path (``judge.concurrency``). :meth:`RunConfig.to_dict` gives back the
 complete config with defaults filled in, which is what a run pins.
 
+Stored configs carry ``schema_version``. A config from an older schema is upgraded on read by the functions in
+:data:`UPGRADES` (one per version step), so renaming or splitting a field does not break the resume or retry of
+older runs; a config from a newer schema than this code knows is refused. Rules that tie fields together
+(``policy.batch_size`` a multiple of ``policy.num_generations``, DPO's ``beta > 0``) are checked with the rest,
+so a launch refuses them instead of a stage failing hours later.
+
 Models are named by hub id or local path and loaded with ``from_pretrained``; nothing is downloaded here.
 """
 from __future__ import annotations
@@ -16,6 +22,9 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from training.redaction import KeyNameError, check_key_name
+
+#: The schema new configs are written in. Bump it with a function in UPGRADES when a stored field changes.
+SCHEMA_VERSION = 2
 
 
 #: The LoRA fields of the trained stages (``sft``, ``reward_model``, ``policy``), applied by :mod:`training.adapters`
@@ -37,12 +46,15 @@ class ConfigError(ValueError):
 
     Attributes:
         path: dotted path of the offending field, e.g. ``"judge.concurrency"``.
+        errors: every problem found in the same pass (this one first), so that a launch can show them all at
+            once: one per wrong field, and each section's first broken rule.
     """
 
-    def __init__(self, path: str, message: str) -> None:
+    def __init__(self, path: str, message: str, errors: list[ConfigError] | None = None) -> None:
         super().__init__(f"{path}: {message}" if path else message)
         self.path = path
         self.message = message
+        self.errors = errors or [self]
 
 
 @dataclass
@@ -86,6 +98,7 @@ class GenerationConfig:
     api: Literal["chat", "completions"] = "chat"
 
     def validate(self, path: str) -> None:
+        _required(self.model, f"{path}.model")
         _at_least(self.samples_per_prompt, 2, f"{path}.samples_per_prompt")
         _at_least(self.concurrency, 1, f"{path}.concurrency")
         _at_least(self.max_retries, 0, f"{path}.max_retries")
@@ -163,6 +176,7 @@ class JudgeConfig:
     max_failed_share: float = 0.1
 
     def validate(self, path: str) -> None:
+        _required(self.model, f"{path}.model")
         _at_least(self.concurrency, 1, f"{path}.concurrency")
         _at_least(self.max_reasks, 0, f"{path}.max_reasks")
         _between(self.reask_budget_share, 0.0, 1.0, f"{path}.reask_budget_share")
@@ -199,6 +213,7 @@ class RewardModelConfig:
         center_rewards_coefficient: TRL's reward-centering auxiliary loss weight (0 = off).
         eval_ratio: share of preferences held out for accuracy.
         prefer_human_labels: where a human labelled a pair, use the human choice instead of the AI's.
+        checkpoint_every: save a checkpoint every N optimizer steps (resume starts from the last one).
         seed: data split and training seed.
         lora_rank, lora_alpha, lora_dropout, lora_target_modules, merge_adapters: LoRA adapters instead of a
             full fine-tune (see :data:`LORA_FIELDS`; ``lora_rank`` 0 = full fine-tune).
@@ -215,6 +230,7 @@ class RewardModelConfig:
     center_rewards_coefficient: float = 0.0
     eval_ratio: float = 0.2
     prefer_human_labels: bool = True
+    checkpoint_every: int = 50
     seed: int = 0
     lora_rank: int = 0
     lora_alpha: int = 32
@@ -223,6 +239,7 @@ class RewardModelConfig:
     merge_adapters: bool = False
 
     def validate(self, path: str) -> None:
+        _required(self.base_model, f"{path}.base_model")
         _between(self.learning_rate, 0.0, 1.0, f"{path}.learning_rate")
         _between(self.epochs, 0.0, 1000.0, f"{path}.epochs")
         _at_least(self.batch_size, 1, f"{path}.batch_size")
@@ -230,6 +247,7 @@ class RewardModelConfig:
         _between(self.min_confidence, 0.0, 1.0, f"{path}.min_confidence")
         _between(self.eval_ratio, 0.0, 0.9, f"{path}.eval_ratio")
         _at_least(self.center_rewards_coefficient, 0.0, f"{path}.center_rewards_coefficient")
+        _at_least(self.checkpoint_every, 1, f"{path}.checkpoint_every")
         _lora(self, path)
 
 
@@ -240,9 +258,9 @@ class PolicyConfig:
     Parameters:
         algorithm: ``rloo`` (TRL ``RLOOTrainer``, default), ``grpo`` (``GRPOTrainer``) or ``dpo``
             (``DPOTrainer`` on the AI preferences, no reward model).
-        beta: KL coefficient to the reference policy.
+        beta: KL coefficient to the reference policy (RLOO/GRPO: 0 turns the penalty off; DPO: must be > 0).
         learning_rate, steps, batch_size: optimisation settings (steps are optimizer steps).
-        num_generations: rollouts per prompt (group size for RLOO/GRPO).
+        num_generations: rollouts per prompt (group size for RLOO/GRPO); ``batch_size`` must be a multiple.
         max_new_tokens, temperature: rollout sampling.
         checkpoint_every: save a checkpoint every N steps (resume starts from the last one).
         seed: training seed.
@@ -276,6 +294,14 @@ class PolicyConfig:
         _at_least(self.checkpoint_every, 1, f"{path}.checkpoint_every")
         _between(self.temperature, 0.0, 5.0, f"{path}.temperature")
         _lora(self, path)
+        if self.algorithm == "dpo" and self.beta <= 0:
+            raise ConfigError(f"{path}.beta", "must be above 0 with dpo (beta scales DPO's implicit reward)")
+        if self.algorithm != "dpo" and self.batch_size % self.num_generations:
+            raise ConfigError(
+                f"{path}.batch_size",
+                f"must be a multiple of {path}.num_generations ({self.num_generations}) with "
+                f"{self.algorithm}: each prompt's rollouts form one group; got {self.batch_size}",
+            )
 
 
 @dataclass
@@ -287,6 +313,7 @@ class SFTConfig:
             principle, revise; revisions are the targets) or ``demonstrations`` (the prompt set's responses).
         learning_rate, epochs, batch_size, max_new_tokens: training and revision-generation settings.
         max_prompts: use at most this many prompts (0 = all).
+        checkpoint_every: save a checkpoint every N optimizer steps (resume starts from the last one).
         lora_rank, lora_alpha, lora_dropout, lora_target_modules, merge_adapters: LoRA adapters instead of a
             full fine-tune (see :data:`LORA_FIELDS`; ``lora_rank`` 0 = full fine-tune).
     """
@@ -297,6 +324,7 @@ class SFTConfig:
     batch_size: int = 4
     max_new_tokens: int = 48
     max_prompts: int = 0
+    checkpoint_every: int = 50
     lora_rank: int = 0
     lora_alpha: int = 32
     lora_dropout: float = 0.05
@@ -308,6 +336,7 @@ class SFTConfig:
         _at_least(self.batch_size, 1, f"{path}.batch_size")
         _at_least(self.max_new_tokens, 1, f"{path}.max_new_tokens")
         _at_least(self.max_prompts, 0, f"{path}.max_prompts")
+        _at_least(self.checkpoint_every, 1, f"{path}.checkpoint_every")
         _lora(self, path)
 
 
@@ -353,6 +382,7 @@ class RunConfig:
         audit_gate: optional gate before reward-model training (None = no gate).
         queues: stage name -> queue name (``default`` or ``gpu``).
         timeouts: stage name -> RQ job timeout in seconds.
+        schema_version: the schema the stored config follows (:data:`SCHEMA_VERSION` for new configs).
     """
 
     generation: GenerationConfig = field(default_factory=GenerationConfig)
@@ -364,6 +394,7 @@ class RunConfig:
     audit_gate: AuditGateConfig | None = None
     queues: dict[str, str] = field(default_factory=dict)
     timeouts: dict[str, int] = field(default_factory=dict)
+    schema_version: int = SCHEMA_VERSION
 
     def validate(self, path: str = "") -> None:
         for stage, queue in self.queues.items():
@@ -374,20 +405,78 @@ class RunConfig:
                 raise ConfigError(f"timeouts.{stage}", f"must be a positive number of seconds; got {seconds!r}")
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any] | None) -> RunConfig:
+    def from_dict(cls, data: dict[str, Any] | None, *, stored: bool = False) -> RunConfig:
         """Build and validate a config from plain JSON data; missing fields take their defaults.
 
+        Args:
+            data: the config; an older ``schema_version`` is first upgraded by :func:`upgrade`.
+            stored: the data was stored by a run (``Run.config``): without ``schema_version`` it is schema 1,
+                from before versions were stamped. New input (the launch form, ``launch_run``, the API,
+                presets) without it is in the current schema.
+
         Raises:
-            ConfigError: an unknown field, a value of the wrong type, or a value out of range.
+            ConfigError: an unknown field, a value of the wrong type, a value out of range, a broken cross-field
+                rule, or a schema newer than this code.
         """
-        return _build(cls, data or {}, "")
+        data = data or {}
+        if isinstance(data, dict) and "schema_version" not in data:
+            data = {**data, "schema_version": 1 if stored else SCHEMA_VERSION}
+        return _build(cls, upgrade(data), "")
 
     def to_dict(self) -> dict[str, Any]:
-        """The complete config as plain JSON data."""
+        """The complete config as plain JSON data (``schema_version`` included)."""
         return dataclasses.asdict(self)
 
 
+# --- schema versions ---------------------------------------------------------------------------------
+
+def _v1_to_v2(data: dict[str, Any]) -> dict[str, Any]:
+    """Schema 1 → 2: ``policy.checkpoint_every`` also set the SFT and reward-model checkpoint intervals (now one
+    field per stage), and DPO silently raised ``beta`` 0 to 1e-3 (now refused at launch)."""
+    policy = dict(data.get("policy") or {})
+    interval = policy.get("checkpoint_every", PolicyConfig.checkpoint_every)
+    out = dict(data)
+    for section in ("sft", "reward_model"):
+        if isinstance(data.get(section, {}), dict):
+            out[section] = {"checkpoint_every": interval, **(data.get(section) or {})}
+    if policy.get("algorithm") == "dpo" and isinstance(policy.get("beta"), (int, float)) and policy["beta"] <= 0:
+        out["policy"] = {**policy, "beta": 1e-3}
+    return out
+
+
+#: ``version → function`` taking a stored config of that version to the next one.
+UPGRADES: dict[int, Any] = {1: _v1_to_v2}
+
+
+def upgrade(data: dict[str, Any]) -> dict[str, Any]:
+    """Bring config data up to :data:`SCHEMA_VERSION` (data without ``schema_version`` is schema 1).
+
+    Returns a new dict with ``schema_version`` set to the current version; the input is not changed.
+
+    Raises:
+        ConfigError: ``schema_version`` is not a whole number, or is newer than this code knows.
+    """
+    if not isinstance(data, dict):
+        return data  # _build names the type error
+    version = data.get("schema_version", 1)
+    if isinstance(version, bool) or not isinstance(version, int) or version < 1:
+        raise ConfigError("schema_version", f"must be a whole number from 1; got {version!r}")
+    if version > SCHEMA_VERSION:
+        raise ConfigError(
+            "schema_version", f"{version} is newer than this version of the studio knows ({SCHEMA_VERSION}): upgrade it"
+        )
+    while version < SCHEMA_VERSION:
+        data = UPGRADES[version](data)
+        version += 1
+    return {**data, "schema_version": SCHEMA_VERSION}
+
+
 # --- validation helpers ----------------------------------------------------------------------------
+
+
+def _required(value: str, path: str) -> None:
+    if not value.strip():
+        raise ConfigError(path, "is required (a hub id, a local path or a packaged model name)")
 
 
 def _at_least(value, minimum, path: str) -> None:
@@ -437,15 +526,27 @@ def _build(cls, data, path: str):
         raise ConfigError(path, f"must be an object; got {type(data).__name__}")
     hints = typing.get_type_hints(cls)
     names = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(data) - names)
-    if unknown:
-        raise ConfigError(_join(path, unknown[0]), f"unknown field (known: {', '.join(sorted(names))})")
-    values = {name: _coerce(hints[name], data[name], _join(path, name)) for name in names if name in data}
-    instance = cls(**values)
-    for f in dataclasses.fields(cls):
-        value = getattr(instance, f.name)
+    problems: list[ConfigError] = [
+        ConfigError(_join(path, name), f"unknown field (known: {', '.join(sorted(names))})")
+        for name in sorted(set(data) - names)
+    ]
+    values = {}
+    for name in sorted(names & set(data)):
+        try:
+            values[name] = _coerce(hints[name], data[name], _join(path, name))
+        except ConfigError as exc:  # every wrong field, not only the first
+            problems.extend(exc.errors)
+    for f in dataclasses.fields(cls):  # each section's own rules, where its fields could be read
+        value = values.get(f.name)
+        section = _join(path, f.name)
         if dataclasses.is_dataclass(value) and hasattr(value, "validate"):
-            value.validate(_join(path, f.name))
+            try:
+                value.validate(section)
+            except ConfigError as exc:
+                problems.append(exc)
+    if problems:
+        raise ConfigError(problems[0].path, problems[0].message, problems)
+    instance = cls(**values)
     if path == "" and hasattr(instance, "validate"):
         instance.validate(path)
     return instance

@@ -264,7 +264,7 @@ def _dpo_trainer(config, policy_model, tokenizer, preferences, common, callback)
     if preferences is None or len(preferences) == 0:
         raise ValueError("dpo: no preference pairs to train on")
     max_length = min(1024, context_length(base_model_path(policy_model)))
-    args = DPOConfig(**common, beta=max(config.beta, 1e-3), max_length=max_length)
+    args = DPOConfig(**common, beta=config.beta, max_length=max_length)
     return DPOTrainer(
         model=starting_model(policy_model),
         args=args,

@@ -2,7 +2,6 @@
 resume and retry (operators). Metrics, judgments and the preference export: :mod:`rlaif_site.api.run_results`."""
 # No `from __future__ import annotations`: django-ninja reads the endpoints' annotations at runtime.
 
-import copy
 from datetime import datetime
 from typing import Any
 
@@ -16,12 +15,12 @@ from rlaif_site.api.errors import ApiError, ErrorOut, form_errors
 from rlaif_site.roles import OPERATORS
 from runs import services
 from runs.estimate import estimate_for
-from runs.forms import LaunchForm, form_data_from_config
+from runs.forms import direct_launch_form, requested_config
 from runs.models import ACTIVE_STATUSES, Run
-from runs.presets import PRESETS, deep_merge
-from runs.stages.registry import DEFAULT_STAGES, STAGES
+from runs.presets import PRESETS
+from runs.stages.registry import STAGES
 from runs.views.runs import progress_state
-from training.config import RunConfig
+from training.config import ConfigError
 
 router = Router()
 
@@ -164,27 +163,12 @@ def list_runs(request, filters: Query[RunFilters]):
 
 def _config_for(payload: LaunchIn) -> tuple[dict, list[str]]:
     """The config and stages the launch asks for (``manage.py launch_run``'s rule: preset, then config, then
-    each dotted override)."""
-    preset = None
-    if payload.preset:
-        preset = PRESETS.get(payload.preset)
-        if preset is None:
-            raise ApiError(400, "Unknown preset.", [{"path": "preset", "message":
-                           f"unknown preset {payload.preset!r}; one of {', '.join(sorted(PRESETS))}"}])
-    config = preset.full_config() if preset else RunConfig().to_dict()
-    config = deep_merge(config, copy.deepcopy(payload.config))
-    for dotted, value in payload.set.items():
-        keys = [k for k in dotted.split(".") if k]
-        if not keys:
-            raise ApiError(400, "Empty override path.", [{"path": "set", "message": "an override path is empty"}])
-        target = config
-        for key in keys[:-1]:
-            target = target.setdefault(key, {})
-            if not isinstance(target, dict):
-                raise ApiError(400, "Override into a value.", [{"path": dotted, "message": f"{key} is not a section"}])
-        target[keys[-1]] = value
-    stages = payload.stages or list(preset.stages if preset else DEFAULT_STAGES)
-    return config, stages
+    each dotted override; :func:`runs.forms.requested_config`)."""
+    try:
+        config, stages = requested_config(payload.preset, payload.config, list(payload.set.items()))
+    except ConfigError as exc:
+        raise ApiError(400, "The launch request is invalid.", [{"path": exc.path, "message": exc.message}]) from None
+    return config, payload.stages or stages
 
 
 def _path_of(field: str) -> str:
@@ -203,7 +187,7 @@ def launch(request, payload: LaunchIn):
     top = {"name": payload.name or (PRESETS[payload.preset].label if payload.preset else "API run"),
            "constitution_version": payload.constitution_version, "prompt_set": payload.prompt_set,
            "stages": stages, "gpu_queue": payload.gpu_queue}
-    form = LaunchForm(form_data_from_config(config, **top))
+    form = direct_launch_form(config, **top)
     if not form.is_valid():
         raise ApiError(400, "The run is invalid.", form_errors(form, _path_of))
     data = form.cleaned_data

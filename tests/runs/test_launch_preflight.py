@@ -10,10 +10,11 @@ import time
 import pytest
 from django.urls import reverse
 
-from runs.forms import LaunchForm, form_data_from_config
+from runs.forms import LaunchForm
 from runs.models import Artifact, Run
 from runs.presets import PRESETS
 from tests import factories
+from tests.factories import launch_post_data
 from tests.training.tiny import tiny_lm
 
 pytestmark = pytest.mark.django_db
@@ -29,7 +30,7 @@ def form_for(config_update: dict, stages) -> LaunchForm:
     config = PRESETS["offline-demo"].full_config()
     for section, values in config_update.items():
         config[section].update(values)
-    data = form_data_from_config(config, name="preflight", constitution_version=factories.make_version(),
+    data = launch_post_data(config, name="preflight", constitution_version=factories.make_version(),
                                  prompt_set=factories.make_prompt_set(n=4), stages=list(stages))
     return LaunchForm({k: v for k, v in data.items() if v is not None})
 
@@ -83,7 +84,7 @@ def test_a_reference_pairs_run_needs_reference_pairs():
 def test_field_and_config_problems_come_together(tmp_path):
     config = PRESETS["offline-demo"].full_config()
     config["generation"]["model"] = str(tmp_path / "missing")
-    data = form_data_from_config(config, name="", constitution_version=factories.make_version(),
+    data = launch_post_data(config, name="", constitution_version=factories.make_version(),
                                  prompt_set=factories.make_prompt_set(n=2), stages=["generate"])
     form = LaunchForm({k: v for k, v in data.items() if v is not None})
     assert not form.is_valid()

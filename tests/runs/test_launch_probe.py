@@ -5,11 +5,12 @@ from __future__ import annotations
 import pytest
 from django.core.management import CommandError, call_command
 
-from runs.forms import LaunchForm, form_data_from_config
+from benchmarks.fake_openai_server import FakeChatServer
+from runs.forms import LaunchForm
 from runs.models import Run
 from runs.presets import PRESETS
 from tests import factories
-from benchmarks.fake_openai_server import FakeChatServer
+from tests.factories import launch_post_data
 
 pytestmark = pytest.mark.django_db
 
@@ -23,7 +24,7 @@ def server():
 def launch_form(judge: dict, stages=("generate", "label")) -> LaunchForm:
     config = PRESETS["offline-demo"].full_config()
     config["judge"].update(judge)
-    data = form_data_from_config(config, name="probe", constitution_version=factories.make_version(),
+    data = launch_post_data(config, name="probe", constitution_version=factories.make_version(),
                                  prompt_set=factories.make_prompt_set(n=4), stages=list(stages))
     return LaunchForm({k: v for k, v in data.items() if v is not None})
 

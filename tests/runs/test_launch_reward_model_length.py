@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from runs.forms import LaunchForm, form_data_from_config
+from runs.forms import LaunchForm
 from runs.presets import PRESETS
 from tests import factories
+from tests.factories import launch_post_data
 
 pytestmark = pytest.mark.django_db
 
@@ -15,7 +16,7 @@ def launch_form(max_length: int, stages=("generate", "label", "reward_model")) -
     config = PRESETS["offline-demo"].full_config()
     config["reward_model"]["base_model"] = "minilm"  # all-MiniLM-L6-v2: 512 positions
     config["reward_model"]["max_length"] = max_length
-    data = form_data_from_config(config, name="rm", constitution_version=factories.make_version(),
+    data = launch_post_data(config, name="rm", constitution_version=factories.make_version(),
                                  prompt_set=factories.make_prompt_set(n=4), stages=list(stages))
     return LaunchForm({k: v for k, v in data.items() if v is not None})
 

@@ -30,10 +30,10 @@ def prompt_set():
 
 
 def launch_data(version, prompt_set, **overrides):
-    from runs.forms import form_data_from_config
     from runs.presets import PRESETS
+    from tests.factories import launch_post_data
 
-    data = form_data_from_config(
+    data = launch_post_data(
         PRESETS["offline-demo"].full_config(), name="my run", constitution_version=version, prompt_set=prompt_set,
         stages=["generate", "label"],
     )
@@ -87,10 +87,10 @@ def test_single_gpu_preset_requires_the_hub_ids(client, operator, version, promp
     client.force_login(operator)
     page = client.get(reverse("runs:launch"), {"preset": "single-gpu"}).content.decode()
     assert 'placeholder="Qwen/Qwen2.5-1.5B-Instruct"' in page
-    from runs.forms import form_data_from_config
     from runs.presets import PRESETS
+    from tests.factories import launch_post_data
 
-    data = form_data_from_config(PRESETS["single-gpu"].full_config(), name="gpu", constitution_version=version,
+    data = launch_post_data(PRESETS["single-gpu"].full_config(), name="gpu", constitution_version=version,
                                  prompt_set=prompt_set, stages=["generate"])
     response = client.post(reverse("runs:launch"), data)
     assert response.status_code == 200

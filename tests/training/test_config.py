@@ -84,3 +84,21 @@ def test_dpo_needs_no_group_size_multiple():
 def test_every_version_below_the_current_one_has_an_upgrade():
     assert sorted(UPGRADES) == list(range(1, SCHEMA_VERSION))
     assert upgrade({"schema_version": SCHEMA_VERSION})["schema_version"] == SCHEMA_VERSION
+
+
+def test_every_wrong_field_is_reported_in_one_pass():
+    with pytest.raises(ConfigError) as caught:
+        RunConfig.from_dict({
+            "generation": {"temperature": 9.0},
+            "judge": {"model": " ", "concurrency": "many"},
+            "policy": {"algorithm": "dpo", "beta": 0.0},
+            "nonsense": 1,
+        })
+    found = {e.path: e.message for e in caught.value.errors}
+    assert set(found) == {"generation.temperature", "judge.concurrency", "policy.beta", "nonsense"}
+    assert "between 0.0 and 5.0" in found["generation.temperature"] and "whole number" in found["judge.concurrency"]
+    # a section whose fields could not be read is not checked further (judge.model waits for concurrency)
+    with pytest.raises(ConfigError) as caught:
+        RunConfig.from_dict({"judge": {"model": ""}, "reward_model": {"base_model": ""}})
+    assert {e.path for e in caught.value.errors} == {"judge.model", "reward_model.base_model"}
+    assert all("is required" in e.message for e in caught.value.errors)

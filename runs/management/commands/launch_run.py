@@ -1,5 +1,6 @@
 """`manage.py launch_run`: launch a run from a script or CI with the same options and validation as the
-launch form (the options are turned into the form's data and validated by :class:`runs.forms.LaunchForm`).
+launch form: the config (preset, then ``--config``, then each ``--set``; :func:`runs.forms.requested_config`) is
+validated as it is by :class:`runs.forms.LaunchForm` (:func:`runs.forms.direct_launch_form`).
 
 Examples::
 
@@ -19,11 +20,10 @@ from django.core.management.base import BaseCommand, CommandError
 
 from constitutions.models import ConstitutionVersion
 from runs.estimate import estimate_for
-from runs.forms import LaunchForm, form_data_from_config
+from runs.forms import direct_launch_form, requested_config
 from runs.models import PromptSet, Run
-from runs.presets import PRESETS, deep_merge
-from runs.stages.registry import DEFAULT_STAGES
-from training.config import RunConfig
+from runs.presets import PRESETS
+from training.config import ConfigError
 
 
 def parse_assignment(text: str) -> tuple[list[str], object]:
@@ -118,32 +118,30 @@ class Command(BaseCommand):
 
     def handle(self, *args, **options):
         preset = PRESETS[options["preset"]] if options["preset"] else None
-        config = preset.full_config() if preset else RunConfig().to_dict()
-        if options["config"]:
-            config = deep_merge(config, load_config_file(options["config"]))
+        overrides = []
         for assignment in options["set"]:
             path, value = parse_assignment(assignment)
-            target = config
-            for key in path[:-1]:
-                target = target.setdefault(key, {})
-                if not isinstance(target, dict):
-                    raise CommandError(f"--set {assignment}: {'.'.join(path[:-1])} is not a section")
-            target[path[-1]] = value
-        stages = (options["stages"].split(",") if options["stages"]
-                  else list(preset.stages if preset else DEFAULT_STAGES))
+            overrides.append((".".join(path), value))
+        try:
+            config, stages = requested_config(
+                options["preset"], load_config_file(options["config"]) if options["config"] else None, overrides
+            )
+        except ConfigError as exc:
+            raise CommandError(f"--set {exc.path}: {exc.message}" if exc.path != "preset" else str(exc)) from None
+        if options["stages"]:
+            stages = options["stages"].split(",")
         owner = None
         if options["owner"]:
             owner = get_user_model().objects.filter(username=options["owner"]).first()
             if owner is None:
                 raise CommandError(f"--owner {options['owner']!r}: no such user")
-        data = form_data_from_config(
+        form = direct_launch_form(
             config,
             name=options["name"] or (preset.label if preset else "run"),
             constitution_version=find_version(options["constitution"]),
             prompt_set=find_prompt_set(options["prompt_set"]),
             stages=[s.strip() for s in stages if s.strip()],
         )
-        form = LaunchForm(data)
         if not form.is_valid():
             raise CommandError("Invalid run:\n" + "\n".join(
                 f"  {'config' if k == '__all__' else k.replace('__', '.')}: {' '.join(str(e) for e in v)}"

@@ -8,12 +8,12 @@ import json
 
 import pytest
 
+from benchmarks.fake_openai_server import FakeChatServer
 from runs.audit import build_report
 from runs.importing import ImportOptions, import_prompt_set, open_source
 from runs.models import Judgment, StageRun
 from runs.stages import generate, label
 from tests import factories
-from benchmarks.fake_openai_server import FakeChatServer
 from training.judge_conventions import PairUnit, convention_table
 from training.progress import NullReporter
 
