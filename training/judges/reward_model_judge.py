@@ -24,17 +24,20 @@ from training.modeling import ensure_pad_token, resolve
 
 
 def load_reward_model(name: str, models_dir: Path | None = None):
-    """Load ``AutoModelForSequenceClassification`` (``num_labels=1``) and its tokenizer, in eval mode.
+    """Load a reward model (``AutoModelForSequenceClassification``, ``num_labels=1``, or a LoRA adapter folder on
+    one: :func:`training.adapters.load_for_inference`) and its tokenizer, in eval mode.
 
     Raises:
         training.modeling.ModelNotFound: the name resolves to nothing.
     """
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+    from transformers import AutoTokenizer
+
+    from training.adapters import load_for_inference
 
     path = resolve(name, models_dir)
     tokenizer = AutoTokenizer.from_pretrained(path)
     ensure_pad_token(tokenizer)
-    model = AutoModelForSequenceClassification.from_pretrained(path, num_labels=1)
+    model = load_for_inference(path, task_type="SEQ_CLS")  # a full model or a LoRA reward model's adapter
     if model.config.pad_token_id is None:
         model.config.pad_token_id = tokenizer.pad_token_id
     model.eval()
