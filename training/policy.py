@@ -22,16 +22,17 @@ before the marker.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from training.callbacks import SAMPLES_FILE, ReporterCallback, SampleCallback
+from training.chat import Conversation, as_messages
 from training.checkpoints import checkpoint_step, context_length, train_resumable, trainer_kwargs
 from training.config import PolicyConfig
+from training.modeling import ensure_pad_token
 from training.progress import NullReporter, Reporter
 
-Conversation = str | Sequence[Mapping[str, str]]
 RewardFn = Callable[..., list[float]]
 CONFIG_FILE = "rlaif_policy.json"
 
@@ -51,13 +52,6 @@ class PolicyResult:
     steps: int
     resumed_from_step: int = 0
     history: list[tuple[int, dict[str, float]]] = field(default_factory=list)
-
-
-def as_messages(conversation: Conversation) -> list[dict[str, str]]:
-    """A prompt as chat messages (TRL's conversational format)."""
-    if isinstance(conversation, str):
-        return [{"role": "user", "content": conversation}]
-    return [{"role": m["role"], "content": m["content"]} for m in conversation]
 
 
 def prompt_dataset(prompts: Sequence[Conversation], tokenizer, max_prompt_tokens: int = 0):
@@ -143,8 +137,7 @@ def train_policy(
     output_dir = Path(output_dir)
     steps = max_steps or config.steps
     tokenizer = AutoTokenizer.from_pretrained(policy_model)
-    if tokenizer.pad_token is None:
-        tokenizer.pad_token = tokenizer.eos_token
+    ensure_pad_token(tokenizer)
     common = trainer_kwargs(
         output_dir / "checkpoints",
         seed=config.seed,

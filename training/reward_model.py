@@ -12,16 +12,18 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from training import transcript
 from training.callbacks import ReporterCallback
+from training.chat import Conversation
 from training.checkpoints import train_resumable, trainer_kwargs
 from training.config import RewardModelConfig
+from training.modeling import ensure_pad_token
 from training.progress import NullReporter, Reporter
 
-Conversation = str | Sequence[Mapping[str, str]]
 #: Reward-model inputs keep at least this share of ``max_length`` for the prompt when the response is long.
 MIN_PROMPT_SHARE = 0.25
 CONFIG_FILE = "rlaif_reward_model.json"
@@ -29,14 +31,9 @@ CONFIG_FILE = "rlaif_reward_model.json"
 
 def render_prompt(conversation: Conversation) -> str:
     """A prompt as reward-model text: ``Human: …\\n\\nAssistant: …\\n\\nAssistant:`` (the chat turns in
-    Anthropic HH format, ending where the response starts). Plain strings are one user turn."""
-    if isinstance(conversation, str):
-        messages = [{"role": "user", "content": conversation}]
-    else:
-        messages = list(conversation)
-    names = {"user": "Human", "assistant": "Assistant", "system": "System"}
-    turns = [f"{names.get(m['role'], m['role'].title())}: {m['content'].strip()}" for m in messages]
-    return "\n\n".join(turns) + "\n\nAssistant:"
+    Anthropic HH format, ending where the response starts; :func:`training.transcript.render`). Plain strings
+    are one user turn."""
+    return transcript.render(conversation)
 
 
 def response_text(response) -> str:
@@ -203,8 +200,7 @@ def train_reward_model(
         raise ValueError("no preference pairs to train the reward model on (check the filters)")
     output_dir = Path(output_dir)
     tokenizer = AutoTokenizer.from_pretrained(base_model)
-    if tokenizer.pad_token is None:
-        tokenizer.pad_token = tokenizer.eos_token
+    ensure_pad_token(tokenizer)
     use_margin = config.use_margin and "margin" in train_dataset.column_names
     positions = model_positions(base_model_path(base_model), local_only=False)
     max_length, notice = fit_max_length(config.max_length, positions)
@@ -300,8 +296,7 @@ class RewardScorer:
 
         self.path = str(path)
         self.tokenizer = AutoTokenizer.from_pretrained(self.path)
-        if self.tokenizer.pad_token is None:
-            self.tokenizer.pad_token = self.tokenizer.eos_token
+        ensure_pad_token(self.tokenizer)
         self.model = load_for_inference(self.path, task_type="SEQ_CLS")
         self.model.config.pad_token_id = self.tokenizer.pad_token_id
         self.model.eval()

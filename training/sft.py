@@ -7,16 +7,17 @@ Examples are given to TRL in its prompt-completion format, so the loss covers on
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from training.callbacks import ReporterCallback
+from training.chat import Conversation, as_messages
 from training.checkpoints import checkpoint_step, context_length, train_resumable, trainer_kwargs
 from training.config import SFTConfig
+from training.modeling import ensure_pad_token
 from training.progress import NullReporter, Reporter
 
-Conversation = str | Sequence[Mapping[str, str]]
 CONFIG_FILE = "rlaif_sft.json"
 
 
@@ -44,7 +45,6 @@ def sft_dataset(examples: Sequence[Demonstration], tokenizer):
     from datasets import Dataset
 
     from training.generation import prompt_text
-    from training.policy import as_messages
 
     if getattr(tokenizer, "chat_template", None):
         return Dataset.from_dict(
@@ -100,8 +100,7 @@ def train_sft(
         raise ValueError("no SFT examples (demonstrations or revisions) to train on")
     output_dir = Path(output_dir)
     tokenizer = AutoTokenizer.from_pretrained(base_model)
-    if tokenizer.pad_token is None:
-        tokenizer.pad_token = tokenizer.eos_token
+    ensure_pad_token(tokenizer)
     args = TRLSFTConfig(
         **trainer_kwargs(
             output_dir / "checkpoints",

@@ -7,8 +7,9 @@ from datasets import Dataset
 from transformers import AutoTokenizer
 
 from tests.training.tiny import tiny_lm
+from training.chat import as_messages
 from training.config import PolicyConfig
-from training.policy import as_messages, dpo_dataset, prompt_dataset, train_policy
+from training.policy import dpo_dataset, prompt_dataset, train_policy
 from training.progress import Cancelled, RecordingReporter
 
 PROMPTS = [f"Question {i} about the sea?" for i in range(16)]
