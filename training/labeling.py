@@ -47,7 +47,11 @@ def unit_draw(seed: int, key: Hashable) -> float:
 def select_principles(
     principles: Sequence[Mapping], key: Hashable, *, mode: str = "sample", seed: int = 0
 ) -> list[Mapping]:
-    """The principle(s) to judge one comparison under.
+    """The principle(s) to judge one comparison under; also the draw of critique-and-revise's principle per
+    prompt (:mod:`training.critique_revise`), so one constitution and seed draw the same way everywhere.
+
+    The weighted draw maps a number fixed by ``(seed, key)`` (:func:`unit_draw`, a SHA-256 of both: the same
+    in every process, Python version and resume) onto the enabled principles' cumulative weights, in order.
 
     Args:
         principles: ordered dicts with at least ``weight`` (>= 0) and ``enabled``.
