@@ -147,6 +147,8 @@ def lineage(run: Run, artifacts: list[Artifact]) -> dict[int, list[dict]]:
             if algorithm == "dpo":
                 items.append(_link(f"DPO on {int(m['preferences'])} AI preferences" if "preferences" in m
                                    else "DPO on the AI preferences", pairs_url))
+            elif m.get("judge"):  # policy.reward_source judge: no reward model in between
+                items.append(_link(f"{algorithm or 'RL'} with the judge {m['judge']} as the reward (direct RLAIF)"))
             elif m.get("reward_model") or by_kind.get(Artifact.Kind.REWARD_MODEL):
                 items.append(_link(f"{algorithm or 'RL'} against reward model "
                                    + Path(m.get("reward_model") or by_kind[Artifact.Kind.REWARD_MODEL].path).name,

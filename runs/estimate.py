@@ -34,6 +34,8 @@ class Estimate:
         principles_per_comparison: 1 with principle sampling, else the number of enabled principles.
         judge_calls: comparisons × principles × (2 if both orders) × self-consistency.
         eval_judge_calls: calls of the evaluate stage (eval prompts × orders × self-consistency).
+        policy_judge_calls: calls of the policy stage with the judge as its reward (``policy.reward_source:
+            judge``): steps × groups per step × pairs per group × principles × orders × self-consistency.
         prompt_tokens, completion_tokens: judge tokens over all calls (estimates).
         generation_tokens: at most this many tokens sampled from the policy.
         cost: judge cost with the configured prices (0 when no price is set).
@@ -58,6 +60,7 @@ class Estimate:
     calls_within_budget: int | None
     warnings: list[str]
     minutes: float | None = None
+    policy_judge_calls: int = 0
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -117,10 +120,21 @@ def cpu_minutes(config: RunConfig, *, prompts: int, comparisons: int, eval_n: in
     if "policy" in stages and pol.algorithm != "dpo":
         step = max(0.5, figures.rl_step_s + figures.rl_step_s_per_token * pol.max_new_tokens) * pol.batch_size / 4
         seconds += 2 * figures.load_s + pol.steps * step
+        if pol.learns_from == "judge":  # the judge scores each step's rollouts instead of a reward model
+            seconds += figures.load_s + pol.steps * rollout_comparisons(config) * figures.judge_s
     if "evaluate" in stages:
         sampled = 2 * eval_n * ev.max_new_tokens / figures.tokens_per_s
         seconds += 3 * figures.load_s + sampled + eval_n * figures.judge_s
     return round(seconds / 60.0, 1)
+
+
+def rollout_comparisons(config: RunConfig) -> int:
+    """Comparisons the judge makes per RL step with ``policy.reward_source: judge``: each step samples
+    ``batch_size`` rollouts in groups of ``num_generations``, and every pair within a group is compared once
+    per principle (:mod:`training.direct_reward`)."""
+    pol = config.policy
+    groups = max(1, pol.batch_size // pol.num_generations)
+    return groups * comb(pol.num_generations, 2)
 
 
 def pairs_per_prompt(pairing: str, samples_per_prompt: int, pairs_requested: int) -> int:
@@ -181,6 +195,9 @@ def estimate(
     judge_calls = comparisons * principles * orders * judge.self_consistency if "label" in stages else 0
     eval_n = min(eval_prompts, config.evaluation.max_prompts) if config.evaluation.max_prompts else eval_prompts
     eval_calls = eval_n * principles * orders * judge.self_consistency if "evaluate" in stages else 0
+    policy_calls = 0
+    if "policy" in stages and config.policy.learns_from == "judge":
+        policy_calls = config.policy.steps * rollout_comparisons(config) * principles * orders * judge.self_consistency
     if "evaluate" in stages and eval_prompts == 0:
         warnings.append("The prompt set has no eval split: the evaluate stage has nothing to compare on.")
     if prompts == 0 and not from_reference and ("generate" in stages or "label" in stages):
@@ -190,7 +207,7 @@ def estimate(
     call_prompt_tokens = round((template_chars + avg_prompt_chars) / CHARS_PER_TOKEN + 2 * response_tokens)
     writes_rationale = judging.generates_rationale or judge.chain_of_thought or judge.self_consistency > 1
     call_completion_tokens = judge.max_new_tokens if writes_rationale else VERDICT_ONLY_TOKENS
-    all_calls = judge_calls + eval_calls
+    all_calls = judge_calls + eval_calls + policy_calls
     prompt_tokens = all_calls * call_prompt_tokens
     completion_tokens = all_calls * call_completion_tokens
     cost_per_call = (
@@ -218,6 +235,7 @@ def estimate(
         principles_per_comparison=principles,
         judge_calls=judge_calls,
         eval_judge_calls=eval_calls,
+        policy_judge_calls=policy_calls,
         prompt_tokens=prompt_tokens,
         completion_tokens=completion_tokens,
         generation_tokens=generation_tokens,

@@ -258,6 +258,11 @@ class PolicyConfig:
     Parameters:
         algorithm: ``rloo`` (TRL ``RLOOTrainer``, default), ``grpo`` (``GRPOTrainer``) or ``dpo``
             (``DPOTrainer`` on the AI preferences, no reward model).
+        reward_source: what scores RLOO/GRPO's rollouts: ``reward_model`` (the run's trained reward model,
+            "distilled" RLAIF; needs the reward_model stage) or ``judge`` (the run's AI judge scores each rollout
+            during RL, against the other rollouts of its prompt: direct RLAIF, Lee et al. 2023 section 2.3;
+            :mod:`training.direct_reward`; no reward model, one judge call or more per rollout). Not used by
+            DPO, which refuses ``judge``.
         beta: KL coefficient to the reference policy (RLOO/GRPO: 0 turns the penalty off; DPO: must be > 0).
         learning_rate, steps, batch_size: optimisation settings (steps are optimizer steps).
         num_generations: rollouts per prompt (group size for RLOO/GRPO); ``batch_size`` must be a multiple.
@@ -269,6 +274,7 @@ class PolicyConfig:
     """
 
     algorithm: Literal["rloo", "grpo", "dpo"] = "rloo"
+    reward_source: Literal["reward_model", "judge"] = "reward_model"
     beta: float = 0.05
     learning_rate: float = 1e-5
     steps: int = 20
@@ -294,6 +300,12 @@ class PolicyConfig:
         _at_least(self.checkpoint_every, 1, f"{path}.checkpoint_every")
         _between(self.temperature, 0.0, 5.0, f"{path}.temperature")
         _lora(self, path)
+        if self.algorithm == "dpo" and self.reward_source != "reward_model":
+            raise ConfigError(
+                f"{path}.reward_source",
+                f"must be 'reward_model' with dpo: DPO trains on the AI preferences, it samples nothing for the "
+                f"judge to score; got {self.reward_source!r}",
+            )
         if self.algorithm == "dpo" and self.beta <= 0:
             raise ConfigError(f"{path}.beta", "must be above 0 with dpo (beta scales DPO's implicit reward)")
         if self.algorithm != "dpo" and self.batch_size % self.num_generations:
@@ -302,6 +314,12 @@ class PolicyConfig:
                 f"must be a multiple of {path}.num_generations ({self.num_generations}) with "
                 f"{self.algorithm}: each prompt's rollouts form one group; got {self.batch_size}",
             )
+
+    @property
+    def learns_from(self) -> str:
+        """What the policy stage trains on: ``preferences`` (DPO), else ``reward_source`` (``reward_model`` or
+        ``judge``): the one rule preflight, the estimate and the stage read."""
+        return "preferences" if self.algorithm == "dpo" else self.reward_source
 
 
 @dataclass

@@ -15,7 +15,8 @@ Checks:
   fallback), and positions against the configured lengths;
 * each OpenAI-compatible endpoint: one ``GET /models`` answering and serving the named model
   (:func:`training.openai_http.probe_endpoint`), with its key variable allowed and set;
-* stage combinations: a stage whose input no chosen stage produces.
+* stage combinations: a stage whose input no chosen stage produces (RLOO/GRPO need the reward_model stage unless
+  ``policy.reward_source`` is ``judge``, whose judge is then checked like the label stage's).
 
 Plain Python, no Django: the launch form and ``launch_run`` call it through ``runs/forms.py``.
 """
@@ -73,6 +74,15 @@ class ModelUse:
     lengths: tuple[tuple[str, int], ...] = ()
 
 
+def judge_stages(config: RunConfig, stages: Iterable[str]) -> set[str]:
+    """The chosen stages that call the judge: label, evaluate, and the policy stage when the judge is its reward."""
+    stages = set(stages)
+    calling = stages & {"label", "evaluate"}
+    if "policy" in stages and config.policy.learns_from == "judge":
+        calling.add("policy")
+    return calling
+
+
 def model_uses(config: RunConfig, stages: Iterable[str]) -> list[ModelUse]:
     """The models the chosen stages load locally, with the lengths each must fit."""
     stages = set(stages)
@@ -91,9 +101,9 @@ def model_uses(config: RunConfig, stages: Iterable[str]) -> list[ModelUse]:
         uses.append(ModelUse("generation.model", gen.model, True, tuple(lengths)))
     judge = config.judge
     judging = judge_backend(judge.backend)
-    if stages & {"label", "evaluate"} and judging.local_model:
+    if judge_stages(config, stages) and judging.local_model:
         uses.append(ModelUse("judge.model", judge.model, judging.needs_padding))
-    if stages & {"reward_model"} or ("policy" in stages and config.policy.algorithm != "dpo"):
+    if stages & {"reward_model"} or ("policy" in stages and config.policy.learns_from == "reward_model"):
         uses.append(ModelUse("reward_model.base_model", config.reward_model.base_model, True,
                              (("reward_model.max_length", config.reward_model.max_length),)))
     return uses
@@ -220,9 +230,10 @@ def stage_problems(config: RunConfig, stages: Iterable[str]) -> list[tuple[str, 
         needed = NEEDS.get(stage)
         if needed and not set(needed) & set(stages):
             problems.append(("stages", f"{stage} needs the output of {' or '.join(needed)}, which is not selected"))
-    if "policy" in stages and config.policy.algorithm in ("rloo", "grpo") and "reward_model" not in stages:
+    if "policy" in stages and config.policy.learns_from == "reward_model" and "reward_model" not in stages:
         problems.append(("stages", f"policy with {config.policy.algorithm} needs a reward model: select reward_model "
-                                   "(or use policy.algorithm dpo, which trains on the preferences directly)"))
+                                   "(or set policy.reward_source judge, which scores the rollouts with the judge, or "
+                                   "use policy.algorithm dpo, which trains on the preferences directly)"))
     if "policy" in stages and config.policy.algorithm == "dpo" and "label" not in stages:
         problems.append(("stages", "policy with dpo trains on the AI preferences: select label"))
     return problems
@@ -269,7 +280,7 @@ def preflight(
     if generation_backend(gen.backend).needs_endpoint and gen.source == "policy" and set(stages) & {"generate"}:
         jobs["generation.base_url"] = lambda: (check_endpoint("generation.base_url", gen.base_url, gen.model,
                                                               gen.api_key_env), {})
-    if judge_backend(judge.backend).needs_endpoint and set(stages) & {"label", "evaluate"}:
+    if judge_backend(judge.backend).needs_endpoint and judge_stages(config, stages):
         jobs["judge.base_url"] = lambda: (check_endpoint("judge.base_url", judge.base_url, judge.model,
                                                          judge.api_key_env), {})
     if jobs:

@@ -18,13 +18,15 @@ answered from the cache.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass
 
 from django.conf import settings
 from django.db import transaction
 from django.db.models import QuerySet
 
+from runs.judge_cache import DbJudgeCache, persist_events, spent_by
 from runs.models import Comparison, Judgment, Run
-from training.judges import JudgedPair, JudgeTask, build_judge, judge_backend, judge_id_for
+from training.judges import Judge, JudgedPair, JudgeTask, build_judge, judge_backend, judge_id_for
 from training.judges.budget import BUDGET_REFUSED, Ledger
 from training.labeling import label_tasks, select_principles
 
@@ -77,6 +79,57 @@ def _judgment(run_judge_id: str, pair: JudgedPair) -> Judgment:
     )
 
 
+@dataclass
+class JudgeSession:
+    """A run's judge, built for a stage, with its request cache and (a paid judge) its cost ledger.
+
+    Attributes:
+        run: the run whose judge it is (its charges are recorded on it).
+        judge: the backend (:func:`training.judges.build_judge`), its ``ledger`` set when it is paid.
+        judge_id: what judgments, cache entries and charges are stored under.
+        cache: the request cache in the database (:class:`runs.judge_cache.DbJudgeCache`).
+        ledger: the budget and record of paid attempts, or None for a free judge.
+    """
+
+    run: Run
+    judge: Judge
+    judge_id: str
+    cache: DbJudgeCache
+    ledger: Ledger | None = None
+
+    @property
+    def spent(self) -> float:
+        """What the run has paid this judge so far (0 for a free judge)."""
+        return self.ledger.spent if self.ledger is not None else 0.0
+
+    def persist(self) -> None:
+        """Write the ledger's queued charges and answers (a paid judge); call often, from the stage's thread."""
+        if self.ledger is not None:
+            persist_events(self.run, self.judge_id, self.ledger.drain(), self.cache)
+
+
+def open_judge(run: Run, reporter) -> JudgeSession:
+    """Build ``run``'s judge for a stage: its local model fetched or converted first, and a paid judge given a
+    :class:`~training.judges.budget.Ledger` holding ``judge.budget`` less what the run already paid it.
+
+    The label and evaluate stages (:func:`judge_comparisons`) and the policy stage's direct reward
+    (``policy.reward_source: judge``) share it, so every caller spends under one cap and one cache.
+    """
+    config = run.run_config.judge
+    if judge_backend(config.backend).local_model:
+        from runs.stages import training_support
+
+        training_support.ensure_models(run.run_config, reporter, [config.model])
+    judge = build_judge(config, settings.MODELS_DIR)
+    judge_id = judge_id_for(config)
+    session = JudgeSession(run=run, judge=judge, judge_id=judge_id, cache=DbJudgeCache(judge_id))
+    if judge.paid:  # a paid endpoint: reserve against the cap, persist what arrives
+        session.ledger = Ledger(cap=config.budget, spent=spent_by(run, judge_id),
+                                reask_share=config.reask_budget_share)
+        judge.ledger = session.ledger
+    return session
+
+
 def judge_comparisons(run: Run, comparisons: QuerySet, reporter, *, progress_offset: int = 0) -> dict:
     """Label ``comparisons`` of ``run`` with its judge config and pinned constitution version.
 
@@ -127,22 +180,8 @@ def judge_comparisons(run: Run, comparisons: QuerySet, reporter, *, progress_off
     if not pending:
         return counts
 
-    if judge_backend(config.backend).local_model:
-        from runs.stages import training_support
-
-        training_support.ensure_models(run.run_config, reporter, [config.model])
-    judge = build_judge(config, settings.MODELS_DIR)
-    from runs.judge_cache import DbJudgeCache, persist_events, spent_by
-
-    cache = DbJudgeCache(judge_id)
-    ledger = None
-    if judge.paid:  # a paid endpoint: reserve against the cap, persist what arrives
-        ledger = Ledger(cap=config.budget, spent=spent_by(run, judge_id), reask_share=config.reask_budget_share)
-        judge.ledger = ledger
-
-    def persist() -> None:
-        if ledger is not None:
-            persist_events(run, judge_id, ledger.drain(), cache)
+    session = open_judge(run, reporter)
+    judge, cache, ledger, persist = session.judge, session.cache, session.ledger, session.persist
 
     reporter.log(f"label: {len(pending)} to judge with {judge_id} ({skipped} already stored)")
     dropped: set[str] = set()

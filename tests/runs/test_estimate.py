@@ -63,3 +63,21 @@ def test_the_gemma_preset_shows_about_half_an_hour_and_models_without_figures_no
     hub = estimate(config(generation={"model": "Qwen/Qwen2.5-1.5B-Instruct"}), train_prompts=10, eval_prompts=0,
                    enabled_principles=1)
     assert hub.minutes is None
+
+
+def test_the_judge_as_the_policy_reward_counts_its_calls_and_cost():
+    judge = {"backend": "openai", "base_url": "http://x", "price_per_1k_prompt_tokens": 1.0}
+    direct = config(judge=judge, policy={"reward_source": "judge", "steps": 10, "batch_size": 8,
+                                         "num_generations": 4})
+    est = estimate(direct, train_prompts=10, eval_prompts=0, enabled_principles=1, stages=("policy",))
+    assert est.policy_judge_calls == 10 * 2 * 6 * 2  # steps x groups x pairs per group x both orders
+    assert est.judge_calls == 0 and est.cost > 0
+    distilled = estimate(config(judge=judge, policy={"steps": 10}), train_prompts=10, eval_prompts=0,
+                         enabled_principles=1, stages=("policy",))
+    assert distilled.policy_judge_calls == 0 and distilled.cost == 0
+    gemma = {"model": "gemma-3-270m"}
+    judged = estimate(config(generation=gemma, policy={"reward_source": "judge"}), train_prompts=10,
+                      eval_prompts=0, enabled_principles=1, stages=("policy",))
+    scored = estimate(config(generation=gemma), train_prompts=10, eval_prompts=0, enabled_principles=1,
+                      stages=("policy",))
+    assert judged.minutes > scored.minutes  # the judge's time on the rollouts

@@ -8,6 +8,8 @@ from runs.progress import DbReporter
 from runs.stages import policy as policy_stage
 from tests.runs.training_runs import labelled_run
 from tests.training.tiny import tiny_lm
+from training.config import JudgeConfig
+from training.judges import judge_id_for
 from training.progress import Cancelled
 
 pytestmark = pytest.mark.django_db
@@ -79,3 +81,27 @@ def test_dpo_stage_trains_on_the_ai_preferences(lm):
     assert run_stage(queued(run, "policy").pk) == StageStatus.SUCCEEDED
     assert Artifact.objects.get(run=run, kind="policy").metrics["steps"] == 3
     assert MetricPoint.objects.filter(run=run, stage="policy", name="rewards/margins").count() == 3
+
+
+@pytest.mark.slow
+def test_rloo_with_the_judge_as_the_reward_needs_no_reward_model(lm):
+    run = labelled_run(lm, n=8, stages=("policy",), config={"policy": {**POLICY, "reward_source": "judge"}})
+    assert not Artifact.objects.filter(run=run, kind="reward_model").exists()
+    assert run_stage(queued(run, "policy").pk) == StageStatus.SUCCEEDED
+
+    tuned = Artifact.objects.get(run=run, kind="policy", name="policy")
+    judge_id = judge_id_for(JudgeConfig(backend="transformers", model=lm))
+    assert tuned.metrics["judge"] == judge_id and "reward_model" not in tuned.metrics
+    # 4 steps of 2 groups of 2 rollouts: one comparison per group and step
+    assert tuned.metrics["judgments"] == 8 and tuned.metrics["judgments_failed"] == 0
+    for name in ("judge_reward", "judge_failed", "reward", "kl"):
+        steps = list(MetricPoint.objects.filter(run=run, stage="policy", name=name).values_list("step", flat=True))
+        assert sorted(steps) == [1, 2, 3, 4], name
+    rewards = MetricPoint.objects.filter(run=run, stage="policy", name="judge_reward").values_list("value", flat=True)
+    assert all(v == pytest.approx(0.5) for v in rewards)  # pairwise: each group's rewards average 0.5
+    failed = MetricPoint.objects.filter(run=run, stage="policy", name="judge_failed").values_list("value", flat=True)
+    assert set(failed) == {0.0}
+    assert MetricPoint.objects.filter(run=run, stage="policy", name="judge_margin").exists()
+    from runs.artifact_files import lineage
+
+    assert any("direct RLAIF" in item["text"] for item in lineage(run, [tuned])[tuned.pk])

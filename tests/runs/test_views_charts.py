@@ -200,3 +200,16 @@ def test_cached_judge_figures_follow_the_label_stage(client, viewer):
     judged_pair(run, principle, p_a_ab=0.9, p_a_ba=0.7, verdict="A")
     StageRun.objects.filter(run=run, stage="label").update(progress_done=2, heartbeat_at=timezone.now())
     assert a_count() == 2
+
+
+def test_the_judge_reward_metrics_chart_in_the_policy_panels(client, viewer):
+    run = factories.make_run(stages=("policy",), config={"policy": {"reward_source": "judge"}})
+    curve(run, "policy", "judge_reward", [0.5, 0.5, 0.5])
+    curve(run, "policy", "judge_margin", [0.6, 0.4, 0.3])
+    curve(run, "policy", "judge_failed", [0, 2, 1])
+    client.force_login(viewer)
+    panels = panels_by_id(client.get(reverse("runs:charts", args=[run.pk])).json())
+    reward = traces_by_name(panels["policy_reward"])
+    assert reward["judge_reward"]["y"] == pytest.approx([0.5, 0.5, 0.5])
+    assert reward["judge_margin"]["y"] == pytest.approx([0.6, 0.4, 0.3])
+    assert traces_by_name(panels["policy_judge_failed"])["judge_failed"]["y"] == pytest.approx([0, 2, 1])

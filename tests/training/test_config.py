@@ -66,6 +66,9 @@ def test_a_schema_1_dpo_run_with_beta_zero_keeps_what_it_trained_with():
         ({"policy": {"batch_size": 6, "num_generations": 4}}, "policy.batch_size", "multiple of policy.num_generations"),
         ({"policy": {"algorithm": "grpo", "batch_size": 3, "num_generations": 2}}, "policy.batch_size", "with grpo"),
         ({"policy": {"algorithm": "dpo", "beta": 0.0}}, "policy.beta", "above 0 with dpo"),
+        ({"policy": {"algorithm": "dpo", "reward_source": "judge"}}, "policy.reward_source",
+         "must be 'reward_model' with dpo"),
+        ({"policy": {"reward_source": "oracle"}}, "policy.reward_source", "must be one of"),
         ({"schema_version": SCHEMA_VERSION + 1}, "schema_version", "newer than this version"),
         ({"schema_version": "2"}, "schema_version", "whole number"),
     ],
@@ -74,6 +77,17 @@ def test_cross_field_and_version_errors_name_the_field(data, path, words):
     with pytest.raises(ConfigError) as caught:
         RunConfig.from_dict(data)
     assert caught.value.path == path and words in caught.value.message
+
+
+def test_the_judge_as_the_reward_is_a_policy_option_with_a_default():
+    assert RunConfig.from_dict({}).policy.reward_source == "reward_model"
+    assert RunConfig.from_dict({"policy": {"reward_source": "judge"}}).policy.reward_source == "judge"
+    for algorithm in ("rloo", "grpo"):
+        config = RunConfig.from_dict({"policy": {"algorithm": algorithm, "reward_source": "judge"}})
+        assert config.to_dict()["policy"]["reward_source"] == "judge" and config.policy.learns_from == "judge"
+    assert RunConfig.from_dict({"policy": {"algorithm": "dpo"}}).policy.learns_from == "preferences"
+    # a stored run from before the field reads as it trained: against its reward model
+    assert RunConfig.from_dict({"policy": {"steps": 3}}, stored=True).policy.reward_source == "reward_model"
 
 
 def test_dpo_needs_no_group_size_multiple():

@@ -10,7 +10,7 @@ import pytest
 
 from tests.training.tiny import tiny_lm
 from training.config import RunConfig
-from training.preflight import preflight, stage_problems
+from training.preflight import model_uses, preflight, stage_problems
 
 ALL = ["generate", "label", "reward_model", "policy", "evaluate"]
 
@@ -104,3 +104,24 @@ def test_stage_combinations():
     assert any("label needs the output of generate" in m for _, m in stage_problems(rloo, ["label"]))
     dpo = RunConfig.from_dict({"policy": {"algorithm": "dpo"}})
     assert stage_problems(dpo, ["generate", "label", "policy", "evaluate"]) == []
+
+
+def test_the_judge_as_the_reward_needs_no_reward_model_stage_but_its_judge():
+    direct = RunConfig.from_dict({"policy": {"reward_source": "judge"}})
+    assert stage_problems(direct, ["generate", "label", "policy", "evaluate"]) == []
+    assert stage_problems(direct, ["policy"]) == []  # RL on the train prompts: nothing to label first
+    grpo = RunConfig.from_dict({"policy": {"algorithm": "grpo", "reward_source": "judge"}})
+    assert stage_problems(grpo, ["policy"]) == []
+    assert any("reward_source judge" in m for _, m in stage_problems(RunConfig.from_dict({}), ["policy"]))
+    # the policy stage loads the judge, not a reward-model backbone
+    paths = [use.path for use in model_uses(direct, ["policy"])]
+    assert "judge.model" in paths and "reward_model.base_model" not in paths
+    paths = [use.path for use in model_uses(RunConfig.from_dict({}), ["policy"])]
+    assert "reward_model.base_model" in paths and "judge.model" not in paths
+
+
+def test_the_judge_endpoint_is_checked_when_it_is_the_policy_reward(tmp_path):
+    judge = {"backend": "openai", "base_url": f"http://127.0.0.1:{closed_port()}/v1", "model": "m"}
+    result = preflight(config(judge=judge, policy={"reward_source": "judge"}, generation={"model": "demo://policy"}),
+                       ["policy"], tmp_path, hub_reason=lambda: "")
+    assert any(path == "judge.base_url" for path, _ in result.problems), result.problems

@@ -72,6 +72,7 @@
       row("Policy tokens (at most)", fmt(e.generation_tokens)), row("Judge cost", e.cost.toFixed(2))
     );
     table.rows[4].cells[1].id = "estimate-judge-calls";
+    if (e.policy_judge_calls) table.append(row("Judge calls (policy rollouts)", fmt(e.policy_judge_calls)));
     if (e.budget) table.append(row("Budget cap", e.budget.toFixed(2)));
     if (e.minutes !== null && e.minutes !== undefined) table.append(row("Time on an idle 2-core CPU (about)", e.minutes + " min"));
     body.append(table);
