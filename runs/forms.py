@@ -51,6 +51,10 @@ LABELS = {
     "judge.self_consistency": "Self-consistency samples (n)",
     "judge.tie_margin": "Tie margin on |P(A) − 0.5|",
     "judge.budget": "Budget cap (0 = none)",
+    "judge.anchor_run": "Drift guard: anchor run id (0 = off)",
+    "judge.anchor_source": "Drift guard: anchor verdicts (human labels or AI judgments)",
+    "judge.anchor_sample": "Drift guard: anchor pairs re-judged",
+    "judge.anchor_min_agreement": "Drift guard: min agreement with the anchor (0–1)",
     "reward_model.base_model": "Reward model backbone",
     "reward_model.min_confidence": "Min confidence |P(A) − 0.5| × 2",
     "reward_model.use_margin": "Soft preference as margin",
@@ -245,7 +249,9 @@ class LaunchForm(forms.Form):
 
     def _preflight(self, config: RunConfig) -> bool:
         """Check every model, tokenizer, endpoint, key and stage combination the run needs, in parallel, and
-        put every problem on its field at once (:func:`training.preflight.preflight`). The fallbacks the run
+        put every problem on its field at once (:func:`training.preflight.preflight`), with the checks that read
+        the database: a reference-pairs run's pairs, a drift guard's anchor run and its anchor pairs
+        (:func:`runs.drift.anchor_problem`). The fallbacks the run
         will take (pad = EOS, the transcript prompt format) go to ``cleaned_data["preflight"]``, which the
         launch records on the run."""
         from django.conf import settings
@@ -262,6 +268,12 @@ class LaunchForm(forms.Form):
                 result.problems.append(("generation.source", (
                     f"the prompt set {prompt_set.name!r} has no reference pairs to judge (import pairwise or "
                     "HH-RLHF data with 'Keep reference pairs'), or choose source 'policy'")))
+        if config.judge.anchor_run and "label" in stages:
+            from runs.drift import anchor_problem
+
+            problem = anchor_problem(config.judge)
+            if problem is not None:
+                result.problems.append(problem)
         for path, message in result.problems:
             self._attach_config_error(ConfigError(path, message))
         self.cleaned_data["preflight"] = result

@@ -1,9 +1,17 @@
-"""The audit gate: a run may be configured to wait before reward-model training until a human audit of
-its AI labels is large enough and agrees enough (config ``audit_gate``: ``{"min_n": int,
-"min_alignment": float}``)."""
+"""Holds on a run. The audit gate: a run may be configured to wait before reward-model training until a human
+audit of its AI labels is large enough and agrees enough (config ``audit_gate``: ``{"min_n": int,
+"min_alignment": float}``). A stage may also hold its run while it runs (:class:`Hold`: the drift guard,
+:mod:`runs.drift`). Either way the stage and the run are "waiting" with a message, and an operator releases
+the hold (:func:`runs.services.release_gate`) or cancels the run."""
 from __future__ import annotations
 
 from runs.models import Run, Stage
+
+
+class Hold(Exception):
+    """Raised by a stage function that must not go on without an operator: the job runner ends the attempt
+    with the stage and its run "waiting", the exception's text as the stage's message. A release or a resume
+    queues the stage again."""
 
 
 def audit_alignment(run: Run) -> tuple[int, float | None]:

@@ -1,5 +1,6 @@
 """RQ entry points. A job loads its row, claims it atomically, calls the stage function, and records the
-outcome; on success it enqueues the run's next stage.
+outcome; on success it enqueues the run's next stage. A stage that raises :class:`runs.gate.Hold` ends its
+attempt "waiting", and its run waits for an operator (release or cancel).
 
 While the stage function runs, a heartbeat thread writes ``StageRun.heartbeat_at`` every
 :data:`runs.recovery.HEARTBEAT_S` seconds, whatever the stage does (a slow model load reports nothing for
@@ -20,6 +21,7 @@ from django.utils import timezone
 from rlaif_site.queueing import SHUTDOWN
 from runs import recovery, services
 from runs.db_retry import call_with_db_retry, reset_connections
+from runs.gate import Hold
 from runs.models import Run, RunStatus, StageRun, StageStatus
 from runs.progress import DbReporter
 from runs.stages.registry import stage_function
@@ -112,6 +114,13 @@ def run_stage(stage_run_id: int) -> str:
     try:
         with StageHeartbeat(stage_run.pk, attempt=stage_run.attempt):
             call_with_db_retry(call_stage, what=what, budget_s=DB_RETRY_BUDGET_S, on_retry=on_db_fault)
+    except Hold as hold:
+        reason = redact(str(hold))
+        reporter.log(f"{stage_run.stage}: waiting for an operator: {reason}")
+        _retry(reporter.flush, what)
+        if _retry(lambda: stage_run.finish_attempt(StageStatus.WAITING, message=reason), what):
+            _retry(lambda: run.mark_waiting(stage_run.stage), what)
+        return StageStatus.WAITING
     except Cancelled:
         if reporter.superseded:
             logger.warning("%s: attempt %s was superseded (re-queued or ended meanwhile); stopping it",

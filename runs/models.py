@@ -252,7 +252,7 @@ class Run(models.Model):
                     "started_at": self.started_at or at or timezone.now()})
 
     def mark_waiting(self, stage: str) -> None:
-        """The run waits before ``stage`` (its audit gate is not met)."""
+        """The run waits at ``stage`` (its audit gate is not met, or its drift guard holds it)."""
         self._move({"status": RunStatus.WAITING, "current_stage": stage})
 
     def move_to(self, stage: str) -> None:
@@ -382,15 +382,22 @@ class StageRun(models.Model):
             finished_at=None, error="", message="",
         ))
 
-    def finish_attempt(self, status: str, error: str = "") -> bool:
+    def finish_attempt(self, status: str, error: str = "", message: str | None = None) -> bool:
         """Record how this attempt (``self.attempt``) ended, unless the row moved on meanwhile (re-queued by
         recovery and maybe taken by a later attempt, ended by a forced cancel).
+
+        Args:
+            status: succeeded, failed, cancelled, or waiting (the stage holds its run for an operator:
+                :class:`runs.gate.Hold`).
+            message: replaces the stage's message (None: cleared on success, else kept).
 
         Returns:
             Whether it was recorded.
         """
         fields = {"status": status, "finished_at": timezone.now(), "error": error}
-        if status == StageStatus.SUCCEEDED:
+        if message is not None:
+            fields["message"] = message[:500]
+        elif status == StageStatus.SUCCEEDED:
             fields["message"] = ""  # "generating…" and the like no longer describe a finished stage
         return self._move(fields, status=StageStatus.RUNNING, attempt=self.attempt)
 
@@ -600,6 +607,57 @@ class AuditItem(models.Model):
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["run", "comparison"], name="one_audit_item_per_comparison")]
+
+
+class AnchorSource(models.TextChoices):
+    AI = "ai", "AI judgments"
+    HUMAN = "human", "Human labels"
+
+
+class AnchorCheck(models.Model):
+    """One drift-guard check (:mod:`runs.drift`): the run's judge re-judged a seeded sample of an anchor
+    run's pairs, and its verdicts were compared with the anchor's (AI majority or human labels). Pairs either
+    side calls a tie, and failed re-judgments, are left out of the agreement and counted.
+
+    The re-judged verdicts live here (``pairs``), not as :class:`Judgment` rows: they are neither the run's
+    labels nor the anchor run's."""
+
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="anchor_checks")
+    anchor_run = models.ForeignKey(Run, null=True, on_delete=models.SET_NULL, related_name="+")
+    source = NulFreeCharField(max_length=10, choices=AnchorSource.choices)
+    judge_id = NulFreeCharField(max_length=300, help_text="The judge checked (this run's).")
+    anchor_judge_id = NulFreeCharField(max_length=300, blank=True, help_text="The anchor run's judge.")
+    sampled = models.PositiveIntegerField(default=0, help_text="Anchor pairs re-judged.")
+    n = models.PositiveIntegerField(default=0, help_text="Pairs compared: both verdicts A or B.")
+    agree = models.PositiveIntegerField(default=0)
+    ties = models.PositiveIntegerField(default=0, help_text="Left out: a tie on either side.")
+    failed = models.PositiveIntegerField(default=0, help_text="Left out: re-judging failed.")
+    agreement = models.FloatField(null=True, blank=True)
+    low = models.FloatField(null=True, blank=True, help_text="95% Wilson interval.")
+    high = models.FloatField(null=True, blank=True)
+    threshold = models.FloatField(help_text="judge.anchor_min_agreement at the time.")
+    passed = models.BooleanField(default=False)
+    disagreeing = NulFreeJSONField(default=list, blank=True, help_text="Anchor comparison ids judged otherwise.")
+    pairs = RedactedJSONField(default=list, blank=True,
+                              help_text="Per re-judged pair: comparison, anchor verdict, verdict now, P(A).")
+    released_at = models.DateTimeField(null=True, blank=True, help_text="An operator let the run go on anyway.")
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+
+    def __str__(self) -> str:
+        return f"anchor check of run {self.run_id} against run {self.anchor_run_id}"
+
+    @property
+    def holds(self) -> bool:
+        """The check failed and no operator released it: the run waits."""
+        return not self.passed and self.released_at is None
+
+    def release(self) -> None:
+        """An operator let the run go on although its judge disagrees with the anchor."""
+        self.released_at = timezone.now()
+        AnchorCheck.objects.filter(pk=self.pk, released_at__isnull=True).update(released_at=self.released_at)
 
 
 # --- Metrics and artifacts -------------------------------------------------------------------------

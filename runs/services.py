@@ -197,7 +197,13 @@ def resume_run(run: Run, *, from_stage: str | None = None) -> StageRun | None:
 
 
 def release_gate(run: Run) -> StageRun | None:
-    """Let a run that waits at its audit gate go on (an operator's decision)."""
+    """Let a run that waits at its audit gate, or that its drift guard holds (:mod:`runs.drift`), go on (an
+    operator's decision, recorded on the run or on the holding anchor check)."""
+    from runs import drift
+
+    run.refresh_from_db()
+    if run.status == RunStatus.WAITING and drift.release_hold(run):
+        return resume_run(run)  # the label stage again; it skips the released check
     run.release_gate()
     run.refresh_from_db()
     if run.status == RunStatus.WAITING:

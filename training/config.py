@@ -150,6 +150,14 @@ class JudgeConfig:
         reask_budget_share: with a budget, the share of it that such re-asks may spend in all.
         max_failed_share: the label stage fails when more than this share of its judgments failed (it
             succeeds "with N failed" below it).
+        anchor_run: the drift guard's anchor (0 = off): the id of an earlier run whose pairs, with their verdicts,
+            the label stage re-judges first (:mod:`runs.drift`). A judge behind an endpoint can change without
+            notice; when this judge no longer agrees with the anchor, the run waits for an operator.
+        anchor_source: the anchor verdicts: ``human`` (the anchor run's human labels, majority per pair) or
+            ``ai`` (its AI judgments, majority over principles per pair).
+        anchor_sample: how many anchor pairs (with a decisive anchor verdict) are re-judged, drawn with ``seed``.
+        anchor_min_agreement: the run waits when the share of re-judged pairs agreeing with the anchor is below
+            this (pairs either side calls a tie are left out).
     """
 
     backend: Literal["openai", "transformers", "reward_model", "likelihood"] = "transformers"
@@ -174,9 +182,16 @@ class JudgeConfig:
     max_reasks: int = 1
     reask_budget_share: float = 0.25
     max_failed_share: float = 0.1
+    anchor_run: int = 0
+    anchor_source: Literal["ai", "human"] = "human"
+    anchor_sample: int = 20
+    anchor_min_agreement: float = 0.8
 
     def validate(self, path: str) -> None:
         _required(self.model, f"{path}.model")
+        _at_least(self.anchor_run, 0, f"{path}.anchor_run")
+        _between(self.anchor_sample, 1, 1000, f"{path}.anchor_sample")
+        _between(self.anchor_min_agreement, 0.0, 1.0, f"{path}.anchor_min_agreement")
         _at_least(self.concurrency, 1, f"{path}.concurrency")
         _at_least(self.max_reasks, 0, f"{path}.max_reasks")
         _between(self.reask_budget_share, 0.0, 1.0, f"{path}.reask_budget_share")

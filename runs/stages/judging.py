@@ -5,7 +5,8 @@ evaluate stage (tuned against reference answers) share.
 streams them to :func:`training.labeling.label_tasks` and bulk-writes each batch of
 :class:`~runs.models.Judgment` rows as it comes. A second call skips what is stored (the unique constraint
 on comparison × principle × judge makes a double write impossible) and judges again the units whose earlier
-judgment failed, updating those rows.
+judgment failed, updating those rows. :func:`rejudge` judges another run's comparisons in memory, storing no
+judgment (the drift guard's anchor check, :mod:`runs.drift`).
 
 A paid judge (:attr:`~training.judges.base.Judge.paid`: the ``openai`` backend) is given a
 :class:`~training.judges.budget.Ledger`: each call is reserved against ``judge.budget`` before it is made,
@@ -153,16 +154,8 @@ def judge_comparisons(run: Run, comparisons: QuerySet, reporter, *, progress_off
     """
     config = run.run_config.judge
     version = run.constitution_version
-    principles = version.principle_dicts()
     judge_id = judge_id_for(config)
-    try:
-        units = [
-            (cid, p)
-            for cid, key in _sampling_keys(comparisons)
-            for p in select_principles(principles, key, mode=config.principle_sampling, seed=config.seed)
-        ]
-    except ValueError as exc:
-        raise ValueError(f"{version}: {exc}") from exc
+    units = _units(comparisons, version, config)
     stored = Judgment.objects.filter(comparison__in=comparisons.values("pk"), judge_id=judge_id)
     ok_keys, failed_rows = set(), {}
     for pk, cid, pid, verdict, cost, attempts in stored.values_list(
@@ -232,6 +225,79 @@ def judge_comparisons(run: Run, comparisons: QuerySet, reporter, *, progress_off
     if dropped:
         counts["dropped"] = sorted(dropped)
     return counts
+
+
+def rejudge(run: Run, comparisons: QuerySet, reporter, *, version, sampling) -> list[JudgedPair]:
+    """Judge ``comparisons`` (of any run) with ``run``'s judge and return the results, storing no judgment:
+    the drift guard's re-judging of an anchor run's pairs (:mod:`runs.drift`).
+
+    The request cache is not read (the anchor run's own answers may be in it, and a cached answer would
+    hide a judge that changed since); a paid judge's calls are reserved against ``run``'s ``judge.budget``
+    and written to its cost ledger as they arrive, like the label stage's.
+
+    Args:
+        run: the run whose judge config (and budget) is used.
+        comparisons: the comparisons to judge.
+        reporter: progress of these units, log lines and cancellation.
+        version: the constitution version to judge under (its principles, template, few-shot examples).
+        sampling: the :class:`~training.config.JudgeConfig` whose ``principle_sampling`` and ``seed`` draw
+            each comparison's principles (the anchor run's: the same draw as its label stage made).
+
+    Returns:
+        One :class:`~training.judges.JudgedPair` per (comparison, principle), keyed ``(comparison id,
+        principle id)``; failed ones included (verdict ``""``).
+
+    Raises:
+        JudgeUnavailable: the endpoint stopped answering.
+        training.progress.Cancelled: the reporter asked to stop.
+    """
+    config = run.run_config.judge
+    units = _units(comparisons, version, sampling)
+    if not units:
+        return []
+    session = open_judge(run, reporter)
+    judge, ledger = session.judge, session.ledger
+    batches = label_tasks(
+        judge,
+        list(_tasks(units)),
+        template=version.judge_template,
+        examples=version.few_shot_examples or [],
+        allow_ties=version.allow_ties,
+        config=config,
+        reporter=reporter,
+        cache=None,
+        batch_size=max(32, 2 * config.concurrency),
+        spent=session.spent,
+        while_waiting=session.persist if ledger is not None else None,
+    )
+    judged: list[JudgedPair] = []
+    dropped: set[str] = set()
+    try:
+        for pairs in batches:
+            session.persist()
+            _record_dropped(judge, dropped, reporter)
+            judged.extend(pairs)
+            if judge.breaker is not None and judge.breaker.is_open:
+                raise JudgeUnavailable(f"the judge {session.judge_id} stopped answering: {judge.breaker.error()}")
+    finally:
+        batches.close()
+        judge.close()
+        session.persist()
+    return judged
+
+
+def _units(comparisons: QuerySet, version, config) -> list[tuple[int, dict]]:
+    """``(comparison id, principle)`` units: each comparison's principle(s) drawn from ``version`` by
+    ``config.principle_sampling`` and ``config.seed`` (:func:`training.labeling.select_principles`)."""
+    principles = version.principle_dicts()
+    try:
+        return [
+            (cid, p)
+            for cid, key in _sampling_keys(comparisons)
+            for p in select_principles(principles, key, mode=config.principle_sampling, seed=config.seed)
+        ]
+    except ValueError as exc:
+        raise ValueError(f"{version}: {exc}") from exc
 
 
 def _record_dropped(judge, seen: set[str], reporter) -> None:

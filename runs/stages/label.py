@@ -1,5 +1,8 @@
 """The label stage: the run's AI judge labels its train comparisons under its pinned constitution version.
 
+A run that names an anchor (``judge.anchor_run``) first has its judge re-judge a sample of it (the drift guard,
+:mod:`runs.drift`); when the judge no longer agrees with the anchor the stage and the run wait for an operator.
+
 Thin: :func:`runs.stages.judging.judge_comparisons` does the judging (what is stored is skipped, failed
 judgments are judged again, a paid judge's spend is reserved against ``judge.budget`` and persisted as it
 arrives). The stage fails when every judgment failed or when more than ``judge.max_failed_share`` of them
@@ -8,6 +11,7 @@ failed, and otherwise says how many did.
 
 from __future__ import annotations
 
+from runs import drift
 from runs.models import Comparison, Judgment
 from runs.stages.judging import JudgeUnavailable, judge_comparisons
 from training.judges import judge_id_for
@@ -21,7 +25,9 @@ def run(stage_run, reporter) -> None:
     """The label stage: judge the run's ``purpose="train"`` comparisons.
 
     Raises:
-        ValueError: the run has no train comparisons (run the generate stage first).
+        ValueError: the run has no train comparisons (run the generate stage first), or its anchor run has no
+            anchor pairs.
+        runs.gate.Hold: the judge disagrees with the run's anchor (the drift guard); the run waits.
         JudgeUnavailable: every judgment failed (they are stored; resuming judges them again).
         TooManyFailed: more than ``judge.max_failed_share`` of the stored judgments failed.
     """
@@ -29,6 +35,7 @@ def run(stage_run, reporter) -> None:
     comparisons = Comparison.objects.filter(run=run_row, purpose="train")
     if not comparisons.exists():
         raise ValueError(f"run {run_row.pk} has no comparisons to label; run the generate stage first")
+    drift.guard(run_row, reporter)
     counts = judge_comparisons(run_row, comparisons, reporter)
     if counts["done"] and counts["failed"] == counts["done"] and not counts["skipped"]:
         raise JudgeUnavailable(

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from runs.views import artifacts, charts, pairs, runs
+from runs.views import artifacts, charts, judges, pairs, runs
 
 urlpatterns = [
     path("", runs.run_list, name="list"),
@@ -9,6 +9,9 @@ urlpatterns = [
     path("runs/compare/", charts.compare, name="compare"),
     path("runs/compare/charts.json", charts.compare_charts_json, name="compare_charts"),
     path("runs/charts.csv", charts.charts_csv, name="charts_csv"),
+    path("judges/", judges.judge_list, name="judges"),
+    path("judges/charts.json", judges.judges_json, name="judges_charts"),
+    path("judges/charts.csv", judges.judges_csv, name="judges_csv"),
     path("runs/<int:pk>/", runs.run_detail, name="detail"),
     path("runs/<int:pk>/progress.json", runs.run_progress, name="progress"),
     path("runs/<int:pk>/charts.json", charts.run_charts_json, name="charts"),

@@ -11,6 +11,8 @@ from runs.audit.blind import blinded_comparison_ids
 from runs.models import HumanLabel, Judgment, Run, Verdict
 
 PAGE_SIZE = 25
+#: The most comparison ids the ``comparisons`` filter takes.
+MAX_IDS = 1000
 VERDICT_FILTERS = {"A": Verdict.A, "B": Verdict.B, "tie": Verdict.TIE, "failed": Verdict.FAILED}
 
 
@@ -27,10 +29,16 @@ def filter_judgments(run: Run, params) -> tuple:
 
     Filters (query parameters): ``principle`` (id), ``min_conf``/``max_conf`` (confidence |P(A) − 0.5| × 2,
     applied as ranges of P(A) so the index on ``p_a`` serves them), ``consistent`` (yes/no/unknown),
-    ``verdict`` (A/B/tie/failed), ``audit`` (labelled/unlabelled), ``purpose`` (train/eval).
+    ``verdict`` (A/B/tie/failed), ``audit`` (labelled/unlabelled), ``purpose`` (train/eval), ``comparisons``
+    (comma-separated comparison ids, at most :data:`MAX_IDS`: e.g. the anchor pairs a drift check found
+    judged otherwise).
     """
     qs = Judgment.objects.filter(comparison__run_id=run.pk)
     applied: dict[str, str] = {}
+    ids = sorted({int(part) for part in params.get("comparisons", "").split(",") if part.strip().isdigit()})[:MAX_IDS]
+    if ids:
+        qs = qs.filter(comparison_id__in=ids)
+        applied["comparisons"] = ",".join(map(str, ids))
     principle = params.get("principle", "")
     if principle.isdigit():
         qs = qs.filter(principle_id=int(principle))

@@ -14,7 +14,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from constitutions.models import Constitution, ConstitutionVersion
 from rlaif_site.roles import OPERATORS, role_required
-from runs import services, summary
+from runs import drift, services, summary
 from runs.artifact_files import artifact_rows
 from runs.charts import CACHE_SECONDS, data_version
 from runs.config_diff import full_config
@@ -183,6 +183,7 @@ def run_detail(request, pk: int):
         "notes_form": RunNotesForm(initial=initial_for(run)),
         "has_samples": policy_samples_path(run).exists(),
         "log_lines": LOG_TAIL_LINES,
+        "drift": drift.card(run) if run.kind != "external" else None,
     })
 
 
@@ -346,10 +347,12 @@ def stage_retry(request, pk: int, stage: str):
 @role_required(OPERATORS)
 @require_POST
 def run_release_gate(request, pk: int):
-    """Let a run that waits at its audit gate continue (an operator's decision, recorded on the run)."""
+    """Let a run that waits at its audit gate or its drift guard continue (an operator's decision, recorded on
+    the run or on the holding anchor check)."""
     run = get_object_or_404(Run, pk=pk)
+    what = "Drift guard" if drift.held_by(run) is not None else "Audit gate"
     services.release_gate(run)
-    messages.success(request, f"Audit gate released for {run}.")
+    messages.success(request, f"{what} released for {run}.")
     return redirect("runs:detail", pk=pk)
 
 
