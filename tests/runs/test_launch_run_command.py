@@ -33,12 +33,13 @@ def test_preset_file_and_overrides_are_merged_and_validated(inputs, tmp_path, qu
     out = launch(
         "--preset", "offline-demo", "--name", "cli run", "--constitution", version.constitution.name,
         "--prompt-set", "cli prompts", "--config", str(config_file), "--set", "judge.concurrency=3",
-        "--set", "judge.both_orders=false", "--stages", "generate,label", "--json",
+        "--set", "judge.both_orders=false", "--set", "policy.learning_rate=1e-4", "--stages", "generate,label", "--json",
     )
     result = json.loads(out)
     run = Run.objects.get(pk=result["run"])
     assert run.name == "cli run" and run.constitution_version == version and run.prompt_set == prompt_set
     assert run.config["judge"]["concurrency"] == 3 and run.config["judge"]["both_orders"] is False
+    assert run.config["policy"]["learning_rate"] == 1e-4  # YAML 1.1 reads "1e-4" as text
     assert run.config["judge"]["tie_margin"] == 0.1 and run.config["timeouts"] == {"label": 600}
     assert run.config["generation"]["model"] == "demo://policy"
     assert result["stages"] == {"generate": {"status": "queued", "done": 0, "total": None},

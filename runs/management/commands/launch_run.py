@@ -28,7 +28,7 @@ from training.config import ConfigError
 
 def parse_assignment(text: str) -> tuple[list[str], object]:
     """``judge.concurrency=4`` → (["judge", "concurrency"], 4); the value is parsed as YAML (numbers,
-    true/false, lists), anything else stays text.
+    true/false, lists; ``1e-4`` is a number too, though YAML 1.1 reads it as text), anything else stays text.
 
     Raises:
         CommandError: no ``=`` or an empty path.
@@ -40,6 +40,11 @@ def parse_assignment(text: str) -> tuple[list[str], object]:
         value = yaml.safe_load(raw) if raw.strip() else ""
     except yaml.YAMLError:
         value = raw
+    if isinstance(value, str):  # YAML 1.1 reads 1e-4 (no dot) as text: a number written so is a number
+        try:
+            value = float(value) if value.strip().lower() not in ("nan", "inf", "-inf", "+inf", "infinity") else value
+        except ValueError:
+            pass
     return path.strip().split("."), value
 
 
