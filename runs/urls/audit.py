@@ -9,5 +9,4 @@ urlpatterns = [
     path("runs/<int:run_id>/audit/items/<int:item_id>/", audit.item, name="audit_item"),
     path("runs/<int:run_id>/audit/items/<int:item_id>/flag/", audit.flag, name="audit_flag"),
     path("runs/<int:run_id>/audit/disagreements/", audit.disagreement_list, name="audit_disagreements"),
-    path("runs/<int:run_id>/audit/release/", audit.release, name="audit_release"),
 ]

@@ -17,7 +17,7 @@ from django.views.decorators.http import require_POST
 
 from rlaif_site.roles import AUDITORS, OPERATORS, has_role, role_required
 from rlaif_site.untrusted import csv_row
-from runs import gate, services
+from runs import gate
 from runs.audit import SCOPES, audit_rows, build_report, disagreements, draw_audit_sample
 from runs.audit.blind import blinded_comparison_ids
 from runs.audit.calibrated import alignment_estimate, evaluation_estimates
@@ -336,11 +336,3 @@ def _download(body: str, filename: str, content_type: str) -> HttpResponse:
     return response
 
 
-@role_required(OPERATORS)
-@require_POST
-def release(request, run_id: int):
-    """An operator lets a run waiting at its audit gate go on to reward-model training."""
-    run = get_object_or_404(Run, pk=run_id)
-    stage = services.release_gate(run)
-    messages.success(request, "Audit gate released" + (f"; {stage.get_stage_display()} is queued." if stage else "."))
-    return redirect("runs:audit_dashboard", run_id=run.pk)

@@ -348,11 +348,15 @@ def stage_retry(request, pk: int, stage: str):
 @require_POST
 def run_release_gate(request, pk: int):
     """Let a run that waits at its audit gate or its drift guard continue (an operator's decision, recorded on
-    the run or on the holding anchor check)."""
+    the run or on the holding anchor check). The one release action of the run page and the audit dashboard
+    (``back=audit`` returns to the dashboard)."""
     run = get_object_or_404(Run, pk=pk)
     what = "Drift guard" if drift.held_by(run) is not None else "Audit gate"
-    services.release_gate(run)
-    messages.success(request, f"{what} released for {run}.")
+    stage = services.release_gate(run)
+    queued = f" {stage.get_stage_display()} is queued." if stage else ""
+    messages.success(request, f"{what} released for {run}.{queued}")
+    if request.POST.get("back") == "audit":
+        return redirect("runs:audit_dashboard", run_id=pk)
     return redirect("runs:detail", pk=pk)
 
 

@@ -166,7 +166,7 @@ def test_only_auditors_label_everyone_reads(client, viewer, operator, audit):
     assert client.get(item_url(items[0])).status_code == 403
     assert client.get(reverse("runs:audit_next", args=[run.pk])).status_code == 403
     assert client.post(reverse("runs:audit_sample", args=[run.pk]), {"random_size": 1}).status_code == 403
-    assert client.post(reverse("runs:audit_release", args=[run.pk])).status_code == 403
+    assert client.post(reverse("runs:release_gate", args=[run.pk])).status_code == 403
     page = client.get(reverse("runs:audit_dashboard", args=[run.pk]))
     assert page.status_code == 200 and "start-labeling" not in page.content.decode()
     assert client.get(reverse("runs:audit_disagreements", args=[run.pk])).status_code == 200
@@ -250,7 +250,8 @@ def test_gate_panel_and_operator_release(client, operator, auditor, queue_connec
     client.force_login(auditor)
     assert "release-gate" not in client.get(reverse("runs:audit_dashboard", args=[run.pk])).content.decode()
     client.force_login(operator)
-    client.post(reverse("runs:audit_release", args=[run.pk]))
+    response = client.post(reverse("runs:release_gate", args=[run.pk]), {"back": "audit"})
+    assert response.url == reverse("runs:audit_dashboard", args=[run.pk])
     run.refresh_from_db()
     assert run.gate_released and run.status == RunStatus.QUEUED
     assert run.stages.get(stage="reward_model").status == StageStatus.QUEUED
