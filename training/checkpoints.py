@@ -130,3 +130,23 @@ def train_resumable(trainer, checkpoints_dir: Path, callback, reporter, label: s
     if callback.stopped:
         raise Cancelled(f"{label} training stopped on request; resume continues from the last checkpoint")
     return output, resume
+
+
+def save_stage_model(trainer, tokenizer, output_dir: Path, *, merge: bool, record_file: str, record: dict) -> Path:
+    """The save tail every training stage shares: the model (its LoRA adapter, or with ``merge`` the merged full
+    model: :func:`training.adapters.save_trained`) and its tokenizer into ``output_dir/model``, plus a JSON record
+    of what was trained (``record_file``: the stage's config, base model and results) beside them.
+
+    Returns:
+        The ``output_dir/model`` folder.
+    """
+    import json
+
+    from training.adapters import save_trained
+
+    final = Path(output_dir) / "model"
+    save_trained(trainer, final, merge=merge)
+    tokenizer.save_pretrained(str(final))
+    (final / record_file).write_text(json.dumps(record, indent=2))
+    return final
+

@@ -21,14 +21,13 @@ before the marker.
 """
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from training.callbacks import SAMPLES_FILE, ReporterCallback, SampleCallback
 from training.chat import Conversation, as_messages
-from training.checkpoints import checkpoint_step, context_length, train_resumable, trainer_kwargs
+from training.checkpoints import checkpoint_step, context_length, save_stage_model, train_resumable, trainer_kwargs
 from training.config import PolicyConfig
 from training.modeling import ensure_pad_token
 from training.progress import NullReporter, Reporter
@@ -131,7 +130,6 @@ def train_policy(
     """
     from transformers import AutoTokenizer
 
-    from training.adapters import save_trained
 
     reporter = reporter or NullReporter()
     output_dir = Path(output_dir)
@@ -155,12 +153,9 @@ def train_policy(
         trainer.add_callback(SampleCallback(sample_prompts, output_dir / SAMPLES_FILE, config.max_new_tokens, reporter))
     _, resume = train_resumable(trainer, output_dir / "checkpoints", callback, reporter, "policy")
 
-    final = output_dir / "model"
-    save_trained(trainer, final, merge=config.merge_adapters)
-    tokenizer.save_pretrained(str(final))
-    (final / CONFIG_FILE).write_text(
-        json.dumps({"config": asdict(config), "base_model": policy_model, "steps": trainer.state.global_step})
-    )
+    final = save_stage_model(trainer, tokenizer, output_dir, merge=config.merge_adapters, record_file=CONFIG_FILE,
+                             record={"config": asdict(config), "base_model": policy_model,
+                                     "steps": trainer.state.global_step})
     return PolicyResult(
         path=final,
         steps=trainer.state.global_step,

@@ -19,7 +19,7 @@ from pathlib import Path
 from training import transcript
 from training.callbacks import ReporterCallback
 from training.chat import Conversation
-from training.checkpoints import train_resumable, trainer_kwargs
+from training.checkpoints import save_stage_model, train_resumable, trainer_kwargs
 from training.config import RewardModelConfig
 from training.modeling import ensure_pad_token
 from training.progress import NullReporter, Reporter
@@ -193,7 +193,7 @@ def train_reward_model(
     from transformers import AutoTokenizer
     from trl import RewardConfig, RewardTrainer
 
-    from training.adapters import base_model_path, load_for_inference, save_trained, stage_peft_config
+    from training.adapters import base_model_path, load_for_inference, stage_peft_config
 
     reporter = reporter or NullReporter()
     if len(train_dataset) == 0:
@@ -265,13 +265,9 @@ def train_reward_model(
         metrics[key] = float(result.get(f"eval_{name}_accuracy", result.get("eval_accuracy", float("nan"))))
     reporter.metric(trainer.state.global_step, {k: v for k, v in metrics.items() if math.isfinite(v)})
 
-    final = output_dir / "model"
-    save_trained(trainer, final, merge=config.merge_adapters)
-    tokenizer.save_pretrained(str(final))
-    (final / CONFIG_FILE).write_text(
-        json.dumps({"config": {**asdict(config), "max_length": max_length}, "base_model": base_model,
-                    "metrics": metrics}, indent=2)
-    )
+    final = save_stage_model(trainer, tokenizer, output_dir, merge=config.merge_adapters, record_file=CONFIG_FILE,
+                             record={"config": {**asdict(config), "max_length": max_length},
+                                     "base_model": base_model, "metrics": metrics})
     return RewardModelResult(path=final, metrics=metrics, resumed_from=resume)
 
 

@@ -6,14 +6,13 @@ Examples are given to TRL in its prompt-completion format, so the loss covers on
 """
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from training.callbacks import ReporterCallback
 from training.chat import Conversation, as_messages
-from training.checkpoints import checkpoint_step, context_length, train_resumable, trainer_kwargs
+from training.checkpoints import checkpoint_step, context_length, save_stage_model, train_resumable, trainer_kwargs
 from training.config import SFTConfig
 from training.modeling import ensure_pad_token
 from training.progress import NullReporter, Reporter
@@ -93,7 +92,7 @@ def train_sft(
     from trl import SFTConfig as TRLSFTConfig
     from trl import SFTTrainer
 
-    from training.adapters import base_model_path, save_trained, stage_peft_config, starting_model
+    from training.adapters import base_model_path, stage_peft_config, starting_model
 
     reporter = reporter or NullReporter()
     if not examples:
@@ -124,10 +123,6 @@ def train_sft(
         peft_config=stage_peft_config(config, base_model),
     )
     _, resume = train_resumable(trainer, output_dir / "checkpoints", callback, reporter, "sft")
-    final = output_dir / "model"
-    save_trained(trainer, final, merge=config.merge_adapters)
-    tokenizer.save_pretrained(str(final))
-    (final / CONFIG_FILE).write_text(
-        json.dumps({"config": asdict(config), "base_model": base_model, "examples": len(examples)})
-    )
+    final = save_stage_model(trainer, tokenizer, output_dir, merge=config.merge_adapters, record_file=CONFIG_FILE,
+                             record={"config": asdict(config), "base_model": base_model, "examples": len(examples)})
     return SFTResult(final, trainer.state.global_step, checkpoint_step(resume), callback.history)
