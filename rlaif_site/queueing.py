@@ -62,7 +62,8 @@ LOCAL_WORKERS: set[str] = set()
 
 
 class _RecoveryMonitorMixin:
-    """Starts :func:`runs.recovery.start_monitor` when the worker starts working (not in burst mode: a
+    """Sets torch's thread count (:func:`runs.devices.apply_torch_threads`) and starts
+    :func:`runs.recovery.start_monitor` when the worker starts working (the monitor not in burst mode: a
     burst worker is a test or a one-off drain), and stores failed jobs' tracebacks without secret values
     (an endpoint's error may echo an API key; RQ keeps the traceback in Redis and shows it on the queue pages)."""
 
@@ -73,6 +74,9 @@ class _RecoveryMonitorMixin:
                                           exc_string=redact(exc_string), **kwargs)
 
     def work(self, burst: bool = False, *args, **kwargs):
+        from runs.devices import apply_torch_threads
+
+        apply_torch_threads()  # STUDIO_TORCH_THREADS; a forking worker's work-horses inherit it
         if not burst:
             from runs.recovery import start_monitor
 

@@ -192,6 +192,12 @@ else:
 # Long ML stages set their own job_timeout when enqueued (see runs/services.py).
 RQ_QUEUES = {name: {**_queue_connection, "DEFAULT_TIMEOUT": 3600} for name in QUEUE_NAMES}
 RQ_SHOW_ADMIN_LINK = True
+# torch's intra-op threads in each worker process; 0 (unset) keeps torch's default, a thread per core (runs/devices.py).
+TORCH_THREADS = env.integer("STUDIO_TORCH_THREADS", 0)
+if TORCH_THREADS < 0:
+    raise env.ConfigError(f"STUDIO_TORCH_THREADS must be 0 (torch's default) or more; got {TORCH_THREADS}")
+# A job of the gpu queue taken by a worker without a GPU fails at its start, unless this is true (tests, CI).
+ALLOW_CPU_ON_GPU_QUEUE = env.boolean("STUDIO_ALLOW_CPU_ON_GPU_QUEUE", False)
 
 LOGGING = {
     "version": 1,

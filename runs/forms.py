@@ -252,10 +252,12 @@ class LaunchForm(forms.Form):
         put every problem on its field at once (:func:`training.preflight.preflight`), with the checks that read
         the database: a reference-pairs run's pairs, a drift guard's anchor run and its anchor pairs
         (:func:`runs.drift.anchor_problem`). The fallbacks the run
-        will take (pad = EOS, the transcript prompt format) go to ``cleaned_data["preflight"]``, which the
+        will take (pad = EOS, the transcript prompt format, training stages waiting for a worker on the ``gpu``
+        queue: :func:`runs.devices.gpu_worker_fallback`) go to ``cleaned_data["preflight"]``, which the
         launch records on the run."""
         from django.conf import settings
 
+        from runs.devices import gpu_worker_fallback
         from training.preflight import preflight
 
         stages = self.cleaned_data.get("stages") or []
@@ -274,6 +276,7 @@ class LaunchForm(forms.Form):
             problem = anchor_problem(config.judge)
             if problem is not None:
                 result.problems.append(problem)
+        result.fallbacks.update(gpu_worker_fallback(config.queues, stages))  # a warning: the GPU is elsewhere
         for path, message in result.problems:
             self._attach_config_error(ConfigError(path, message))
         self.cleaned_data["preflight"] = result

@@ -8,19 +8,25 @@ minutes), so :mod:`runs.recovery` never takes a healthy stage for a lost one. A 
 locked SQLite file, a PostgreSQL restart) does not fail the stage: the runner reconnects, waits and calls
 the stage function again (stages are idempotent, so the batch in flight is redone and nothing is lost or
 duplicated), for up to :data:`DB_RETRY_BUDGET_S` seconds.
+
+A job taken from the ``gpu`` queue by a worker without a GPU fails at its start (:func:`runs.devices.require_gpu`).
+The stage log's first line names the worker, its host and the queue the job came from.
 """
 from __future__ import annotations
 
 import logging
+import socket
 import threading
 import traceback
 
 from django.db import connection, transaction
 from django.utils import timezone
+from rq import get_current_job
 
 from rlaif_site.queueing import SHUTDOWN
 from runs import recovery, services
 from runs.db_retry import call_with_db_retry, reset_connections
+from runs.devices import require_gpu
 from runs.gate import Hold
 from runs.models import Run, RunStatus, StageRun, StageStatus
 from runs.progress import DbReporter
@@ -98,7 +104,9 @@ def run_stage(stage_run_id: int) -> str:
     run = stage_run.run
     run.mark_running(stage_run.stage, at=stage_run.started_at)
     reporter = DbReporter(stage_run)
-    reporter.log(f"{stage_run.stage}: started (attempt {stage_run.attempt})")
+    job = get_current_job()  # None outside an RQ worker (a direct call)
+    where = f" by worker {job.worker_name} on {socket.gethostname()} (queue {job.origin})" if job else ""
+    reporter.log(f"{stage_run.stage}: started (attempt {stage_run.attempt}){where}")
     what = f"stage {stage_run}"
 
     def on_db_fault(exc: BaseException, attempt: int, wait: float) -> None:
@@ -108,6 +116,7 @@ def run_stage(stage_run_id: int) -> str:
     def call_stage() -> None:
         if reporter.should_stop():
             raise Cancelled("cancelled before start")
+        require_gpu(stage_run.stage, job.origin if job else None)  # a gpu-queue job on a worker without a GPU
         with worker_output(reporter):  # what the worker prints or logs joins the stage's log tail
             stage_function(stage_run.stage)(stage_run, reporter)
 

@@ -18,6 +18,7 @@ from runs import drift, services, summary
 from runs.artifact_files import artifact_rows
 from runs.charts import CACHE_SECONDS, data_version
 from runs.config_diff import full_config
+from runs.devices import QUEUES_PATH
 from runs.estimate import estimate_for
 from runs.forms import LaunchForm, initial_from_config, presets_for_js
 from runs.models import (
@@ -113,6 +114,8 @@ def run_launch(request):
             if request.POST.get("action") != "estimate":
                 run = form.launch(request.user)
                 messages.success(request, f"Launched {run}.")
+                if queue_note := data["preflight"].fallbacks.get(QUEUES_PATH):
+                    messages.warning(request, queue_note)  # e.g. no worker listens on the gpu queue yet
                 return redirect("runs:detail", pk=run.pk)
     else:
         key = request.GET.get("preset", DEFAULT_PRESET)

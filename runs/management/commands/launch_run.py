@@ -19,6 +19,7 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 
 from constitutions.models import ConstitutionVersion
+from runs.devices import QUEUES_PATH
 from runs.estimate import estimate_for
 from runs.forms import direct_launch_form, requested_config
 from runs.models import PromptSet, Run
@@ -160,6 +161,9 @@ class Command(BaseCommand):
             self._print({"estimate": est.as_dict()}, options, text=self._estimate_text(est))
             return
         run = form.launch(owner)
+        queue_note = cleaned["preflight"].fallbacks.get(QUEUES_PATH)
+        if queue_note and not (options["json"] or options["wait"]):  # --wait runs the stages here
+            self.stdout.write(self.style.WARNING(f"Warning: {queue_note}"))  # no worker on the gpu queue yet
         if options["wait"]:
             self._work()
             run.refresh_from_db()
