@@ -129,8 +129,8 @@ def main() -> None:
     _setup_django()
     from django.db.models import Sum
 
-    from runs.models import JudgeCharge, Judgment
     from benchmarks.fake_openai_server import FakeChatServer
+    from runs.models import JudgeCharge, Judgment
 
     with FakeChatServer(faults=FAULTS, seed=args.seed) as server:
         run, stage_run = _make_run(server.url, args.n, args.cap)

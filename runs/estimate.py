@@ -23,7 +23,7 @@ VERDICT_ONLY_TOKENS = 1
 
 
 @dataclass
-class Estimate:
+class RunEstimate:
     """An estimate of a run's labeling work.
 
     Attributes:
@@ -159,7 +159,7 @@ def estimate(
     template_chars: int = 800,
     stages: tuple[str, ...] | list[str] = ("generate", "label"),
     reference_pairs: int = 0,
-) -> Estimate:
+) -> RunEstimate:
     """Estimate the labeling work of a run.
 
     Args:
@@ -228,7 +228,7 @@ def estimate(
         warnings.append("No price is set for the judge endpoint: cost is not estimated.")
     samples = 0 if from_reference else prompts * gen.samples_per_prompt
     generation_tokens = samples * gen.max_new_tokens if "generate" in stages else 0
-    return Estimate(
+    return RunEstimate(
         prompts=prompts,
         responses=samples,
         comparisons=comparisons,
@@ -248,7 +248,7 @@ def estimate(
     )
 
 
-def estimate_for(config: RunConfig, prompt_set, constitution_version, stages) -> Estimate:
+def estimate_for(config: RunConfig, prompt_set, constitution_version, stages) -> RunEstimate:
     """:func:`estimate` with the counts read from ``prompt_set`` and ``constitution_version`` (two queries)."""
     counts = prompt_set.prompts.aggregate(
         train=Count("pk", filter=Q(split="train")),

@@ -24,7 +24,7 @@ from runs.stages.registry import DEFAULT_STAGES, GPU_STAGES, config_sections, in
 from training.config import ConfigError, RunConfig
 
 #: Labels for config fields whose name alone is unclear (dotted path -> label).
-LABELS = {
+FIELD_LABELS = {
     "generation.model": "Policy model (hub id, path or demo://)",
     "generation.samples_per_prompt": "Samples per prompt (K)",
     "generation.pairing": "Pairs formed from the samples",
@@ -83,7 +83,7 @@ def field_name(path: str) -> str:
 
 
 def _form_field(path: str, hint, default) -> forms.Field:
-    label = LABELS.get(path, path.split(".")[-1].replace("_", " ").capitalize())
+    label = FIELD_LABELS.get(path, path.split(".")[-1].replace("_", " ").capitalize())
     if typing.get_origin(hint) is Literal:
         choices = [(v, v) for v in typing.get_args(hint)]
         return forms.ChoiceField(label=label, choices=choices, initial=default)

@@ -51,3 +51,23 @@ def gate_reason(run: Run, stage: str) -> str | None:
             f"{estimate.high:.0%}, n={n}) is below the required {min_alignment:.0%}."
         )
     return None
+
+
+def recheck_gate(run: Run) -> bool:
+    """Re-check the audit gate as labels arrive: if ``run`` waits at its audit gate, resume it when the gate is
+    now met (returns True), else refresh the waiting stage's message with the current reason (returns False).
+    Does nothing for other runs."""
+    from runs import services
+    from runs.models import RunStatus, StageRun, StageStatus
+
+    run.refresh_from_db(fields=["status", "config", "gate_released"])
+    waiting = StageRun.objects.filter(run=run, stage=Stage.REWARD_MODEL, status=StageStatus.WAITING)
+    if run.status != RunStatus.WAITING or not waiting.exists():
+        return False
+    reason = gate_reason(run, Stage.REWARD_MODEL)
+    if reason:
+        waiting.update(message=reason[:500])
+        return False
+    services.resume_run(run)
+    return True
+

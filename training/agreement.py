@@ -24,13 +24,13 @@ from functools import lru_cache
 
 import numpy as np
 
-LABELS = ("A", "B", "tie")
+CHOICES = ("A", "B", "tie")
 CONFIDENCE = 0.95
 BOOTSTRAP_RESAMPLES = 1000
 
 
 @dataclass(frozen=True)
-class Estimate:
+class ProportionEstimate:
     """A figure with its 95% interval and sample size.
 
     Attributes:
@@ -50,22 +50,22 @@ class Estimate:
         return asdict(self)
 
 
-EMPTY = Estimate(None, None, None, 0)
+EMPTY = ProportionEstimate(None, None, None, 0)
 
 
-def proportion(successes: int, n: int) -> Estimate:
+def proportion(successes: int, n: int) -> ProportionEstimate:
     """Share ``successes / n`` with the Wilson score interval (statsmodels ``proportion_confint``)."""
     from statsmodels.stats.proportion import proportion_confint
 
     if n <= 0:
-        return Estimate(None, None, None, 0, "wilson")
+        return ProportionEstimate(None, None, None, 0, "wilson")
     low, high = proportion_confint(successes, n, alpha=1 - CONFIDENCE, method="wilson")
     value = successes / n
     # at 0 or n the bound equals the estimate up to rounding: keep value inside [low, high] within [0, 1]
-    return Estimate(value, float(max(0.0, min(low, value))), float(min(1.0, max(high, value))), n, "wilson")
+    return ProportionEstimate(value, float(max(0.0, min(low, value))), float(min(1.0, max(high, value))), n, "wilson")
 
 
-def alignment(ai: Sequence[str], human: Sequence[str]) -> Estimate:
+def alignment(ai: Sequence[str], human: Sequence[str]) -> ProportionEstimate:
     """AI labeler alignment (Lee et al. 2023): among the pairs whose human label is A or B, the share whose
     AI verdict is the same. An AI "tie" on a decisive human label counts as a disagreement.
 
@@ -81,13 +81,13 @@ def alignment(ai: Sequence[str], human: Sequence[str]) -> Estimate:
 
 
 def confusion(ai: Sequence[str], human: Sequence[str]) -> list[list[int]]:
-    """3×3 counts, rows = human label, columns = AI verdict, both in :data:`LABELS` order (scikit-learn)."""
+    """3×3 counts, rows = human label, columns = AI verdict, both in :data:`CHOICES` order (scikit-learn)."""
     from sklearn.metrics import confusion_matrix
 
     _same_length(ai, human)
     if not ai:
-        return [[0] * len(LABELS) for _ in LABELS]
-    return confusion_matrix(list(human), list(ai), labels=list(LABELS)).tolist()
+        return [[0] * len(CHOICES) for _ in CHOICES]
+    return confusion_matrix(list(human), list(ai), labels=list(CHOICES)).tolist()
 
 
 def _kappa_from_counts(counts: np.ndarray) -> np.ndarray:
@@ -101,7 +101,7 @@ def _kappa_from_counts(counts: np.ndarray) -> np.ndarray:
 
 def cohen_kappa(
     ai: Sequence[str], human: Sequence[str], *, resamples: int = BOOTSTRAP_RESAMPLES, seed: int = 0
-) -> Estimate:
+) -> ProportionEstimate:
     """Cohen's kappa between AI verdicts and human labels over A/B/tie (scikit-learn ``cohen_kappa_score``),
     with a percentile bootstrap interval over the labelled pairs.
 
@@ -113,31 +113,31 @@ def cohen_kappa(
     _same_length(ai, human)
     n = len(ai)
     if n < 2:
-        return Estimate(None, None, None, n, "bootstrap")
+        return ProportionEstimate(None, None, None, n, "bootstrap")
     counts = np.array(confusion(ai, human), dtype=float)
     if np.isnan(_kappa_from_counts(counts)):
-        return Estimate(None, None, None, n, "bootstrap")
-    value = float(cohen_kappa_score(list(human), list(ai), labels=list(LABELS)))
-    index = {label: i for i, label in enumerate(LABELS)}
-    cells = np.array([index[h] * len(LABELS) + index[a] for a, h in zip(ai, human, strict=True)])
-    one_hot = np.eye(len(LABELS) ** 2)[cells]  # n × 9
-    k = len(LABELS)
+        return ProportionEstimate(None, None, None, n, "bootstrap")
+    value = float(cohen_kappa_score(list(human), list(ai), labels=list(CHOICES)))
+    index = {label: i for i, label in enumerate(CHOICES)}
+    cells = np.array([index[h] * len(CHOICES) + index[a] for a, h in zip(ai, human, strict=True)])
+    one_hot = np.eye(len(CHOICES) ** 2)[cells]  # n × 9
+    k = len(CHOICES)
     boot = _bootstrap(n, resamples, seed, lambda weights: _kappa_from_counts((weights @ one_hot).reshape(-1, k, k)))
     return _with_percentiles(value, boot, n)
 
 
 def _reliability_units(units: Sequence[Sequence[str | None]]) -> np.ndarray:
     """Per-unit category counts (U × 3) of the units with 2 or more labels."""
-    index = {label: i for i, label in enumerate(LABELS)}
+    index = {label: i for i, label in enumerate(CHOICES)}
     rows = []
     for unit in units:
         values = [v for v in unit if v is not None]
         if len(values) >= 2:
-            row = np.zeros(len(LABELS))
+            row = np.zeros(len(CHOICES))
             for v in values:
                 row[index[v]] += 1
             rows.append(row)
-    return np.array(rows).reshape(-1, len(LABELS))
+    return np.array(rows).reshape(-1, len(CHOICES))
 
 
 def _alpha_from_unit_counts(unit_counts: np.ndarray, weights: np.ndarray) -> np.ndarray:
@@ -156,7 +156,7 @@ def _alpha_from_unit_counts(unit_counts: np.ndarray, weights: np.ndarray) -> np.
 
 def krippendorff_alpha(
     units: Sequence[Sequence[str | None]], *, resamples: int = BOOTSTRAP_RESAMPLES, seed: int = 0
-) -> Estimate:
+) -> ProportionEstimate:
     """Inter-annotator agreement, Krippendorff's alpha at the nominal level (``krippendorff.alpha``), with a
     percentile bootstrap interval over units.
 
@@ -172,18 +172,18 @@ def krippendorff_alpha(
     unit_counts = _reliability_units(units)
     n_units = len(unit_counts)
     if n_units == 0:
-        return Estimate(None, None, None, 0, "bootstrap")
+        return ProportionEstimate(None, None, None, 0, "bootstrap")
     totals = unit_counts.sum(axis=0)
     if (totals > 0).sum() < 2:  # a single value used throughout: alpha is undefined
-        return Estimate(None, None, None, n_units, "bootstrap")
+        return ProportionEstimate(None, None, None, n_units, "bootstrap")
     width = int(unit_counts.sum(axis=1).max())
     matrix = np.full((width, n_units), np.nan)  # annotator slots × units, as the library expects
     for u, row in enumerate(unit_counts):
-        values = np.repeat(np.arange(len(LABELS)), row.astype(int))
+        values = np.repeat(np.arange(len(CHOICES)), row.astype(int))
         matrix[: len(values), u] = values
     value = float(
         krippendorff.alpha(
-            reliability_data=matrix, level_of_measurement="nominal", value_domain=list(range(len(LABELS)))
+            reliability_data=matrix, level_of_measurement="nominal", value_domain=list(range(len(CHOICES)))
         )
     )
     boot = _bootstrap(n_units, resamples, seed, lambda weights: _alpha_from_unit_counts(unit_counts, weights))
@@ -199,7 +199,7 @@ class Calibration:
         bins: one dict per non-empty bin: ``low``, ``high`` (edges), ``n``, ``mean_p``, ``share_a``.
     """
 
-    ece: Estimate
+    ece: ProportionEstimate
     bins: list[dict]
 
     def as_dict(self) -> dict:
@@ -227,7 +227,7 @@ def calibration(
     _same_length(p_a, human)
     kept = [(float(p), 1.0 if h == "A" else 0.0) for p, h in zip(p_a, human, strict=True) if h in ("A", "B")]
     if not kept:
-        return Calibration(Estimate(None, None, None, 0, "bootstrap"), [])
+        return Calibration(ProportionEstimate(None, None, None, 0, "bootstrap"), [])
     p = np.array([k[0] for k in kept])
     y = np.array([k[1] for k in kept])
     if np.any((p < 0) | (p > 1)):
@@ -263,7 +263,7 @@ def prefers_longer(choice: str, length_a: int, length_b: int) -> bool | None:
     return (choice == "A") == (length_a > length_b)
 
 
-def length_preference(choices: Sequence[str], lengths: Sequence[tuple[int, int]]) -> Estimate:
+def length_preference(choices: Sequence[str], lengths: Sequence[tuple[int, int]]) -> ProportionEstimate:
     """Length bias: share of decisive choices (A or B) on pairs of unequal length that picked the longer
     response, with its Wilson interval. Compute it for the judge and for humans and compare the two.
 
@@ -277,7 +277,7 @@ def length_preference(choices: Sequence[str], lengths: Sequence[tuple[int, int]]
     return proportion(sum(decided), len(decided))
 
 
-def position_consistency(flags: Sequence[bool | None]) -> Estimate:
+def position_consistency(flags: Sequence[bool | None]) -> ProportionEstimate:
     """Share of judgments whose two orders (A/B and B/A) picked the same response; unknowns (one order
     asked, or a failure) are left out. Wilson interval."""
     known = [bool(f) for f in flags if f is not None]
@@ -319,14 +319,14 @@ def _resample_weights(n: int, resamples: int, seed: int, block: int) -> np.ndarr
     return weights
 
 
-def _with_percentiles(value: float, boot: np.ndarray, n: int) -> Estimate:
+def _with_percentiles(value: float, boot: np.ndarray, n: int) -> ProportionEstimate:
     finite = boot[np.isfinite(boot)]
     if finite.size == 0:
-        return Estimate(value, value, value, n, "bootstrap")
+        return ProportionEstimate(value, value, value, n, "bootstrap")
     tail = (1 - CONFIDENCE) / 2 * 100
     low, high = np.percentile(finite, [tail, 100 - tail])
     # percentile intervals of a bounded statistic can miss a point estimate at the edge of its range
-    return Estimate(value, float(min(low, value)), float(max(high, value)), n, "bootstrap")
+    return ProportionEstimate(value, float(min(low, value)), float(max(high, value)), n, "bootstrap")
 
 
 def _same_length(a: Sequence, b: Sequence) -> None:

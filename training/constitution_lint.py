@@ -62,7 +62,7 @@ class LintRow:
 
 @dataclass
 class PrincipleLint:
-    """Figures and flags of one principle (figures are ``Estimate`` dicts; ``None`` where undefined)."""
+    """Figures and flags of one principle (figures are ``ProportionEstimate`` dicts; ``None`` where undefined)."""
 
     principle: int
     n: int

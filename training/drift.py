@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from training.agreement import Estimate, proportion
+from training.agreement import ProportionEstimate, proportion
 from training.judge_conventions import DECISIVE, human_majority
 from training.labeling import unit_draw
 
@@ -32,7 +32,7 @@ class AnchorAgreement:
         disagreeing: keys of the compared pairs on which they disagree, in the order given.
     """
 
-    estimate: Estimate
+    estimate: ProportionEstimate
     agree: int
     ties: int
     failed: int

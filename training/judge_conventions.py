@@ -5,7 +5,7 @@ Each unit is one judged pair: the judge's verdict in each presentation order (ma
 ``"A"``, ``"B"``, ``"tie"``, or ``""`` when that order failed or could not be parsed), the human votes on the
 pair, and the two responses' lengths. Plain Python, no Django.
 
-Conventions (each returns an :class:`~training.agreement.Estimate` with its 95% interval and n):
+Conventions (each returns an :class:`~training.agreement.ProportionEstimate` with its 95% interval and n):
 
 * **per-order accuracy** (:func:`per_order_accuracy`; the swap-and-score protocol of Zheng et al. 2023,
   MT-Bench, and Wang et al. 2023, "Large Language Models are not Fair Evaluators"): each order is scored on
@@ -41,7 +41,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from training.agreement import BOOTSTRAP_RESAMPLES, Estimate, _bootstrap, _with_percentiles, proportion
+from training.agreement import BOOTSTRAP_RESAMPLES, ProportionEstimate, _bootstrap, _with_percentiles, proportion
 
 DECISIVE = ("A", "B")
 VERDICTS = ("A", "B", "tie")
@@ -119,11 +119,13 @@ def first_shown_wins(unit: PairUnit) -> PairUnit:
                     unit.subset, unit.principle)
 
 
-def _mean_with_interval(credits: Sequence[float], seed: int, resamples: int = BOOTSTRAP_RESAMPLES) -> Estimate:
+def _mean_with_interval(
+    credits: Sequence[float], seed: int, resamples: int = BOOTSTRAP_RESAMPLES
+) -> ProportionEstimate:
     """Mean credit with a percentile-bootstrap interval over units; Wilson when every credit is 0 or 1."""
     n = len(credits)
     if n == 0:
-        return Estimate(None, None, None, 0, "wilson")
+        return ProportionEstimate(None, None, None, 0, "wilson")
     values = np.asarray(credits, dtype=float)
     if np.all((values == 0) | (values == 1)):
         return proportion(int(values.sum()), n)
@@ -132,7 +134,7 @@ def _mean_with_interval(credits: Sequence[float], seed: int, resamples: int = BO
     return _with_percentiles(value, boot, n)
 
 
-def per_order_accuracy(units: Sequence[PairUnit], *, strict: bool = False, seed: int = 0) -> Estimate:
+def per_order_accuracy(units: Sequence[PairUnit], *, strict: bool = False, seed: int = 0) -> ProportionEstimate:
     """Each order scored on its own against the decisive human label, averaged over the orders asked.
 
     Args:
@@ -153,7 +155,7 @@ def per_order_accuracy(units: Sequence[PairUnit], *, strict: bool = False, seed:
     return _mean_with_interval(credits, seed)
 
 
-def _agreement(units: Sequence[PairUnit], *, strict: bool, keep) -> Estimate:
+def _agreement(units: Sequence[PairUnit], *, strict: bool, keep) -> ProportionEstimate:
     hits = n = 0
     for unit in units:
         human = human_majority(unit.votes)
@@ -165,18 +167,18 @@ def _agreement(units: Sequence[PairUnit], *, strict: bool, keep) -> Estimate:
     return proportion(hits, n)
 
 
-def agreement_with_ties(units: Sequence[PairUnit], *, strict: bool = False) -> Estimate:
+def agreement_with_ties(units: Sequence[PairUnit], *, strict: bool = False) -> ProportionEstimate:
     """MT-Bench "w/ tie": the pair verdict (split orders = tie) equals the human label, three classes; n = pairs
     with a human label (and, unless strict, a parsed verdict)."""
     return _agreement(units, strict=strict, keep=lambda human, verdict: True)
 
 
-def agreement_on_decisive_humans(units: Sequence[PairUnit], *, strict: bool = False) -> Estimate:
+def agreement_on_decisive_humans(units: Sequence[PairUnit], *, strict: bool = False) -> ProportionEstimate:
     """Accuracy over pairs with a decisive human label; a judge tie is a miss (Lee et al. 2023's alignment)."""
     return _agreement(units, strict=strict, keep=lambda human, verdict: human in DECISIVE)
 
 
-def agreement_without_ties(units: Sequence[PairUnit], *, strict: bool = False) -> Estimate:
+def agreement_without_ties(units: Sequence[PairUnit], *, strict: bool = False) -> ProportionEstimate:
     """MT-Bench "w/o tie": over pairs where humans and the judge are both decisive (strict: failures stay in
     the denominator as misses)."""
     return _agreement(
@@ -184,7 +186,7 @@ def agreement_without_ties(units: Sequence[PairUnit], *, strict: bool = False) -
     )
 
 
-def leave_one_out(units: Sequence[PairUnit], *, judge: bool = True, strict: bool = False) -> Estimate:
+def leave_one_out(units: Sequence[PairUnit], *, judge: bool = True, strict: bool = False) -> ProportionEstimate:
     """AlpacaEval's leave-one-out agreement with the mode of the other annotators.
 
     For every pair with at least two votes and every annotator i, the mode of the other votes (when unique)
@@ -208,7 +210,7 @@ def leave_one_out(units: Sequence[PairUnit], *, judge: bool = True, strict: bool
     return proportion(hits, n)
 
 
-def position_consistency(units: Sequence[PairUnit], *, strict: bool = False) -> Estimate:
+def position_consistency(units: Sequence[PairUnit], *, strict: bool = False) -> ProportionEstimate:
     """Share of pairs judged in both orders whose two verdicts are the same (a tie in both counts as
     consistent; one tie and one decisive verdict does not). Strict: a failed order is inconsistent."""
     both = [u for u in units if u.ba is not None and (strict or not u.failed)]
@@ -248,7 +250,7 @@ def convention_table(units: Sequence[PairUnit], *, seed: int = 0) -> dict:
 
     Returns:
         ``{"n_pairs", "n_failed", "n_labelled", "rows": [{"key", "name", "definition", "source", "judge",
-        "judge_strict", "longer", "first_shown"}], "human_ceiling": Estimate dict}``.
+        "judge_strict", "longer", "first_shown"}], "human_ceiling": ProportionEstimate dict}``.
     """
     labelled = [u for u in units if human_majority(u.votes)]
     longer = [longer_wins(u) for u in labelled]

@@ -27,7 +27,7 @@ from training.chat import as_messages
 
 REQUIRED_PLACEHOLDERS = ("principle", "conversation", "response_a", "response_b", "answer_format")
 OPTIONAL_PLACEHOLDERS = ("examples",)
-LABELS = ("A", "B")
+VERDICT_LABELS = ("A", "B")
 
 ANSWER_FORMAT = (
     "First explain your reasoning in a few sentences. Then, on the last line, write exactly "

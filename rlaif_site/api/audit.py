@@ -14,9 +14,9 @@ from rlaif_site.api.errors import ApiError, ErrorOut, form_errors
 from rlaif_site.roles import AUDITORS, OPERATORS
 from runs.audit import SCOPES, build_report, draw_audit_sample
 from runs.audit.forms import LabelForm, SampleForm, make_ticket
-from runs.audit.gating import recheck_gate
 from runs.audit.queries import labelling_progress
 from runs.db_retry import call_with_db_retry, is_transient
+from runs.gate import recheck_gate
 from runs.models import AuditItem, HumanLabel, Run
 from runs.views.audit import LABEL_SAVE_RETRY_S, _order_key, shown_swapped_for
 

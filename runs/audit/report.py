@@ -48,7 +48,7 @@ def section(rows: Sequence[AuditRow], *, seed: int = 0, tie_margin: float = 0.05
     one unit per judgment.
 
     Returns:
-        ``{"n_items" (judged), "n_failed", "n_labelled", "n_labels", "figures": {name: Estimate dict},
+        ``{"n_items" (judged), "n_failed", "n_labelled", "n_labels", "figures": {name: ProportionEstimate dict},
         "confusion": 3×3 (rows human, columns AI), "calibration_bins": [...]}``.
     """
     ai, human, p_a, human_lengths, human_choices = [], [], [], [], []

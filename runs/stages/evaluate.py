@@ -14,7 +14,7 @@ import math
 from django.conf import settings
 
 from runs.models import Artifact, Comparison, Completion, CompletionSource, Judgment, Split
-from runs.stages import training_support as support
+from runs.stages import stage_io as support
 from runs.stages.judging import judge_comparisons
 from training.config import GenerationConfig, RunConfig
 from training.progress import check_cancelled

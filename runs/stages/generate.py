@@ -61,9 +61,9 @@ def run(stage_run, reporter) -> None:
     if missing:
         reporter.log(f"generate: {len(missing)} of {len(prompts)} prompts to sample with {model_name} (K={k})")
         if generation_backend(config.backend).local_model:
-            from runs.stages import training_support
+            from runs.stages import stage_io
 
-            training_support.ensure_models(run_row.run_config, reporter, [model_name])
+            stage_io.ensure_models(run_row.run_config, reporter, [model_name])
         # The local model is loaded here, inside the job (never in the web process).
         sampler = load_sampler(config, model_name, settings.MODELS_DIR, reporter)
         if sampler.prompt_format:

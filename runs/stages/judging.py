@@ -118,9 +118,9 @@ def open_judge(run: Run, reporter) -> JudgeSession:
     """
     config = run.run_config.judge
     if judge_backend(config.backend).local_model:
-        from runs.stages import training_support
+        from runs.stages import stage_io
 
-        training_support.ensure_models(run.run_config, reporter, [config.model])
+        stage_io.ensure_models(run.run_config, reporter, [config.model])
     judge = build_judge(config, settings.MODELS_DIR)
     judge_id = judge_id_for(config)
     session = JudgeSession(run=run, judge=judge, judge_id=judge_id, cache=DbJudgeCache(judge_id))

@@ -11,7 +11,7 @@ Step metrics (reward mean/std, KL, loss, entropy, completion length; with the ju
 from __future__ import annotations
 
 from runs.models import Artifact, Split, Stage
-from runs.stages import training_support as support
+from runs.stages import stage_io as support
 from training.config import RunConfig
 from training.progress import Cancelled
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from django.conf import settings
 
 from runs.models import Artifact, Stage
-from runs.stages import training_support as support
+from runs.stages import stage_io as support
 from training.modeling import resolve
 from training.progress import Cancelled
 

@@ -20,7 +20,7 @@ from dataclasses import asdict
 from django.conf import settings
 
 from runs.models import Artifact, ReferencePair, Split, Stage
-from runs.stages import training_support as support
+from runs.stages import stage_io as support
 from training.config import GenerationConfig, RunConfig
 from training.modeling import resolve
 from training.progress import Cancelled, check_cancelled

@@ -23,10 +23,10 @@ from runs.audit.blind import blinded_comparison_ids
 from runs.audit.calibrated import alignment_estimate, evaluation_estimates
 from runs.audit.charts import dashboard_figures
 from runs.audit.forms import FlagForm, LabelForm, SampleForm, make_ticket
-from runs.audit.gating import recheck_gate
 from runs.audit.queries import labelling_progress
 from runs.audit.report import FIGURES
 from runs.db_retry import call_with_db_retry, is_transient
+from runs.gate import recheck_gate
 from runs.models import AuditItem, HumanLabel, Run, RunStatus, Stage
 
 SORTS = {

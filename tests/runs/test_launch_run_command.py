@@ -33,7 +33,8 @@ def test_preset_file_and_overrides_are_merged_and_validated(inputs, tmp_path, qu
     out = launch(
         "--preset", "offline-demo", "--name", "cli run", "--constitution", version.constitution.name,
         "--prompt-set", "cli prompts", "--config", str(config_file), "--set", "judge.concurrency=3",
-        "--set", "judge.both_orders=false", "--set", "policy.learning_rate=1e-4", "--stages", "generate,label", "--json",
+        "--set", "judge.both_orders=false", "--set", "policy.learning_rate=1e-4",
+        "--stages", "generate,label", "--json",
     )
     result = json.loads(out)
     run = Run.objects.get(pk=result["run"])

@@ -5,7 +5,7 @@ import pytest
 
 from runs.jobs import run_stage
 from runs.models import Artifact, Comparison, MetricPoint, StageRun, StageStatus
-from runs.stages.training_support import preference_datasets
+from runs.stages.stage_io import preference_datasets
 from tests import factories
 from tests.runs.training_runs import labelled_run
 from tests.training.tiny import tiny_lm

@@ -6,7 +6,7 @@ import pytest
 
 from runs.jobs import run_stage
 from runs.models import Artifact, MetricPoint, Prompt, StageRun, StageStatus
-from runs.stages.training_support import reference_policy
+from runs.stages.stage_io import reference_policy
 from tests import factories
 from tests.training.tiny import tiny_lm
 from training.config import RunConfig

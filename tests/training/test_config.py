@@ -63,7 +63,8 @@ def test_a_schema_1_dpo_run_with_beta_zero_keeps_what_it_trained_with():
 @pytest.mark.parametrize(
     ("data", "path", "words"),
     [
-        ({"policy": {"batch_size": 6, "num_generations": 4}}, "policy.batch_size", "multiple of policy.num_generations"),
+        ({"policy": {"batch_size": 6, "num_generations": 4}}, "policy.batch_size",
+         "multiple of policy.num_generations"),
         ({"policy": {"algorithm": "grpo", "batch_size": 3, "num_generations": 2}}, "policy.batch_size", "with grpo"),
         ({"policy": {"algorithm": "dpo", "beta": 0.0}}, "policy.beta", "above 0 with dpo"),
         ({"policy": {"algorithm": "dpo", "reward_source": "judge"}}, "policy.reward_source",
