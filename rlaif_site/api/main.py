@@ -14,7 +14,7 @@ from django.http import Http404, JsonResponse
 from ninja import NinjaAPI
 from ninja.errors import AuthenticationError, HttpError, ValidationError
 
-from rlaif_site.api import audit, constitutions, external, prompts, run_results, runs
+from rlaif_site.api import audit, audit_interop, constitutions, external, prompts, run_results, runs
 from rlaif_site.api.auth import AUTH
 from rlaif_site.api.errors import ApiError
 from rlaif_site.models import ApiToken
@@ -58,6 +58,7 @@ api.add_router("/prompt-sets", prompts.router, tags=["prompt sets"])
 api.add_router("/runs", runs.router, tags=["runs"])
 api.add_router("/runs", run_results.router, tags=["run results"])
 api.add_router("/runs", audit.router, tags=["audit"])
+api.add_router("/runs", audit_interop.router, tags=["audit"])
 api.add_router("/external-runs", external.router, tags=["external runs"])
 
 

@@ -85,3 +85,16 @@ class LabelForm(forms.Form):
 
 class FlagForm(forms.Form):
     rationale_flag = forms.ChoiceField(choices=HumanLabel.Flag.choices, required=False, label="Rationale")
+
+
+class ImportAnnotationsForm(forms.Form):
+    """A Label Studio or Argilla export to bring back as human labels (:mod:`runs.audit.interop`)."""
+
+    file = forms.FileField(help_text="Label Studio: Export → JSON. Argilla: records as JSON Lines or JSON.")
+    tool = forms.ChoiceField(
+        choices=[("auto", "Detect"), ("label_studio", "Label Studio"), ("argilla", "Argilla")], initial="auto",
+        required=False,
+    )
+
+    def clean_tool(self) -> str:
+        return self.cleaned_data["tool"] or "auto"

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from runs.views import audit
+from runs.views import audit, audit_interop
 
 urlpatterns = [
     path("runs/<int:run_id>/audit/", audit.dashboard, name="audit_dashboard"),
@@ -9,4 +9,8 @@ urlpatterns = [
     path("runs/<int:run_id>/audit/items/<int:item_id>/", audit.item, name="audit_item"),
     path("runs/<int:run_id>/audit/items/<int:item_id>/flag/", audit.flag, name="audit_flag"),
     path("runs/<int:run_id>/audit/disagreements/", audit.disagreement_list, name="audit_disagreements"),
+    path("runs/<int:run_id>/audit/export/label-studio/", audit_interop.export_label_studio,
+         name="audit_export_label_studio"),
+    path("runs/<int:run_id>/audit/export/argilla/", audit_interop.export_argilla, name="audit_export_argilla"),
+    path("runs/<int:run_id>/audit/import/", audit_interop.import_view, name="audit_import"),
 ]

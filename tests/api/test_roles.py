@@ -63,6 +63,9 @@ ENDPOINTS = [
      {"auditor", "operator"}),
     ("next pair", "get", "/runs/{r}/audit/next", None, {"auditor"}),
     ("submit label", "label", "/runs/{r}/audit/items/{item}/label", None, {"auditor"}),
+    ("export for label studio", "get", "/runs/{r}/audit/export/label-studio", None, {"auditor", "operator"}),
+    ("export for argilla", "get", "/runs/{r}/audit/export/argilla", None, {"auditor", "operator"}),
+    ("import annotations", "annotations", "/runs/{r}/audit/annotations", None, {"auditor", "operator"}),
     ("create external run", "post", "/external-runs/", lambda w: {"name": "mine"}, {"operator"}),
 ]
 
@@ -77,6 +80,9 @@ def _call(api, method, path, body, world):
         item = AuditItem.objects.get(pk=world["item"])
         body = {"choice": "left", "ticket": make_ticket(item.comparison_id, False)}
         return api.post(path, body)
+    if method == "annotations":
+        upload = SimpleUploadedFile("export.json", b"[]")
+        return api.client.post("/api/v1" + path, {"file": upload}, headers=api.headers)
     return api.call(method, path, body)
 
 
@@ -111,7 +117,7 @@ def test_every_api_route_is_in_the_matrix():
                                  "{active}": "{run_id}", "{item}": "{item_id}"}.items():
             route = route.replace(key, placeholder)
         route = route.replace("/generate/", "/{stage}/").replace("/versions/1", "/versions/{number}")
-        tested.add(({"multipart": "post", "label": "post"}.get(method, method), route))
+        tested.add(({"multipart": "post", "label": "post", "annotations": "post"}.get(method, method), route))
     external_writes = {("post", "/external-runs/{run_id}/metrics"), ("post", "/external-runs/{run_id}/artifacts"),
                        ("patch", "/external-runs/{run_id}")}  # owner-only: tests/api/test_external_runs.py
     assert routes - tested == external_writes
