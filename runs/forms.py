@@ -21,7 +21,7 @@ from rlaif_site.untrusted import validate_no_bidi_controls
 from runs.models import PromptSet, Stage
 from runs.presets import PRESETS, deep_merge
 from runs.stages.registry import DEFAULT_STAGES, GPU_STAGES, config_sections, in_pipeline_order
-from training.config import ConfigError, RunConfig
+from training.config import ConfigError, RunConfig, field_help
 
 #: Labels for config fields whose name alone is unclear (dotted path -> label).
 FIELD_LABELS = {
@@ -82,18 +82,22 @@ def field_name(path: str) -> str:
     return path.replace(".", "__")
 
 
-def _form_field(path: str, hint, default) -> forms.Field:
+def _form_field(path: str, hint, default, help_text: str = "") -> forms.Field:
     label = FIELD_LABELS.get(path, path.split(".")[-1].replace("_", " ").capitalize())
     if typing.get_origin(hint) is Literal:
         choices = [(v, v) for v in typing.get_args(hint)]
-        return forms.ChoiceField(label=label, choices=choices, initial=default)
-    if hint is bool:
-        return forms.BooleanField(label=label, required=False, initial=default)
-    if hint is int:
-        return forms.IntegerField(label=label, initial=default)
-    if hint is float:
-        return forms.FloatField(label=label, initial=default)
-    return forms.CharField(label=label, required=path in REQUIRED_TEXT, initial=default, max_length=500)
+        field = forms.ChoiceField(label=label, choices=choices, initial=default)
+    elif hint is bool:
+        field = forms.BooleanField(label=label, required=False, initial=default)
+    elif hint is int:
+        field = forms.IntegerField(label=label, initial=default)
+    elif hint is float:
+        field = forms.FloatField(label=label, initial=default)
+    else:
+        field = forms.CharField(label=label, required=path in REQUIRED_TEXT, initial=default, max_length=500)
+    if help_text:  # the config docstring's description, as the field's tooltip (the form stays compact)
+        field.widget.attrs["title"] = f"{path}: {help_text}"
+    return field
 
 
 def config_fields() -> list[tuple[str, str, forms.Field]]:
@@ -103,10 +107,11 @@ def config_fields() -> list[tuple[str, str, forms.Field]]:
     for spec in config_sections():
         section, cls = spec.config_section, section_types[spec.config_section]
         hints = typing.get_type_hints(cls)
+        helps = field_help(cls)
         for f in dataclasses.fields(cls):
             path = f"{section}.{f.name}"
             default = f.default if f.default is not dataclasses.MISSING else None
-            out.append((path, field_name(path), _form_field(path, hints[f.name], default)))
+            out.append((path, field_name(path), _form_field(path, hints[f.name], default, helps.get(f.name, ""))))
     return out
 
 

@@ -624,3 +624,49 @@ def _coerce(hint, value, path: str):
             raise ConfigError(path, f"must be text; got {value!r}")
         return value
     return value
+
+
+# --- field help ---------------------------------------------------------------------------------------
+
+_LORA_HELP = {
+    "lora_rank": "LoRA rank r; 0 trains every weight (a full fine-tune), above 0 trains adapters only",
+    "lora_alpha": "the adapters' scale: their update is multiplied by alpha / r",
+    "lora_dropout": "dropout on the adapters' input while training",
+    "lora_target_modules": "comma-separated modules to adapt; empty: the architecture's attention projections",
+    "merge_adapters": "save the model with the adapters merged in (a full model) instead of the adapter alone",
+}
+
+
+def field_help(cls: type) -> dict[str, str]:
+    """One line of help per field of a config dataclass, read from its docstring's ``Parameters:`` block (the
+    one place a field is described): ``name: text`` or ``a, b, c: text shared by the three``. The LoRA fields
+    share the descriptions of :data:`LORA_FIELDS`. The launch form's help texts and ``launch_run --help`` come
+    from here.
+
+    Returns:
+        ``{field name: help}`` for the fields the docstring describes.
+    """
+    import inspect
+    import re
+
+    doc = inspect.getdoc(cls) or ""
+    block = doc.split("Parameters:", 1)[1] if "Parameters:" in doc else ""
+    entries: list[tuple[list[str], str]] = []
+    for line in block.splitlines():
+        if not line.strip():
+            continue
+        indent = len(line) - len(line.lstrip())
+        match = re.match(r"\s*([a-z_][a-z0-9_, ]*):\s+(.*)", line)
+        if match and indent <= 4:
+            entries.append(([n.strip() for n in match.group(1).split(",")], match.group(2).strip()))
+        elif entries:
+            entries[-1] = (entries[-1][0], f"{entries[-1][1]} {line.strip()}")
+    names = {f.name for f in dataclasses.fields(cls)}
+    out = {}
+    for fields, text in entries:
+        for name in fields:
+            if name in names:
+                out[name] = re.sub(r":\w+:`~?([^`]*)`", r"\1", re.sub(r"``([^`]*)``", r"\1", text))
+    out.update({name: _LORA_HELP[name] for name in LORA_FIELDS if name in names})  # one text per LoRA field
+    return out
+

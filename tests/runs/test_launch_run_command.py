@@ -93,3 +93,11 @@ def test_wait_runs_the_stages_here(inputs, monkeypatch, queue_connection):
     use_stage_function(monkeypatch, "generate", "tests.runs.stage_doubles.failing_stage")
     with pytest.raises(CommandError, match="failed in generate: ValueError: boom"):
         launch("--constitution", str(version.pk), "--prompt-set", "cli prompts", "--stages", "generate", "--wait")
+
+
+def test_help_lists_every_config_field_with_its_default_and_help():
+    from runs.management.commands.launch_run import config_fields_help
+
+    text = config_fields_help()
+    assert "  policy.beta (float, default 0.05): KL coefficient to the reference policy" in text
+    assert "  judge.backend (openai|transformers|reward_model|likelihood, default 'transformers'):" in text

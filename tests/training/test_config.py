@@ -117,3 +117,17 @@ def test_every_wrong_field_is_reported_in_one_pass():
         RunConfig.from_dict({"judge": {"model": ""}, "reward_model": {"base_model": ""}})
     assert {e.path for e in caught.value.errors} == {"judge.model", "reward_model.base_model"}
     assert all("is required" in e.message for e in caught.value.errors)
+
+
+def test_every_config_field_has_help_from_its_docstring():
+    import dataclasses
+
+    from training.config import EvaluationConfig, GenerationConfig, JudgeConfig, PolicyConfig, RewardModelConfig
+    from training.config import SFTConfig, field_help
+
+    for cls in (GenerationConfig, JudgeConfig, RewardModelConfig, PolicyConfig, SFTConfig, EvaluationConfig):
+        helps = field_help(cls)
+        assert [f.name for f in dataclasses.fields(cls) if not helps.get(f.name)] == [], cls.__name__
+    assert field_help(PolicyConfig)["beta"].startswith("KL coefficient to the reference policy")
+    assert "chat (/chat/completions)" in field_help(GenerationConfig)["api"]  # reST markup taken off
+    assert field_help(PolicyConfig)["lora_rank"].startswith("LoRA rank r")

@@ -102,8 +102,38 @@ def find_prompt_set(spec: str) -> PromptSet:
     return prompt_set
 
 
+def config_fields_help() -> str:
+    """Every config field a ``--set`` may name, with its type, default and help (from the config dataclasses'
+    docstrings: :func:`training.config.field_help`), for ``launch_run --help``."""
+    import dataclasses
+    import typing
+
+    from runs.stages.registry import config_sections
+    from training.config import RunConfig, field_help
+
+    lines = ["config fields (--set PATH=VALUE; --config FILE with the same sections):"]
+    section_types = typing.get_type_hints(RunConfig)
+    for spec in config_sections():
+        cls = section_types[spec.config_section]
+        helps, hints = field_help(cls), typing.get_type_hints(cls)
+        for f in dataclasses.fields(cls):
+            kind = hints[f.name]
+            kind = "|".join(map(str, typing.get_args(kind))) if typing.get_origin(kind) is typing.Literal else \
+                getattr(kind, "__name__", str(kind))
+            lines.append(f"  {spec.config_section}.{f.name} ({kind}, default {f.default!r}): {helps.get(f.name, '')}")
+    return "\n".join(lines)
+
+
 class Command(BaseCommand):
     help = "Launch a run (same options and checks as the launch form)."
+
+    def create_parser(self, prog_name, subcommand, **kwargs):
+        import argparse
+
+        parser = super().create_parser(prog_name, subcommand, formatter_class=argparse.RawDescriptionHelpFormatter,
+                                       **kwargs)
+        parser.epilog = config_fields_help()
+        return parser
 
     def add_arguments(self, parser):
         parser.add_argument("--name", help="Run name (default: the preset's label).")
