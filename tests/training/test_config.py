@@ -122,8 +122,15 @@ def test_every_wrong_field_is_reported_in_one_pass():
 def test_every_config_field_has_help_from_its_docstring():
     import dataclasses
 
-    from training.config import EvaluationConfig, GenerationConfig, JudgeConfig, PolicyConfig, RewardModelConfig
-    from training.config import SFTConfig, field_help
+    from training.config import (
+        EvaluationConfig,
+        GenerationConfig,
+        JudgeConfig,
+        PolicyConfig,
+        RewardModelConfig,
+        SFTConfig,
+        field_help,
+    )
 
     for cls in (GenerationConfig, JudgeConfig, RewardModelConfig, PolicyConfig, SFTConfig, EvaluationConfig):
         helps = field_help(cls)
