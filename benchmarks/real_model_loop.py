@@ -166,6 +166,8 @@ def main() -> None:
                         help="only the side-by-side measurements (no loop)")
     parser.add_argument("--models-cache", default=str(REPO / "var" / "models"), help="where converted models live")
     parser.add_argument("--set", action="append", default=[], metavar="PATH=VALUE", help="more config overrides")
+    parser.add_argument("--stages", default="", help="comma-separated stages (default: the preset's); e.g. "
+                        "policy,evaluate with --set policy.reward_source=judge (direct RLAIF)")
     args = parser.parse_args()
     if not HH.exists():
         sys.exit(f"{HH} is missing")
@@ -216,6 +218,7 @@ def main() -> None:
     call_command(
         "launch_run", preset="gemma-cpu", name="real-loop", constitution=STARTER_NAME, prompt_set="HH",
         set=[f"evaluation.max_prompts={args.eval_prompts}", f"policy.steps={args.steps}", *args.set],
+        **({"stages": args.stages} if args.stages else {}),
         stdout=open(os.devnull, "w"),
     )
     run = Run.objects.get(name="real-loop")
@@ -229,13 +232,13 @@ def main() -> None:
     metrics = dict(MetricPoint.objects.filter(run=run, stage="evaluate").values_list("name", "value"))
     policy_points = MetricPoint.objects.filter(run=run, stage="policy").order_by("step")
     kls = list(policy_points.filter(name="kl").values_list("value", flat=True))
-    rewards = list(MetricPoint.objects.filter(run=run, stage="policy", name="reward").order_by("step")
-                   .values_list("value", flat=True))
     kl = kls[-1] if kls else float("nan")
-    if rewards:
-        k = max(1, len(rewards) // 5)
-        print(f"policy: rollout reward first {k} steps {sum(rewards[:k]) / k:.3f}, last {k} "
-              f"{sum(rewards[-k:]) / k:.3f}; final kl {kl:.4f}")
+    for name in ("reward", "judge_margin", "completions/mean_length"):  # judge_margin: direct RLAIF only
+        values = list(policy_points.filter(name=name).values_list("value", flat=True))
+        if values:
+            k = max(1, len(values) // 5)
+            print(f"policy: {name} first {k} steps {sum(values[:k]) / k:.3f}, last {k} "
+                  f"{sum(values[-k:]) / k:.3f}; final kl {kl:.4f}")
     report = Artifact.objects.filter(run=run, kind="report", name="evaluation").first()
     if report:
         import json
