@@ -204,8 +204,14 @@ def rollout_policy(policy_model: str, tokenizer):
     return model
 
 
+#: The online RL algorithms (``policy.algorithm``): TRL's config and trainer class names. Both take
+#: ``num_generations`` rollouts per prompt, a reward function and ``beta``; adding one is a line here and its name
+#: in ``PolicyConfig.algorithm``.
+ONLINE_TRAINERS = {"rloo": ("RLOOConfig", "RLOOTrainer"), "grpo": ("GRPOConfig", "GRPOTrainer")}
+
+
 def _online_trainer(config, policy_model, tokenizer, prompts, reward_fn, common, callback):
-    from trl import GRPOConfig, GRPOTrainer, RLOOConfig, RLOOTrainer
+    import trl
 
     from training import transcript
 
@@ -220,7 +226,7 @@ def _online_trainer(config, policy_model, tokenizer, prompts, reward_fn, common,
         )
     from training.adapters import base_model_path, stage_peft_config
 
-    config_cls, trainer_cls = (RLOOConfig, RLOOTrainer) if config.algorithm == "rloo" else (GRPOConfig, GRPOTrainer)
+    config_cls, trainer_cls = (getattr(trl, name) for name in ONLINE_TRAINERS[config.algorithm])
     args = config_cls(
         **common,
         beta=config.beta,

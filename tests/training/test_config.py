@@ -138,3 +138,13 @@ def test_every_config_field_has_help_from_its_docstring():
     assert field_help(PolicyConfig)["beta"].startswith("KL coefficient to the reference policy")
     assert "chat (/chat/completions)" in field_help(GenerationConfig)["api"]  # reST markup taken off
     assert field_help(PolicyConfig)["lora_rank"].startswith("LoRA rank r")
+
+
+def test_every_policy_algorithm_has_a_trainer():
+    import typing
+
+    from training.config import PolicyConfig
+    from training.policy import ONLINE_TRAINERS
+
+    algorithms = set(typing.get_args(typing.get_type_hints(PolicyConfig)["algorithm"]))
+    assert algorithms == set(ONLINE_TRAINERS) | {"dpo"}  # DPO is the offline path
