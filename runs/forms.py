@@ -60,6 +60,7 @@ FIELD_LABELS = {
     "reward_model.use_margin": "Soft preference as margin",
     "policy.beta": "KL coefficient β",
     "policy.num_generations": "Rollouts per prompt",
+    "policy.reward_source": "Reward from (reward model, or the judge: direct RLAIF)",
     "evaluation.max_prompts": "Max eval prompts (0 = all)",
     **{
         f"{section}.{name}": label
