@@ -249,6 +249,9 @@ def main() -> None:
             print(f"reward model score: reference {r['reference']['mean']:.3f}, tuned {r['tuned']['mean']:.3f} "
                   f"(paired difference {r['difference']['mean_diff']:.3f} "
                   f"[{r['difference']['low']:.3f},{r['difference']['high']:.3f}])")
+        if "repetition" in data:
+            r = data["repetition"]
+            print(f"repetition (rep-{r['n']}, judge-free): reference {r['reference']:.3f}, tuned {r['tuned']:.3f}")
         for row in data["samples"][:3]:
             print(f"--- prompt: {row['prompt'][-300:]!r}\n    reference: {row['reference']!r}\n"
                   f"    tuned:     {row['tuned']!r}\n    judge: {row['verdict']}")

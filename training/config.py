@@ -158,6 +158,15 @@ class JudgeConfig:
         anchor_sample: how many anchor pairs (with a decisive anchor verdict) are re-judged, drawn with ``seed``.
         anchor_min_agreement: the run waits when the share of re-judged pairs agreeing with the anchor is below
             this (pairs either side calls a tie are left out).
+        panel: more judges that label alongside this one, a panel of judges (Verga et al. 2024, "Replacing
+            Judges with Juries"): a list of objects, each naming what differs from this judge (any of
+            backend, model, base_url, api_key_env, api, concurrency, timeout_s, max_retries, chain_of_thought,
+            max_new_tokens, temperature, self_consistency, max_reasks, reask_budget_share, the two prices and
+            budget; the rest is shared, so every judge is asked the same units in both orders). Empty = one
+            judge. Each judge's judgments are kept under its own judge id; the panel's verdict, aggregated
+            from them, is what the reward model trains on (:mod:`training.panel`).
+        panel_aggregation: how the panel's verdict is made: ``majority`` (the plurality of the judges'
+            verdicts, a shared top count a tie) or ``mean`` (the mean of their P(A), then ``tie_margin``).
     """
 
     backend: Literal["openai", "transformers", "reward_model", "likelihood"] = "transformers"
@@ -186,6 +195,8 @@ class JudgeConfig:
     anchor_source: Literal["ai", "human"] = "human"
     anchor_sample: int = 20
     anchor_min_agreement: float = 0.8
+    panel: list[dict[str, Any]] = field(default_factory=list)
+    panel_aggregation: Literal["majority", "mean"] = "majority"
 
     def validate(self, path: str) -> None:
         _required(self.model, f"{path}.model")
@@ -212,6 +223,62 @@ class JudgeConfig:
         _key_name(self.api_key_env, f"{path}.api_key_env")
         if backend.local_model:
             _gguf_model(self.model, f"{path}.model")
+        self.members(path)  # each panel entry, validated as the judge it makes
+
+    def members(self, path: str = "judge") -> list[JudgeConfig]:
+        """The judges of the panel: this judge first, then one per :attr:`panel` entry (this config with the
+        entry's fields in place of its own, and no panel of its own). Without a panel, ``[self]``.
+
+        Args:
+            path: the dotted path of this section, for the errors.
+
+        Raises:
+            ConfigError: an entry that is not an object, names a field a panel judge may not set (the shared
+                protocol: :data:`PANEL_SHARED_FIELDS`) or an unknown one, has a wrong value (the path names
+                the entry: ``judge.panel[1].model``), or is the same judge (judge id) as an earlier one; more
+                than :data:`PANEL_MAX` entries.
+        """
+        if not self.panel:
+            return [self]
+        from training.judges import judge_id_for
+
+        if len(self.panel) > PANEL_MAX:
+            raise ConfigError(f"{path}.panel", f"holds at most {PANEL_MAX} judges besides this one; got "
+                                               f"{len(self.panel)}")
+        members = [self]
+        seen = {judge_id_for(self): path}
+        shared = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        for i, entry in enumerate(self.panel):
+            where = f"{path}.panel[{i}]"
+            if not isinstance(entry, dict):
+                raise ConfigError(where, f"must be an object naming the judge, e.g. {{\"backend\": \"openai\", "
+                                         f"\"model\": \"...\", \"base_url\": \"...\"}}; got {entry!r}")
+            for name in entry:
+                if name in PANEL_SHARED_FIELDS:
+                    raise ConfigError(f"{where}.{name}", f"is shared by the panel's judges: set {path}.{name} "
+                                                         "instead")
+                if name not in shared:
+                    own = sorted(set(shared) - PANEL_SHARED_FIELDS)
+                    raise ConfigError(f"{where}.{name}", f"unknown field (a panel judge may set: {', '.join(own)})")
+            member = _build(JudgeConfig, {**shared, **entry, "panel": []}, where)
+            member.validate(where)
+            judge_id = judge_id_for(member)
+            if judge_id in seen:
+                raise ConfigError(where, f"is the same judge as {seen[judge_id]} ({judge_id}); each judge of a "
+                                         "panel must differ in backend, model or endpoint")
+            seen[judge_id] = where
+            members.append(member)
+        return members
+
+
+#: The judge fields every judge of a panel shares (a panel entry may not set them): the labeling protocol, so
+#: that each judge is asked the same (comparison, principle) units in both orders, and the run's own settings.
+PANEL_SHARED_FIELDS = frozenset({
+    "principle_sampling", "both_orders", "tie_margin", "seed", "max_failed_share", "anchor_run",
+    "anchor_source", "anchor_sample", "anchor_min_agreement", "panel", "panel_aggregation",
+})
+#: The most entries ``judge.panel`` holds (judges besides the run's own).
+PANEL_MAX = 8
 
 
 @dataclass
@@ -282,6 +349,10 @@ class PolicyConfig:
         learning_rate, steps, batch_size: optimisation settings (steps are optimizer steps).
         num_generations: rollouts per prompt (group size for RLOO/GRPO); ``batch_size`` must be a multiple.
         max_new_tokens, temperature: rollout sampling.
+        repetition_penalty: RLOO/GRPO: weight of a penalty on each rollout's repetition (Welleck et al.'s
+            rep-3, in [0, 1]; :mod:`training.degeneracy`) subtracted from its reward, against a policy that
+            games a weak reward with repeated text or markup; 0 = off. The reward is in [0, 1] with the judge
+            and unbounded with a reward model: set it on the reward's scale.
         checkpoint_every: save a checkpoint every N steps (resume starts from the last one).
         seed: training seed.
         lora_rank, lora_alpha, lora_dropout, lora_target_modules, merge_adapters: LoRA adapters instead of a
@@ -297,6 +368,7 @@ class PolicyConfig:
     num_generations: int = 2
     max_new_tokens: int = 32
     temperature: float = 1.0
+    repetition_penalty: float = 0.0
     checkpoint_every: int = 10
     seed: int = 0
     lora_rank: int = 0
@@ -314,6 +386,7 @@ class PolicyConfig:
         _at_least(self.max_new_tokens, 1, f"{path}.max_new_tokens")
         _at_least(self.checkpoint_every, 1, f"{path}.checkpoint_every")
         _between(self.temperature, 0.0, 5.0, f"{path}.temperature")
+        _at_least(self.repetition_penalty, 0.0, f"{path}.repetition_penalty")
         _lora(self, path)
         if self.algorithm == "dpo" and self.reward_source != "reward_model":
             raise ConfigError(
@@ -603,6 +676,11 @@ def _coerce(hint, value, path: str):
         return value
     if dataclasses.is_dataclass(hint):
         return _build(hint, value, path)
+    if origin is list:
+        if not isinstance(value, list):
+            raise ConfigError(path, f"must be a list; got {type(value).__name__}")
+        (item,) = typing.get_args(hint) or (Any,)
+        return [_coerce(item, v, f"{path}[{i}]") for i, v in enumerate(value)]
     if origin is dict:
         if not isinstance(value, dict):
             raise ConfigError(path, f"must be an object; got {type(value).__name__}")

@@ -204,6 +204,18 @@ def rollout_policy(policy_model: str, tokenizer):
     return model
 
 
+def reward_functions(config, reward_fn: RewardFn) -> tuple[list[RewardFn], list[float] | None]:
+    """The reward functions and weights handed to TRL's online trainers (TRL sums them, weighted): the run's
+    reward (reward model or judge), and with ``policy.repetition_penalty`` > 0 the rollout's rep-3
+    (:func:`training.degeneracy.repetition_reward`) at weight ``−repetition_penalty``. Weights are None when the
+    reward stands alone (TRL's default weight 1)."""
+    if config.repetition_penalty <= 0:
+        return [reward_fn], None
+    from training.degeneracy import repetition_reward
+
+    return [reward_fn, repetition_reward], [1.0, -float(config.repetition_penalty)]
+
+
 #: The online RL algorithms (``policy.algorithm``): TRL's config and trainer class names. Both take
 #: ``num_generations`` rollouts per prompt, a reward function and ``beta``; adding one is a line here and its name
 #: in ``PolicyConfig.algorithm``.
@@ -237,9 +249,12 @@ def _online_trainer(config, policy_model, tokenizer, prompts, reward_fn, common,
         log_completions=False,
     )
     base = transcript.uses_transcript(tokenizer)
+    reward_funcs, weights = reward_functions(config, reward_fn)
+    if weights is not None:
+        args.reward_weights = weights
     return trainer_cls(
         model=rollout_policy(policy_model, tokenizer),
-        reward_funcs=trimmed_reward(reward_fn, transcript.prefix(tokenizer)) if base else reward_fn,
+        reward_funcs=[trimmed_reward(f, transcript.prefix(tokenizer)) if base else f for f in reward_funcs],
         args=args,
         train_dataset=prompt_dataset(
             prompts, tokenizer, max_prompt_tokens=context_length(base_model_path(policy_model)) - config.max_new_tokens

@@ -139,6 +139,8 @@ def _form_comparisons(run, prompts):
 
 def build_report(run, config: RunConfig, comparisons) -> dict:
     """Win rate, reward-model scores and the sample table of the run's eval comparisons (plain JSON)."""
+    from training.degeneracy import N as REPETITION_N
+    from training.degeneracy import mean_rep_n
     from training.evaluation import paired_score_difference, summarize_scores, win_rate
     from training.judges import judge_id_for
     from training.labeling import verdict_for
@@ -154,6 +156,12 @@ def build_report(run, config: RunConfig, comparisons) -> dict:
     rate = win_rate(verdicts.values())
 
     report: dict = {"judge": judge_id, "win_rate": rate.as_dict(), "comparisons": len(rows)}
+    if rows:  # a check of the win rate that does not ask the judge: did the policy learn to repeat itself?
+        report["repetition"] = {
+            "n": REPETITION_N,
+            "tuned": mean_rep_n((c.completion_a.text for c in rows), REPETITION_N),
+            "reference": mean_rep_n((c.completion_b.text for c in rows), REPETITION_N),
+        }
     tuned_scores = reference_scores = None
     reward_path = support.artifact_path(run, Artifact.Kind.REWARD_MODEL)
     if reward_path and rows:
@@ -194,6 +202,8 @@ def _store(run, report: dict, reporter) -> None:
         "losses": rate["losses"],
         "ties": rate["ties"],
     }
+    if "repetition" in report:
+        values.update({"rep_tuned": report["repetition"]["tuned"], "rep_reference": report["repetition"]["reference"]})
     if "reward" in report:
         values.update(
             {

@@ -160,6 +160,9 @@
     if (e.reward_reference_mean !== undefined) {
       put("rewards", e.reward_reference_mean.toFixed(3) + " → " + e.reward_tuned_mean.toFixed(3));
     }
+    if (e.rep_reference !== undefined) {
+      put("repetition", e.rep_reference.toFixed(3) + " → " + e.rep_tuned.toFixed(3));
+    }
     section.hidden = false;
   }
 
