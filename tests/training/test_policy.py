@@ -119,3 +119,19 @@ def test_online_algorithms_need_a_reward_and_matching_batch(policy_path, tmp_pat
         )
     with pytest.raises(ValueError, match="no preference pairs"):
         train_policy(PolicyConfig(algorithm="dpo"), policy_path, tmp_path)
+
+
+def test_repetition_penalty_is_subtracted_from_the_reward_in_training(policy_path, tmp_path, monkeypatch):
+    monkeypatch.setattr("training.degeneracy.rep_n", lambda text, n=3: 0.4)  # the tiny model rarely repeats
+    reporter = RecordingReporter()
+    config = PolicyConfig(
+        algorithm="rloo", beta=0.05, learning_rate=1e-3, steps=2, batch_size=4, num_generations=2,
+        max_new_tokens=8, checkpoint_every=100, repetition_penalty=0.5,
+    )
+    train_policy(config, policy_path, tmp_path / "out", prompts=PROMPTS, reward_fn=target_fraction,
+                 reporter=reporter)
+    logged = [values for _, values in reporter.metrics if "reward" in values]
+    assert len(logged) == 2
+    for values in logged:  # TRL sums the weighted rewards: target share − 0.5 × rep-3
+        assert values["rewards/repetition/mean"] == pytest.approx(0.4)
+        assert values["reward"] == pytest.approx(values["rewards/target_fraction/mean"] - 0.2, abs=1e-5)
