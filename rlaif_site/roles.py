@@ -1,5 +1,5 @@
 """Roles in RLAIF Studio, as Django groups: authors edit constitutions, operators launch runs,
-auditors label. Superusers hold every role."""
+auditors label, reviewers settle the audit pairs auditors disagree on. Superusers hold every role."""
 from __future__ import annotations
 
 from functools import wraps
@@ -9,7 +9,8 @@ from django.core.exceptions import PermissionDenied
 AUTHORS = "authors"
 OPERATORS = "operators"
 AUDITORS = "auditors"
-ROLES = (AUTHORS, OPERATORS, AUDITORS)
+REVIEWERS = "reviewers"
+ROLES = (AUTHORS, OPERATORS, AUDITORS, REVIEWERS)
 
 
 def has_role(user, role: str) -> bool:

@@ -9,15 +9,17 @@ One row per comparison of the run with ``purpose="train"``:
 plus judge metadata columns (:func:`metadata_features`): the averaged probability ``p_a`` (mean over the
 comparison's judgments of P(A preferred), each already averaged over both presentation orders), its
 ``confidence`` = |p_a - 0.5| * 2, ``principle``, ``rationale``, ``position_consistent``, ``judge``,
-``ai_verdict``, the human majority ``human_label`` (:func:`training.judge_conventions.human_majority`: an even
-split is ``tie``) and ``human_votes`` (number of non-skip human labels), ``label_source`` (``ai`` or
-``human``) and ``chosen_side`` (A or B). Both formats are accepted unchanged by TRL's ``RewardTrainer`` and
-``DPOTrainer`` (extra columns are ignored).
+``ai_verdict``, the final human label ``human_label`` (a reviewer's latest adjudication,
+:mod:`runs.audit.adjudication`, else the human majority, :func:`training.judge_conventions.human_majority`: an
+even split is ``tie``), ``adjudicated`` (whether a reviewer settled it), ``human_votes`` (number of non-skip
+human labels), ``label_source`` (``ai`` or ``human``) and ``chosen_side`` (A or B). Both formats are accepted
+unchanged by TRL's ``RewardTrainer`` and ``DPOTrainer`` (extra columns are ignored).
 
 Who decides chosen vs rejected: the AI judge's verdicts (majority of A/B verdicts over the comparison's
 judgments; ties, failures and even splits are left out). With ``prefer_human_labels`` (a run's
-``reward_model.prefer_human_labels``, default on) a comparison with human labels is decided by the human
-majority instead (a human tie or an even split leaves it out).
+``reward_model.prefer_human_labels``, default on) a comparison with human labels is decided by its final human
+label instead: the reviewer's decision where the pair was adjudicated, else the majority (a human tie or an even
+split leaves it out).
 
 The reward-model stage builds its training data with :func:`preference_dataset`.
 """
@@ -31,7 +33,7 @@ from pathlib import Path
 
 from django.db.models import Count
 
-from runs.models import Comparison, HumanChoice, HumanLabel, Judgment, Run, Verdict
+from runs.models import Adjudication, Comparison, HumanChoice, HumanLabel, Judgment, Run, Verdict
 from training.chat import as_messages
 from training.judge_conventions import human_majority
 from training.pairing import degenerate_reason
@@ -108,6 +110,7 @@ def metadata_features() -> dict:
         "ai_verdict": Value("string"),
         "human_label": Value("string"),
         "human_votes": Value("int32"),
+        "adjudicated": Value("bool"),
         "label_source": Value("string"),
         "chosen_side": Value("string"),
     }
@@ -144,6 +147,10 @@ def preference_rows(run: Run, filters: PreferenceFilters | None = None, *, conve
         .values("comparison_id", "choice").annotate(n=Count("id"))
     ):
         humans[h["comparison_id"]][h["choice"]] += h["n"]
+    decided = dict(  # each comparison's latest adjudication (ascending: the latest is written last)
+        Adjudication.objects.filter(comparison__in=comparisons).order_by("comparison_id", "created_at", "pk")
+        .values_list("comparison_id", "choice")
+    )
     rows = []
     for c in comparisons.values(
         "id", "prompt_id", "prompt__text", "prompt__messages", "prompt__split", "completion_a__text",
@@ -151,7 +158,8 @@ def preference_rows(run: Run, filters: PreferenceFilters | None = None, *, conve
     ).order_by("id"):
         if degenerate_reason(c["completion_a__text"], c["completion_b__text"]):
             continue  # identical or empty replies: no preference to learn (older runs formed such pairs)
-        row = _row(c, judgments.get(c["id"], []), humans.get(c["id"], Counter()), prefer_human, conversational)
+        row = _row(c, judgments.get(c["id"], []), humans.get(c["id"], Counter()), prefer_human, conversational,
+                   decided.get(c["id"], ""))
         if row is None or not _keep(row, filters):
             continue
         rows.append(row)
@@ -211,7 +219,8 @@ def zip_folder(folder: Path, handle) -> None:
                 archive.write(file, Path(folder.name) / file.relative_to(folder))
 
 
-def _row(c: dict, judgments: list[dict], humans: Counter, prefer_human: bool, conversational: bool) -> dict | None:
+def _row(c: dict, judgments: list[dict], humans: Counter, prefer_human: bool, conversational: bool,
+         decided: str = "") -> dict | None:
     valid = [j for j in judgments if j["verdict"] in (Verdict.A, Verdict.B, Verdict.TIE)]
     votes = Counter(j["verdict"] for j in valid)
     ai = "A" if votes["A"] > votes["B"] else "B" if votes["B"] > votes["A"] else ""
@@ -219,8 +228,8 @@ def _row(c: dict, judgments: list[dict], humans: Counter, prefer_human: bool, co
     probs = [j["p_a"] for j in valid if j["p_a"] is not None]
     p_a = sum(probs) / len(probs) if probs else None
     consistency = [j["position_consistent"] for j in valid if j["position_consistent"] is not None]
-    human = human_majority(humans)
-    if prefer_human and humans:
+    human = decided or human_majority(humans)
+    if prefer_human and (humans or decided):
         side, source = (human if human in ("A", "B") else ""), "human"
     else:
         side, source = ai, "ai"
@@ -257,13 +266,14 @@ def _row(c: dict, judgments: list[dict], humans: Counter, prefer_human: bool, co
         "ai_verdict": ai_verdict,
         "human_label": human,
         "human_votes": sum(humans.values()),
+        "adjudicated": bool(decided),
         "label_source": source,
         "chosen_side": side,
     }
 
 
 def _keep(row: dict, filters: PreferenceFilters) -> bool:
-    if filters.human_verified_only and not row["human_votes"]:
+    if filters.human_verified_only and not (row["human_votes"] or row["adjudicated"]):
         return False
     if row["label_source"] == "ai":
         if filters.min_confidence and (row["confidence"] is None or row["confidence"] < filters.min_confidence):

@@ -609,6 +609,78 @@ class AuditItem(models.Model):
         constraints = [models.UniqueConstraint(fields=["run", "comparison"], name="one_audit_item_per_comparison")]
 
 
+class AuditPlan(models.Model):
+    """How a run's audit sample is shared out among auditors, which pairs go to a reviewer, and the written
+    guidelines auditors label by (:mod:`runs.audit.workload`, :mod:`runs.audit.adjudication`). A run without one
+    audits as :attr:`Mode.EVERYONE` with no guidelines."""
+
+    class Mode(models.TextChoices):
+        EVERYONE = "everyone", "Every auditor labels every pair"
+        POOLED = "pooled", "Pooled: any auditor, until each pair has its required labels"
+        ASSIGNED = "assigned", "Assigned to named auditors"
+
+    run = models.OneToOneField(Run, on_delete=models.CASCADE, related_name="audit_plan")
+    mode = NulFreeCharField(max_length=10, choices=Mode.choices, default=Mode.EVERYONE)
+    overlap = models.PositiveSmallIntegerField(
+        default=1, help_text="Auditors per pair (pooled and assigned modes): the required overlap.")
+    auditors = models.ManyToManyField(settings.AUTH_USER_MODEL, blank=True, related_name="audit_plans",
+                                      help_text="The named auditors the sample is shared among (assigned mode).")
+    review_ai_disagreements = models.BooleanField(
+        default=True, help_text="Also send pairs whose human majority differs from the AI verdict to review "
+                                "(pairs whose auditors disagree always go).")
+    guidelines = NulFreeTextField(blank=True, help_text="Markdown, shown beside each pair.")
+    updated_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                                   related_name="+")
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"audit plan of run {self.run_id}"
+
+    @property
+    def required_labels(self) -> int:
+        """Counted (A/B/tie) labels a pair needs before it is complete: the overlap, or 1 in everyone mode."""
+        return 1 if self.mode == self.Mode.EVERYONE else self.overlap
+
+
+class AuditAssignment(models.Model):
+    """An audit pair given to one auditor: by the plan (assigned mode), or served by the queue (pooled mode: a
+    claim that holds the pair's place for :data:`runs.audit.workload.CLAIM_MINUTES` unless labelled)."""
+
+    item = models.ForeignKey(AuditItem, on_delete=models.CASCADE, related_name="assignments")
+    auditor = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="audit_assignments")
+    assigned_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["item", "auditor"], name="one_assignment_per_auditor")]
+
+
+class Adjudication(models.Model):
+    """A reviewer's decision on an audited pair whose auditors disagreed (or whose human majority differs from
+    the AI verdict): the pair's final human label for the gate, the agreement figures and the preference export.
+
+    Rows are never changed: a new decision is a new row and the latest one counts. The auditors' labels stay
+    as they were; ``labels`` keeps those the reviewer saw."""
+
+    class Reason(models.TextChoices):
+        AUDITORS_DISAGREE = "auditors", "Auditors disagree"
+        AI_DISAGREES = "ai", "Human majority differs from the AI"
+        REVIEWER = "reviewer", "Reviewer's own choice"
+
+    comparison = models.ForeignKey(Comparison, on_delete=models.CASCADE, related_name="adjudications")
+    reviewer = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    choice = NulFreeCharField(max_length=4, choices=[(HumanChoice.A, "A"), (HumanChoice.B, "B"),
+                                                     (HumanChoice.TIE, "Tie")])
+    note = NulFreeTextField(blank=True)
+    reason = NulFreeCharField(max_length=10, choices=Reason.choices, blank=True)
+    labels = NulFreeJSONField(default=list, blank=True,
+                              help_text="The labels the reviewer saw: [{annotator, choice, confidence, note}].")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["comparison", "-created_at", "-pk"]
+        indexes = [models.Index(fields=["comparison", "-created_at"], name="adjudication_latest_idx")]
+
+
 class AnchorSource(models.TextChoices):
     AI = "ai", "AI judgments"
     HUMAN = "human", "Human labels"

@@ -18,7 +18,7 @@ References: Lee et al. 2023 (RLAIF, "AI labeler alignment"); Cohen 1960 (kappa);
 """
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from functools import lru_cache
 
@@ -283,6 +283,60 @@ def position_consistency(flags: Sequence[bool | None]) -> ProportionEstimate:
     known = [bool(f) for f in flags if f is not None]
     return proportion(sum(known), len(known))
 
+
+
+@dataclass(frozen=True)
+class RaterPair:
+    """How two raters agree on the units both labelled.
+
+    Attributes:
+        first, second: the raters (``first`` < ``second``).
+        agreement: share of shared units given the same label (A/B/tie), with its Wilson interval; ``n`` is
+            the number of shared units.
+        kappa: Cohen's kappa on the shared units (chance-corrected), with a bootstrap interval.
+    """
+
+    first: str
+    second: str
+    agreement: ProportionEstimate
+    kappa: ProportionEstimate
+
+    @property
+    def agree(self) -> int:
+        """Shared units given the same label."""
+        return round((self.agreement.value or 0.0) * self.agreement.n)
+
+
+def pairwise_agreement(ratings: Mapping[str, Mapping[Hashable, str]], *, seed: int = 0) -> list[RaterPair]:
+    """Agreement of every two raters, each pair on the units both labelled: observed agreement (Wilson interval,
+    statsmodels) and Cohen's kappa (scikit-learn, bootstrap interval: :func:`cohen_kappa`). The pairwise matrix
+    of an annotation team, in which a careless or adversarial rater shows as a row of low values.
+
+    Args:
+        ratings: ``{rater: {unit: label}}``, labels ``"A"``, ``"B"`` or ``"tie"`` (a rater's skips left out).
+
+    Returns:
+        One :class:`RaterPair` per two raters with at least one shared unit, ordered by (first, second).
+
+    Raises:
+        ValueError: a label outside :data:`CHOICES`.
+    """
+    for rater, labels in ratings.items():
+        unknown = sorted({str(v) for v in labels.values()} - set(CHOICES))
+        if unknown:
+            raise ValueError(f"rater {rater!r}: labels must be one of {', '.join(CHOICES)}; got {', '.join(unknown)}")
+    raters = sorted(ratings)
+    pairs = []
+    for i, first in enumerate(raters):
+        for second in raters[i + 1:]:
+            shared = sorted(set(ratings[first]) & set(ratings[second]), key=repr)
+            if not shared:
+                continue
+            a = [ratings[first][unit] for unit in shared]
+            b = [ratings[second][unit] for unit in shared]
+            same = sum(x == y for x, y in zip(a, b, strict=True))
+            pairs.append(RaterPair(first, second, proportion(same, len(shared)), cohen_kappa(a, b, seed=seed)))
+    return pairs
 
 #: Bootstrap weights are made in blocks of at most this many cells (resamples × units), bounding memory.
 BLOCK_CELLS = 4_000_000

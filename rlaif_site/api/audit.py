@@ -12,13 +12,13 @@ from ninja import Router, Schema, Status
 from rlaif_site.api.auth import require_role
 from rlaif_site.api.errors import ApiError, ErrorOut, form_errors
 from rlaif_site.roles import AUDITORS, OPERATORS
-from runs.audit import SCOPES, build_report, draw_audit_sample
+from runs.audit import SCOPES, build_report, draw_audit_sample, workload
 from runs.audit.forms import LabelForm, SampleForm, make_ticket
 from runs.audit.queries import labelling_progress
 from runs.db_retry import call_with_db_retry, is_transient
 from runs.gate import recheck_gate
-from runs.models import AuditItem, HumanLabel, Run
-from runs.views.audit import LABEL_SAVE_RETRY_S, _order_key, shown_swapped_for
+from runs.models import AuditItem, AuditPlan, HumanLabel, Run
+from runs.views.audit import LABEL_SAVE_RETRY_S, shown_swapped_for
 
 router = Router()
 
@@ -84,6 +84,9 @@ def sample(request, run_id: int, payload: SampleIn):
         raise ApiError(400, "The sample request is invalid.", form_errors(form))
     result = draw_audit_sample(run, **{k: form.cleaned_data[k] for k in ("random_size", "uncertain_size", "seed",
                                                                          "margin")})
+    plan = workload.plan_for(run)
+    if plan.pk and plan.mode == AuditPlan.Mode.ASSIGNED:
+        workload.assign_items(plan)
     return Status(201, {"random": result.random, "uncertain": result.uncertain, "promoted": result.promoted,
                         "items": AuditItem.objects.filter(run=run).count()})
 
@@ -91,18 +94,17 @@ def sample(request, run_id: int, payload: SampleIn):
 @router.get("/{int:run_id}/audit/next", response={200: PairOut, 204: None, 403: ErrorOut},
             summary="The next audit pair for me to label, blind (auditors)")
 def next_pair(request, run_id: int):
-    """The audit item page's order (a fixed shuffle that mixes strata) and left/right order (stable per
-    auditor); 204 when every item is labelled. Submit the label with the ``ticket``."""
+    """The audit item page's queue (:func:`runs.audit.workload.next_item_for`: the pairs the audit plan gives
+    me, in a fixed shuffle that mixes strata) and left/right order (stable per auditor); 204 when none is left.
+    ``remaining`` counts my open pairs, this one included. Submit the label with the ``ticket``."""
     require_role(request, AUDITORS)
     run = _run(run_id)
-    done = HumanLabel.objects.filter(auditor=request.user, comparison__run=run).values("comparison_id")
-    todo = AuditItem.objects.filter(run=run).exclude(comparison_id__in=done).values_list("pk", flat=True)
-    todo = sorted(todo, key=lambda pk: _order_key(run.pk, pk))
-    if not todo:
+    found = workload.next_item_for(run, request.user)
+    if found is None:
         return Status(204, None)
     item = AuditItem.objects.select_related(
         "comparison__prompt", "comparison__completion_a", "comparison__completion_b", "judgment__principle"
-    ).get(pk=todo[0])
+    ).get(pk=found.pk)
     comparison = item.comparison
     swapped = shown_swapped_for(request.user.pk, comparison.pk)
     a, b = comparison.completion_a.text, comparison.completion_b.text
@@ -112,7 +114,8 @@ def next_pair(request, run_id: int):
         "principle": principle.name if principle else None,
         "principle_comparison": principle.comparison if principle else None,
         "left": b if swapped else a, "right": a if swapped else b,
-        "ticket": make_ticket(comparison.pk, swapped), "remaining": len(todo),
+        "ticket": make_ticket(comparison.pk, swapped),
+        "remaining": workload.open_items(run, request.user).count(),
     })
 
 
@@ -124,6 +127,9 @@ def label(request, run_id: int, item_id: int, payload: LabelIn):
     waiting at its audit gate goes on once the gate is met (``gate_met``)."""
     require_role(request, AUDITORS)
     item = get_object_or_404(AuditItem.objects.select_related("run", "judgment"), pk=item_id, run_id=run_id)
+    refused = workload.may_label(item, request.user)
+    if refused:
+        raise ApiError(403, refused)
     data = {"choice": payload.choice, "note": payload.note, "ticket": payload.ticket,
             "confidence": "" if payload.confidence is None else str(payload.confidence)}
     form = LabelForm(data, comparison_id=item.comparison_id)
@@ -161,12 +167,14 @@ class ReportOut(Schema):
     overall: dict[str, Any]
     principles: dict[str, Any]
     subsets: dict[str, Any]
+    auditors: dict[str, Any]
 
 
 @router.get("/{int:run_id}/audit/report", response={200: ReportOut, 400: ErrorOut},
             summary="Judge-vs-human agreement figures with 95% intervals")
 def report(request, run_id: int, scope: str = ""):
-    """:func:`runs.audit.report.build_report` as numbers: overall, per principle and per subset; ``scope``
+    """:func:`runs.audit.report.build_report` as numbers: overall, per principle, per subset and per auditor
+    (against the AI and the pairwise matrix with the other auditors); ``scope``
     is one of the dashboard's scopes (default: the random stratum, or every labelled pair without a sample)."""
     run = _run(run_id)
     if scope and scope not in SCOPES:
@@ -174,4 +182,5 @@ def report(request, run_id: int, scope: str = ""):
     scope = scope or ("random" if AuditItem.objects.filter(run=run).exists() else "labelled")
     data = build_report(run, scope)
     return {"run": run.pk, "scope": scope, "progress": labelling_progress(run, request.user),
-            "overall": data["overall"], "principles": data["principles"], "subsets": data.get("subsets", {})}
+            "overall": data["overall"], "principles": data["principles"], "subsets": data.get("subsets", {}),
+            "auditors": data["auditors"]}

@@ -9,18 +9,18 @@ closes the side channel of filtering by verdict or confidence.
 """
 from __future__ import annotations
 
-from django.db.models import Exists, OuterRef
-
 from rlaif_site.roles import AUDITORS, has_role
-from runs.models import AuditItem, HumanLabel
+from runs.models import AuditItem
 
 
 def blinded_comparison_ids(run, user):
     """Ids of ``run``'s audit-sample comparisons that ``user`` may still label and has not labelled, as a
-    subquery (``values("comparison_id")``) usable in ``comparison_id__in``. Empty for users who cannot label
-    (they cannot be biased by what they see) and once the user has labelled a pair."""
-    items = AuditItem.objects.filter(run=run)
+    subquery (``values("comparison_id")``) usable in ``comparison_id__in``: the pairs the audit plan still
+    may still give them (:func:`runs.audit.workload.open_items`: every unlabelled pair without a plan, every
+    pair short of its labels when pooled, whoever holds it, only their own when assigned). Empty for users who
+    cannot label (they cannot be biased by what they see)."""
+    from runs.audit.workload import open_items
+
     if not has_role(user, AUDITORS):
-        return items.none().values("comparison_id")
-    own_label = HumanLabel.objects.filter(comparison_id=OuterRef("comparison_id"), auditor=user)
-    return items.filter(~Exists(own_label)).values("comparison_id")
+        return AuditItem.objects.none().values("comparison_id")
+    return open_items(run, user, claims=False).values("comparison_id")

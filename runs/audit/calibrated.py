@@ -5,10 +5,9 @@ from __future__ import annotations
 
 from django.db.models.functions import Length
 
-from runs.audit.queries import audit_rows
-from runs.models import HumanLabel, Judgment, Run
+from runs.audit.queries import audit_rows, human_majority
+from runs.models import Comparison, Judgment, Run
 from training.human_calibrated import length_controlled_win_rate, ppi_mean
-from training.judge_conventions import human_majority
 
 #: Human label -> the tuned policy's score in an evaluation pair (A = tuned, B = reference; a tie is half).
 EVAL_SCORE = {"A": 1.0, "B": 0.0, "tie": 0.5}
@@ -17,14 +16,15 @@ EVAL_SCORE = {"A": 1.0, "B": 0.0, "tie": 0.5}
 def alignment_estimate(run: Run) -> dict:
     """PPI estimate of the share of the run's judged training pairs on which humans agree with the judge.
 
-    Labelled set: the random audit stratum's decisive human majorities (Y = 1 when the judge's verdict
-    equals it). Predictor: the judge's own probability of its verdict, ``max(P(A), 1 - P(A))``. Unlabelled
-    set: every other successfully judged training pair. Valid whatever the judge's calibration.
+    Labelled set: the random audit stratum's decisive final human labels (a reviewer's decision, else the
+    majority; Y = 1 when the judge's verdict equals it). Predictor: the judge's own probability of its verdict,
+    ``max(P(A), 1 - P(A))``. Unlabelled set: every other successfully judged training pair. Valid whatever the
+    judge's calibration.
     """
     rows = [r for r in audit_rows(run, "random") if r.verdict and r.p_a is not None]
     labelled, y, yhat = set(), [], []
     for row in rows:
-        human = human_majority([choice for _, choice in row.labels])
+        human = row.human_verdict
         if human not in ("A", "B"):
             continue
         labelled.add(row.judgment_id)
@@ -51,16 +51,13 @@ def evaluation_estimates(run: Run) -> dict | None:
     first = {}
     for j in judgments:  # one judgment per evaluation pair
         first.setdefault(j["comparison_id"], j)
-    votes: dict[int, list[str]] = {}
-    for comparison_id, choice in HumanLabel.objects.filter(comparison_id__in=list(first)).exclude(
-            choice="skip").values_list("comparison_id", "choice"):
-        votes.setdefault(comparison_id, []).append(choice)
+    humans = human_majority(Comparison.objects.filter(pk__in=list(first)))  # adjudicated where settled
     y, yhat, unlabelled = [], [], []
     for comparison_id, j in first.items():
         ai = EVAL_SCORE.get(j["verdict"])
         if ai is None:
             continue
-        human = human_majority(votes.get(comparison_id, []))
+        human = humans.get(comparison_id, "")
         if human in EVAL_SCORE:
             y.append(EVAL_SCORE[human])
             yhat.append(ai)

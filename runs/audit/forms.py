@@ -1,13 +1,17 @@
-"""Forms of the audit pages: drawing a sample, a blind label, a rationale flag."""
+"""Forms of the audit pages: drawing a sample, a blind label, a rationale flag, the audit plan (team,
+overlap, guidelines) and a reviewer's decision."""
 from __future__ import annotations
 
 import time
 
 from django import forms
+from django.contrib.auth import get_user_model
 from django.core import signing
+from django.db.models import Q
 
+from rlaif_site.roles import AUDITORS
 from runs.audit.sampling import DEFAULT_MARGIN
-from runs.models import HumanLabel
+from runs.models import AuditPlan, HumanLabel
 
 TICKET_SALT = "runs.audit.label-ticket"
 #: Time spent on a pair is capped (a tab left open overnight is not an hour of work).
@@ -98,3 +102,63 @@ class ImportAnnotationsForm(forms.Form):
 
     def clean_tool(self) -> str:
         return self.cleaned_data["tool"] or "auto"
+
+
+#: The most auditors a pair may ask for.
+MAX_OVERLAP = 20
+MAX_GUIDELINES = 50_000
+
+
+class AuditorChoiceField(forms.ModelMultipleChoiceField):
+    def label_from_instance(self, obj) -> str:
+        return obj.get_full_name() or obj.get_username()
+
+
+class AuditPlanForm(forms.ModelForm):
+    """How the sample is shared out (:mod:`runs.audit.workload`), when pairs go to review, and the guidelines."""
+
+    auditors = AuditorChoiceField(
+        queryset=get_user_model().objects.none(), required=False, widget=forms.CheckboxSelectMultiple,
+        label="Named auditors", help_text="Assigned mode: the sample is shared among these, overlap per pair.",
+    )
+    overlap = forms.IntegerField(
+        min_value=1, max_value=MAX_OVERLAP, initial=1, label="Auditors per pair",
+        help_text="The required overlap: how many auditors label each pair (pooled and assigned modes).",
+    )
+    guidelines = forms.CharField(
+        required=False, max_length=MAX_GUIDELINES, widget=forms.Textarea(attrs={"rows": 12}),
+        help_text="Markdown, shown beside each pair with the principle's text.",
+    )
+
+    class Meta:
+        model = AuditPlan
+        fields = ["mode", "overlap", "auditors", "review_ai_disagreements", "guidelines"]
+        labels = {"review_ai_disagreements": "Review human-vs-AI disagreements"}
+        widgets = {"mode": forms.RadioSelect}
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["auditors"].queryset = (
+            get_user_model().objects.filter(Q(groups__name=AUDITORS) | Q(is_superuser=True), is_active=True)
+            .distinct().order_by("username")
+        )
+
+    def clean(self):
+        data = super().clean()
+        mode, overlap, team = data.get("mode"), data.get("overlap"), data.get("auditors")
+        if mode == AuditPlan.Mode.ASSIGNED and overlap and team is not None:
+            if not team:
+                self.add_error("auditors", "Assigned mode needs at least one named auditor.")
+            elif len(team) < overlap:
+                self.add_error("auditors", f"{overlap} auditors per pair needs at least {overlap} named auditors; "
+                                           f"{len(team)} chosen.")
+        return data
+
+
+class AdjudicationForm(forms.Form):
+    """A reviewer's decision on a pair, in the comparison's terms (A = the first response shown, B = the second)."""
+
+    choice = forms.ChoiceField(choices=[("A", "A is better"), ("B", "B is better"), ("tie", "Tie")],
+                               widget=forms.RadioSelect, label="Final label")
+    note = forms.CharField(required=False, max_length=5000, widget=forms.Textarea(attrs={"rows": 2}),
+                           help_text="Why: kept with the decision.")

@@ -25,7 +25,7 @@ FIGURES = {
 def pair_units(rows: Sequence[AuditRow], *, tie_margin: float, both_orders: bool) -> list[PairUnit]:
     """The rows as :class:`~training.judge_conventions.PairUnit`: each order's verdict from its P(A) with the
     run's tie margin (:func:`training.labeling.verdict_for`, the rule the label stage uses), ``""`` where the
-    judgment failed, and the human votes."""
+    judgment failed, and the human votes (a reviewer's decision alone where the pair was adjudicated)."""
     units = []
     for row in rows:
         if row.p_a_ab is None and row.p_a_ba is None and row.verdict:
@@ -34,7 +34,7 @@ def pair_units(rows: Sequence[AuditRow], *, tie_margin: float, both_orders: bool
         else:  # an order that failed has no probability: "" (a judgment fails when either order does)
             ab = verdict_for(row.p_a_ab, tie_margin)
             ba = verdict_for(row.p_a_ba, tie_margin) if both_orders else None
-        units.append(PairUnit(ab, ba, tuple(choice for _, choice in row.labels), row.length_a, row.length_b,
+        units.append(PairUnit(ab, ba, tuple(row.final_choices), row.length_a, row.length_b,
                               row.subset, row.principle))
     return units
 
@@ -44,11 +44,13 @@ def section(rows: Sequence[AuditRow], *, seed: int = 0, tie_margin: float = 0.05
 
     Rows whose judgment failed (verdict "") count only for inter-human agreement.
     Units: alignment, kappa, calibration and the human length preference count one unit per (judgment,
-    human label); alpha one unit per comparison; position consistency and the judge's length preference
-    one unit per judgment.
+    human label), a pair a reviewer settled counting once with the decision as its label
+    (:attr:`AuditRow.final_choices`); alpha one unit per comparison, over the auditors' own labels; position
+    consistency and the judge's length preference one unit per judgment.
 
     Returns:
-        ``{"n_items" (judged), "n_failed", "n_labelled", "n_labels", "figures": {name: ProportionEstimate dict},
+        ``{"n_items" (judged), "n_failed", "n_labelled", "n_labels", "n_adjudicated",
+        "figures": {name: ProportionEstimate dict},
         "confusion": 3×3 (rows human, columns AI), "calibration_bins": [...]}``.
     """
     ai, human, p_a, human_lengths, human_choices = [], [], [], [], []
@@ -57,7 +59,7 @@ def section(rows: Sequence[AuditRow], *, seed: int = 0, tie_margin: float = 0.05
         units.setdefault(row.comparison_id, [choice for _, choice in row.labels])
     judged = [row for row in rows if row.verdict]  # a failed judgment counts for inter-human agreement only
     for row in judged:
-        for _, choice in row.labels:
+        for choice in row.final_choices:
             ai.append(row.verdict)
             human.append(choice)
             human_choices.append(choice)
@@ -81,6 +83,7 @@ def section(rows: Sequence[AuditRow], *, seed: int = 0, tie_margin: float = 0.05
         "n_failed": len(rows) - len(judged),
         "n_labelled": sum(1 for r in judged if r.labels),
         "n_labels": len(human),
+        "n_adjudicated": sum(1 for r in judged if r.adjudicated),
         "figures": {name: estimate.as_dict() for name, estimate in figures.items()},
         "confusion": agreement.confusion(ai, human),
         "calibration_bins": calibration.bins,
@@ -92,7 +95,8 @@ def section(rows: Sequence[AuditRow], *, seed: int = 0, tie_margin: float = 0.05
 
 def build_report(run: Run, scope: str = "random", *, seed: int = 0) -> dict:
     """The report of ``run`` over ``scope`` (see :data:`runs.audit.queries.SCOPES`): ``{"scope", "overall":
-    section, "principles": {name: section}}``, JSON-serialisable."""
+    section, "principles": {name: section}, "subsets": {name: section}, "auditors": per-auditor agreement
+    (:func:`runs.audit.auditors.auditor_agreement`)}``, JSON-serialisable."""
     rows = audit_rows(run, scope)
     judge = run.run_config.judge
     options = {"seed": seed, "tie_margin": judge.tie_margin, "both_orders": judge.both_orders}
@@ -102,24 +106,29 @@ def build_report(run: Run, scope: str = "random", *, seed: int = 0) -> dict:
         by_principle.setdefault(row.principle, []).append(row)
         if row.subset:
             by_subset.setdefault(row.subset, []).append(row)
+    from runs.audit.auditors import auditor_agreement
+    from runs.audit.workload import annotator_names
+
+    names = annotator_names({key for row in rows for key, _ in row.labels})
     return {
         "scope": scope,
         "overall": section(rows, **options),
         "principles": {name: section(group, **options) for name, group in sorted(by_principle.items())},
         "subsets": {name: section(group, **options) for name, group in sorted(by_subset.items())},
+        "auditors": auditor_agreement(rows, names, seed=seed),
     }
 
 
 def disagreements(rows: Sequence[AuditRow]) -> list[dict]:
-    """Successfully judged rows where the human majority (plurality of A/B/tie labels; a shared top count is a
-    tie) differs from the AI verdict, or an auditor flagged the rationale, as plain dicts for the list and the
-    exports."""
+    """Successfully judged rows where the final human label (a reviewer's decision, else the plurality of A/B/tie
+    labels; a shared top count is a tie) differs from the AI verdict, or an auditor flagged the rationale, as
+    plain dicts for the list and the exports."""
     result = []
     for row in rows:
         choices = [choice for _, choice in row.labels]
-        if not row.verdict or (not choices and not row.flags):
+        if not row.verdict or (not choices and not row.adjudicated and not row.flags):
             continue
-        majority = judge_conventions.human_majority(choices)
+        majority = row.human_verdict
         if majority == row.verdict and not row.flags:
             continue
         result.append(
@@ -134,6 +143,7 @@ def disagreements(rows: Sequence[AuditRow]) -> list[dict]:
                 "position_consistent": row.position_consistent,
                 "human_majority": majority,
                 "human_labels": choices,
+                "adjudicated": row.adjudicated,
                 "n_labels": len(choices),
                 "flags": sorted(set(row.flags)),
                 "rationale": row.rationale,

@@ -1,5 +1,6 @@
 """Audit pages: the agreement dashboard, drawing a sample, blind labeling, disagreements and their export,
-and the operator's release of the audit gate."""
+and the operator's release of the audit gate. The team pages (plan, review queue) are in
+:mod:`runs.views.audit_team`."""
 from __future__ import annotations
 
 import csv
@@ -15,10 +16,11 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import NoReverseMatch, reverse
 from django.views.decorators.http import require_POST
 
-from rlaif_site.roles import AUDITORS, OPERATORS, has_role, role_required
+from rlaif_site.roles import AUDITORS, OPERATORS, REVIEWERS, has_role, role_required
 from rlaif_site.untrusted import csv_row
 from runs import gate
-from runs.audit import SCOPES, audit_rows, build_report, disagreements, draw_audit_sample
+from runs.audit import SCOPES, audit_rows, build_report, disagreements, draw_audit_sample, workload
+from runs.audit.adjudication import review_counts, review_rows
 from runs.audit.blind import blinded_comparison_ids
 from runs.audit.calibrated import alignment_estimate, evaluation_estimates
 from runs.audit.charts import dashboard_figures
@@ -27,7 +29,7 @@ from runs.audit.queries import labelling_progress
 from runs.audit.report import FIGURES
 from runs.db_retry import call_with_db_retry, is_transient
 from runs.gate import recheck_gate
-from runs.models import AuditItem, HumanLabel, Run, RunStatus, Stage
+from runs.models import AuditItem, AuditPlan, HumanLabel, Run, RunStatus, Stage
 
 SORTS = {
     "principle": lambda d: d["principle"],
@@ -38,7 +40,7 @@ SORTS = {
 }
 EXPORT_FIELDS = [
     "comparison_id", "judgment_id", "principle", "stratum", "ai_verdict", "p_a", "ai_confidence",
-    "position_consistent", "human_majority", "human_labels", "n_labels", "flags", "rationale",
+    "position_consistent", "human_majority", "human_labels", "adjudicated", "n_labels", "flags", "rationale",
 ]
 
 
@@ -105,6 +107,7 @@ def dashboard(request, run_id: int):
     scope = _scope(request, run)
     report = build_report(run, scope)
     can_label = has_role(request.user, AUDITORS)
+    plan = workload.plan_for(run)
     return render(
         request,
         "runs/audit_dashboard.html",
@@ -119,6 +122,13 @@ def dashboard(request, run_id: int):
             "figures": dashboard_figures(report),
             "calibrated": {"alignment": alignment_estimate(run), "evaluation": evaluation_estimates(run)},
             "progress": labelling_progress(run, request.user),
+            "mine": workload.auditor_progress(run, request.user, plan=plan) if can_label else None,
+            "plan": plan,
+            "team": workload.team_counts(run, plan),
+            "review": review_counts(review_rows(run, plan)),
+            "auditor_agreement": report["auditors"],
+            "can_plan": has_role(request.user, OPERATORS) or has_role(request.user, REVIEWERS),
+            "can_review": has_role(request.user, REVIEWERS),
             "gate": _gate_context(run),
             "can_label": can_label,
             "can_sample": can_label or has_role(request.user, OPERATORS),
@@ -143,6 +153,9 @@ def sample(request, run_id: int):
             seed=form.cleaned_data["seed"],
             margin=form.cleaned_data["margin"],
         )
+        plan = workload.plan_for(run)
+        if plan.pk and plan.mode == AuditPlan.Mode.ASSIGNED:
+            workload.assign_items(plan)
         messages.success(
             request,
             f"Added {result.random} random and {result.uncertain} uncertain comparisons to the audit"
@@ -154,21 +167,16 @@ def sample(request, run_id: int):
     return redirect("runs:audit_dashboard", run_id=run.pk)
 
 
-def _order_key(run_id: int, item_id: int) -> str:
-    return hashlib.sha256(f"{run_id}:{item_id}".encode()).hexdigest()
-
-
 @role_required(AUDITORS)
 def next_item(request, run_id: int):
-    """Go to the next audit item this auditor has not labelled (a fixed shuffled order that mixes strata)."""
+    """Go to the next audit pair the plan gives this auditor and they have not labelled
+    (:func:`runs.audit.workload.next_item_for`: a fixed shuffled order that mixes strata)."""
     run = get_object_or_404(Run, pk=run_id)
-    done = HumanLabel.objects.filter(auditor=request.user, comparison__run=run).values("comparison_id")
-    todo = AuditItem.objects.filter(run=run).exclude(comparison_id__in=done).values_list("pk", flat=True)
-    todo = sorted(todo, key=lambda pk: _order_key(run.pk, pk))
-    if not todo:
-        messages.info(request, "You have labelled every item of this audit sample.")
+    item = workload.next_item_for(run, request.user)
+    if item is None:
+        messages.info(request, "You have labelled every pair this audit gives you.")
         return redirect("runs:audit_dashboard", run_id=run.pk)
-    return redirect("runs:audit_item", run_id=run.pk, item_id=todo[0])
+    return redirect("runs:audit_item", run_id=run.pk, item_id=item.pk)
 
 
 def shown_swapped_for(user_id: int, comparison_id: int) -> bool:
@@ -189,6 +197,10 @@ def item(request, run_id: int, item_id: int):
         run_id=run_id,
     )
     comparison = audit_item.comparison
+    plan = workload.plan_for(audit_item.run)
+    refused = workload.may_label(audit_item, request.user, plan)
+    if refused:
+        raise PermissionDenied(refused)
     label = HumanLabel.objects.filter(comparison=comparison, auditor=request.user).first()
     swapped = label.shown_swapped if label else shown_swapped_for(request.user.pk, comparison.pk)
     if request.method == "POST":
@@ -210,7 +222,7 @@ def item(request, run_id: int, item_id: int):
             except DatabaseError as exc:
                 if not is_transient(exc):
                     raise
-                return _label_not_saved(request, audit_item, comparison, form, swapped)
+                return _label_not_saved(request, audit_item, plan, form, swapped)
             try:
                 gate_met = call_with_db_retry(lambda: recheck_gate(audit_item.run), what="audit gate",
                                               budget_s=LABEL_SAVE_RETRY_S, max_attempts=3)
@@ -229,17 +241,7 @@ def item(request, run_id: int, item_id: int):
             initial |= {"choice": _display_choice(label.choice, swapped), "confidence": label.confidence,
                         "note": label.note}
         form = LabelForm(initial=initial, comparison_id=comparison.pk)
-    a, b = comparison.completion_a.text, comparison.completion_b.text
-    context = {
-        "run": audit_item.run,
-        "item": audit_item,
-        "prompt": comparison.prompt,
-        "principle": audit_item.judgment.principle if audit_item.judgment else None,
-        "left": b if swapped else a,
-        "right": a if swapped else b,
-        "blind": blind,
-        "form": form,
-    }
+    context = _pair_context(request, audit_item, plan, swapped) | {"blind": blind, "form": form}
     if not blind:  # the AI's side enters the page only after the auditor's choice
         judgment = audit_item.judgment
         context |= {
@@ -258,14 +260,28 @@ def item(request, run_id: int, item_id: int):
 LABEL_SAVE_RETRY_S = 20.0
 
 
-def _label_not_saved(request, audit_item: AuditItem, comparison, form: LabelForm, swapped: bool) -> HttpResponse:
-    """The database stayed busy: show the blind form again, filled with what the auditor chose (nothing is
-    lost), with a 503 and ``Retry-After`` so that submitting again saves it."""
+def _pair_context(request, audit_item: AuditItem, plan: AuditPlan, swapped: bool, *, progress: bool = True) -> dict:
+    """What the labeling page shows of a pair, blind: prompt, principle, the two responses in the auditor's
+    order, the audit's guidelines and (``progress``) the auditor's place in their queue."""
+    comparison = audit_item.comparison
     a, b = comparison.completion_a.text, comparison.completion_b.text
-    context = {
-        "run": audit_item.run, "item": audit_item, "prompt": comparison.prompt,
+    return {
+        "run": audit_item.run,
+        "item": audit_item,
+        "prompt": comparison.prompt,
         "principle": audit_item.judgment.principle if audit_item.judgment else None,
-        "left": b if swapped else a, "right": a if swapped else b, "blind": True, "form": form,
+        "left": b if swapped else a,
+        "right": a if swapped else b,
+        "guidelines": plan.guidelines,
+        "mine": workload.auditor_progress(audit_item.run, request.user, audit_item, plan) if progress else None,
+    }
+
+
+def _label_not_saved(request, audit_item: AuditItem, plan: AuditPlan, form: LabelForm, swapped: bool) -> HttpResponse:
+    """The database stayed busy: show the blind form again, filled with what the auditor chose (nothing is
+    lost), with a 503 and ``Retry-After`` so that submitting again saves it (no further query is made)."""
+    context = _pair_context(request, audit_item, plan, swapped, progress=False) | {
+        "blind": True, "form": form,
         "save_error": "The database is busy, so your label is not saved yet. Your choice is kept below: "
                       "submit it again in a few seconds.",
     }
