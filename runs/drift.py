@@ -28,6 +28,7 @@ from runs.models import AnchorCheck, AnchorSource, Comparison, Judgment, Run, St
 from training.config import ConfigError, JudgeConfig
 from training.drift import compare_verdicts, majority_verdict, sample_anchor
 from training.judges import judge_id_for
+from training.panel import verdict_judge_id
 
 #: Judge ids are cut to this many characters in the waiting message (it holds 500 in all).
 ID_CHARS = 110
@@ -36,9 +37,10 @@ SOURCE_WORDS = {AnchorSource.AI: "AI judgments", AnchorSource.HUMAN: "human labe
 
 
 def anchor_judge_id(anchor_run: Run) -> str:
-    """The judge id of ``anchor_run``'s label stage (its config's judge); "" when its config does not read."""
+    """The judge id of ``anchor_run``'s verdicts (its config's judge, or its panel's verdicts:
+    :func:`training.panel.verdict_judge_id`); "" when its config does not read."""
     try:
-        return judge_id_for(anchor_run.run_config.judge)
+        return verdict_judge_id(anchor_run.run_config.judge)
     except ConfigError:
         return ""
 

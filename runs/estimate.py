@@ -14,7 +14,7 @@ from django.db.models.functions import Length
 
 from training.config import RunConfig
 from training.generation_backends import generation_backend
-from training.judges import judge_backend
+from training.judges import judge_backend, judge_id_for
 
 #: Rough characters per token for English text, used only for estimates.
 CHARS_PER_TOKEN = 4.0
@@ -32,15 +32,18 @@ class RunEstimate:
         responses: policy samples (prompts × K; 0 with reference pairs: nothing is sampled).
         comparisons: pairs the judge labels.
         principles_per_comparison: 1 with principle sampling, else the number of enabled principles.
-        judge_calls: comparisons × principles × (2 if both orders) × self-consistency.
-        eval_judge_calls: calls of the evaluate stage (eval prompts × orders × self-consistency).
+        judge_calls: comparisons × principles × (2 if both orders) × self-consistency, summed over the judges
+            of a panel (``judge.panel``: each judge labels every comparison).
+        eval_judge_calls: calls of the evaluate stage (eval prompts × orders × self-consistency), summed over
+            a panel's judges likewise.
         policy_judge_calls: calls of the policy stage with the judge as its reward (``policy.reward_source:
             judge``): steps × groups per step × pairs per group × principles × orders × self-consistency.
         prompt_tokens, completion_tokens: judge tokens over all calls (estimates).
         generation_tokens: at most this many tokens sampled from the policy.
-        cost: judge cost with the configured prices (0 when no price is set).
-        budget: the configured cap (0 = none).
-        calls_within_budget: judge calls the budget pays for (None without a budget).
+        cost: judge cost with the configured prices (0 when no price is set), each judge of a panel at its own.
+        budget: the configured cap (0 = none); with a panel, the sum of its judges' caps (each has its own).
+        calls_within_budget: judge calls the budget pays for (None without a budget), summed over the judges
+            with a cap.
         warnings: plain sentences shown next to the figures.
         minutes: expected wall time of the selected stages on an idle 2-core CPU (None when the run's models
             have no measured CPU figures, see :data:`CPU_FIGURES`).
@@ -61,6 +64,7 @@ class RunEstimate:
     warnings: list[str]
     minutes: float | None = None
     policy_judge_calls: int = 0
+    judges: int = 1
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -190,14 +194,22 @@ def estimate(
     principles = 1 if judge.principle_sampling == "sample" else enabled_principles
     if enabled_principles == 0:
         warnings.append("The constitution version has no enabled principle: the judge has nothing to apply.")
-    judging = judge_backend(judge.backend)
-    orders = 2 if judge.both_orders and not judging.order_invariant else 1
-    judge_calls = comparisons * principles * orders * judge.self_consistency if "label" in stages else 0
+    members = judge.members()  # the run's judge, then its panel's: each labels (and evaluates) every comparison
+
+    def per_comparison(member) -> int:
+        orders = 2 if member.both_orders and not judge_backend(member.backend).order_invariant else 1
+        return principles * orders * member.self_consistency
+
     eval_n = min(eval_prompts, config.evaluation.max_prompts) if config.evaluation.max_prompts else eval_prompts
-    eval_calls = eval_n * principles * orders * judge.self_consistency if "evaluate" in stages else 0
+    label_calls = [comparisons * per_comparison(m) if "label" in stages else 0 for m in members]
+    eval_member_calls = [eval_n * per_comparison(m) if "evaluate" in stages else 0 for m in members]
+    judge_calls, eval_calls = sum(label_calls), sum(eval_member_calls)
     policy_calls = 0
-    if "policy" in stages and config.policy.learns_from == "judge":
-        policy_calls = config.policy.steps * rollout_comparisons(config) * principles * orders * judge.self_consistency
+    if "policy" in stages and config.policy.learns_from == "judge":  # the run's judge alone scores rollouts
+        policy_calls = config.policy.steps * rollout_comparisons(config) * per_comparison(judge)
+    if len(members) > 1:
+        warnings.append(f"A panel of {len(members)} judges: each judges every comparison, so the judge calls are "
+                        f"those of {len(members)} judges.")
     if "evaluate" in stages and eval_prompts == 0:
         warnings.append("The prompt set has no eval split: the evaluate stage has nothing to compare on.")
     if prompts == 0 and not from_reference and ("generate" in stages or "label" in stages):
@@ -205,27 +217,34 @@ def estimate(
 
     response_tokens = gen.max_new_tokens
     call_prompt_tokens = round((template_chars + avg_prompt_chars) / CHARS_PER_TOKEN + 2 * response_tokens)
-    writes_rationale = judging.generates_rationale or judge.chain_of_thought or judge.self_consistency > 1
-    call_completion_tokens = judge.max_new_tokens if writes_rationale else VERDICT_ONLY_TOKENS
-    all_calls = judge_calls + eval_calls + policy_calls
-    prompt_tokens = all_calls * call_prompt_tokens
-    completion_tokens = all_calls * call_completion_tokens
-    cost_per_call = (
-        call_prompt_tokens / 1000 * judge.price_per_1k_prompt_tokens
-        + call_completion_tokens / 1000 * judge.price_per_1k_completion_tokens
-    )
-    cost = all_calls * cost_per_call
+    prompt_tokens = completion_tokens = 0
+    cost = 0.0
     within = None
-    if judge.budget > 0:
-        within = int(judge.budget // cost_per_call) if cost_per_call > 0 else all_calls
-        if within < judge_calls:
-            share = within / judge_calls if judge_calls else 0
-            warnings.append(
-                f"The budget of {judge.budget:g} pays for about {within:,} of {judge_calls:,} judge calls "
-                f"({share:.0%}); labeling stops when it is spent."
-            )
-    elif cost_per_call == 0 and judging.paid:
-        warnings.append("No price is set for the judge endpoint: cost is not estimated.")
+    for i, member in enumerate(members):
+        judging = judge_backend(member.backend)
+        whose = "" if len(members) == 1 else f" of {judge_id_for(member)}"
+        writes_rationale = judging.generates_rationale or member.chain_of_thought or member.self_consistency > 1
+        call_completion_tokens = member.max_new_tokens if writes_rationale else VERDICT_ONLY_TOKENS
+        member_label = label_calls[i]
+        calls = member_label + eval_member_calls[i] + (policy_calls if i == 0 else 0)
+        prompt_tokens += calls * call_prompt_tokens
+        completion_tokens += calls * call_completion_tokens
+        cost_per_call = (
+            call_prompt_tokens / 1000 * member.price_per_1k_prompt_tokens
+            + call_completion_tokens / 1000 * member.price_per_1k_completion_tokens
+        )
+        cost += calls * cost_per_call
+        if member.budget > 0:
+            member_within = int(member.budget // cost_per_call) if cost_per_call > 0 else calls
+            within = (within or 0) + member_within
+            if member_within < member_label:
+                share = member_within / member_label if member_label else 0
+                warnings.append(
+                    f"The budget of {member.budget:g} pays for about {member_within:,} of {member_label:,} judge "
+                    f"calls{whose} ({share:.0%}); labeling stops when it is spent."
+                )
+        elif cost_per_call == 0 and judging.paid:
+            warnings.append(f"No price is set for the judge endpoint{whose}: cost is not estimated.")
     samples = 0 if from_reference else prompts * gen.samples_per_prompt
     generation_tokens = samples * gen.max_new_tokens if "generate" in stages else 0
     return RunEstimate(
@@ -240,8 +259,9 @@ def estimate(
         completion_tokens=completion_tokens,
         generation_tokens=generation_tokens,
         cost=round(cost, 4),
-        budget=judge.budget,
+        budget=sum(m.budget for m in members),
         calls_within_budget=within,
+        judges=len(members),
         warnings=warnings,
         minutes=cpu_minutes(config, prompts=0 if from_reference else prompts, comparisons=comparisons, eval_n=eval_n,
                             stages=tuple(stages)),

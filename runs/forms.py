@@ -55,6 +55,9 @@ FIELD_LABELS = {
     "judge.anchor_source": "Drift guard: anchor verdicts (human labels or AI judgments)",
     "judge.anchor_sample": "Drift guard: anchor pairs re-judged",
     "judge.anchor_min_agreement": "Drift guard: min agreement with the anchor (0–1)",
+    "judge.panel": "Panel: more judges (JSON list of what differs from the judge above, e.g. "
+                   '[{"model": "other-model"}, {"backend": "openai", "base_url": "…", "model": "…"}])',
+    "judge.panel_aggregation": "Panel verdict (majority vote, or mean P(A))",
     "reward_model.base_model": "Reward model backbone",
     "reward_model.min_confidence": "Min confidence |P(A) − 0.5| × 2",
     "reward_model.use_margin": "Soft preference as margin",
@@ -94,6 +97,8 @@ def _form_field(path: str, hint, default, help_text: str = "") -> forms.Field:
         field = forms.IntegerField(label=label, initial=default)
     elif hint is float:
         field = forms.FloatField(label=label, initial=default)
+    elif typing.get_origin(hint) is list:
+        field = JSONListField(label=label, required=False, initial=default)
     else:
         field = forms.CharField(label=label, required=path in REQUIRED_TEXT, initial=default, max_length=500)
     if help_text:  # the config docstring's description, as the field's tooltip (the form stays compact)
@@ -111,7 +116,10 @@ def config_fields() -> list[tuple[str, str, forms.Field]]:
         helps = field_help(cls)
         for f in dataclasses.fields(cls):
             path = f"{section}.{f.name}"
-            default = f.default if f.default is not dataclasses.MISSING else None
+            if f.default is not dataclasses.MISSING:
+                default = f.default
+            else:
+                default = f.default_factory() if f.default_factory is not dataclasses.MISSING else None
             out.append((path, field_name(path), _form_field(path, hints[f.name], default, helps.get(f.name, ""))))
     return out
 
@@ -121,6 +129,26 @@ class OptionalJSONField(forms.JSONField):
 
     def prepare_value(self, value):
         return "" if value is None else super().prepare_value(value)
+
+
+class JSONListField(forms.JSONField):
+    """A config field holding a list (``judge.panel``), typed as JSON: an empty box is ``[]``; the box shows
+    JSON text given as it is (:func:`initial_from_config` gives text)."""
+
+    widget = forms.Textarea(attrs={"rows": 3})
+
+    def to_python(self, value):
+        if value in self.empty_values or (isinstance(value, str) and not value.strip()):
+            return []
+        converted = super().to_python(value)
+        if not isinstance(converted, list):
+            raise forms.ValidationError("must be a JSON list, e.g. [] or [{…}, {…}]", code="invalid")
+        return converted
+
+    def prepare_value(self, value):
+        if isinstance(value, str):
+            return value
+        return "" if not value else super().prepare_value(value)
 
 
 class LaunchForm(forms.Form):
@@ -289,10 +317,14 @@ class LaunchForm(forms.Form):
         return result.ok
 
     def _attach_config_error(self, exc: ConfigError) -> None:
-        """Put ``exc`` on the field its dotted path names; paths without a field go to ``extra_config``."""
+        """Put ``exc`` on the field its dotted path names (an item of a list field, ``judge.panel[1].model``, on
+        the list's field, the message naming the item); paths without a field go to ``extra_config``."""
         name = field_name(exc.path)
+        listed = field_name(exc.path.split("[", 1)[0])
         if name in self.fields:
             self.add_error(name, exc.message)
+        elif "[" in exc.path and listed in self.fields:
+            self.add_error(listed, f"{exc.path}: {exc.message}")
         elif self.direct_config is None and (
             exc.path.split(".")[0] in ("queues", "timeouts") or self.cleaned_data.get("extra_config")
         ):
@@ -324,7 +356,9 @@ def initial_from_config(config: dict[str, Any]) -> dict[str, Any]:
             continue
         for key, value in content.items():
             path = f"{section}.{key}"
-            if path in known:
+            if path in known and isinstance(value, list):  # a list field is JSON text in the form
+                values[field_name(path)] = json.dumps(value) if value else ""
+            elif path in known:
                 values[field_name(path)] = value
             else:
                 extra.setdefault(section, {})[key] = value

@@ -66,5 +66,6 @@ def spent_by(run, judge_id: str) -> float:
     """What ``run`` has paid its judge ``judge_id`` so far: the sum of its charges (for runs labelled before the
     ledger existed, the sum of their judgments' costs, whichever is larger)."""
     charged = JudgeCharge.objects.filter(run=run, judge_id=judge_id).aggregate(s=Sum("cost"))["s"] or 0.0
-    judged = Judgment.objects.filter(comparison__run=run, judge_id=judge_id).aggregate(s=Sum("cost"))["s"] or 0.0
+    # all rows: a panel judge's judgments are votes (Judgment.objects holds verdicts only)
+    judged = Judgment.all_rows.filter(comparison__run=run, judge_id=judge_id).aggregate(s=Sum("cost"))["s"] or 0.0
     return max(charged, judged)

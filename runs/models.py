@@ -478,11 +478,35 @@ class Verdict(models.TextChoices):
     FAILED = "", "Failed"
 
 
+class VerdictManager(models.Manager):
+    """``Judgment.objects``: the judgments that are a run's verdicts; a panel judge's vote is not one (its
+    panel's verdict is), so every reader of verdicts (reward model, audit, pages, export) sees one judgment per
+    unit with a panel as without."""
+
+    def get_queryset(self):
+        return super().get_queryset().filter(panel_vote=False)
+
+
+class VoteManager(models.Manager):
+    """``Judgment.votes``: the panel judges' own judgments (:mod:`training.panel`); ``create`` makes a vote."""
+
+    def get_queryset(self):
+        return super().get_queryset().filter(panel_vote=True)
+
+    def create(self, **kwargs):
+        return super().create(**{"panel_vote": True, **kwargs})
+
+
 class Judgment(models.Model):
     """The AI judge's decision on one comparison under one principle.
 
     ``p_a_ab`` is P(A preferred) when A was shown first; ``p_a_ba`` is P(A preferred) when the order was
     swapped (already mapped back to A); ``p_a`` is their average (position debiasing, Lee et al. 2023).
+
+    With a panel of judges (``judge.panel``, :mod:`training.panel`) each judge's judgment is a *vote*
+    (``panel_vote``, under its own ``judge_id``; read them through ``Judgment.votes``) and the panel's verdict,
+    aggregated from them, is the judgment (``judge_id`` ``panel:…``, its ``raw_outputs`` one entry per judge).
+    ``Judgment.objects`` holds verdicts only; ``Judgment.all_rows`` both.
     """
 
     comparison = models.ForeignKey(Comparison, on_delete=models.CASCADE, related_name="judgments")
@@ -501,7 +525,16 @@ class Judgment(models.Model):
     cost = models.FloatField(default=0)
     error = RedactedTextField(blank=True)
     attempts = models.PositiveIntegerField(default=1)
+    panel_vote = models.BooleanField(
+        default=False, help_text="A panel judge's vote, aggregated into its panel's verdict (not a verdict itself).")
+    judges_agree = models.BooleanField(
+        null=True, blank=True, help_text="A panel's verdict: whether every judge gave the same verdict (None: one "
+                                         "judge, or a vote failed).")
     created_at = models.DateTimeField(auto_now_add=True)
+
+    objects = VerdictManager()
+    votes = VoteManager()
+    all_rows = models.Manager()
 
     class Meta:
         constraints = [
@@ -518,6 +551,14 @@ class Judgment(models.Model):
     @property
     def failed(self) -> bool:
         return bool(self.error) and not self.verdict
+
+    @property
+    def panel_votes(self) -> list[dict]:
+        """A panel verdict's votes, one dict per judge (``judge``, ``verdict``, ``p_a``…); [] for a one-judge
+        judgment."""
+        if not self.judge_id.startswith("panel:"):
+            return []
+        return [v for v in self.raw_outputs or [] if isinstance(v, dict) and "judge" in v]
 
 
 class JudgeCacheEntry(models.Model):
@@ -598,6 +639,7 @@ class AuditItem(models.Model):
     class Stratum(models.TextChoices):
         RANDOM = "random", "Uniform random"
         UNCERTAIN = "uncertain", "Uncertain"
+        DISAGREE = "disagree", "Judges disagree"
 
     run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="audit_items")
     comparison = models.ForeignKey(Comparison, on_delete=models.CASCADE, related_name="audit_items")

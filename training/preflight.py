@@ -15,6 +15,8 @@ Checks:
   fallback), and positions against the configured lengths;
 * each OpenAI-compatible endpoint: one ``GET /models`` answering and serving the named model
   (:func:`training.openai_http.probe_endpoint`), with its key variable allowed and set;
+* a panel of judges (``judge.panel``): each judge's model or endpoint like the run's judge, under its entry's
+  path (``judge.panel[1].base_url``);
 * stage combinations: a stage whose input no chosen stage produces (RLOO/GRPO need the reward_model stage unless
   ``policy.reward_source`` is ``judge``, whose judge is then checked like the label stage's).
 
@@ -28,7 +30,7 @@ from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from training.config import RunConfig
+from training.config import JudgeConfig, RunConfig
 from training.generation_backends import generation_backend
 from training.judges import judge_backend
 from training.redaction import KeyNameError, check_key_name, redact
@@ -83,6 +85,17 @@ def judge_stages(config: RunConfig, stages: Iterable[str]) -> set[str]:
     return calling
 
 
+def judges_called(config: RunConfig, stages: Iterable[str]) -> list[tuple[str, JudgeConfig]]:
+    """``(config path, judge)`` of each judge the chosen stages call: the run's judge (``judge``) when any
+    stage calls it (:func:`judge_stages`), and each judge of its panel (``judge.panel[i]``) when label or
+    evaluate does (the policy stage's direct reward asks the run's judge alone)."""
+    calling = judge_stages(config, stages)
+    if not calling:
+        return []
+    members = config.judge.members() if calling & {"label", "evaluate"} else [config.judge]
+    return [("judge" if i == 0 else f"judge.panel[{i - 1}]", member) for i, member in enumerate(members)]
+
+
 def model_uses(config: RunConfig, stages: Iterable[str]) -> list[ModelUse]:
     """The models the chosen stages load locally, with the lengths each must fit."""
     stages = set(stages)
@@ -99,10 +112,10 @@ def model_uses(config: RunConfig, stages: Iterable[str]) -> list[ModelUse]:
         if "evaluate" in stages:
             lengths.append(("evaluation.max_new_tokens", config.evaluation.max_new_tokens))
         uses.append(ModelUse("generation.model", gen.model, True, tuple(lengths)))
-    judge = config.judge
-    judging = judge_backend(judge.backend)
-    if judge_stages(config, stages) and judging.local_model:
-        uses.append(ModelUse("judge.model", judge.model, judging.needs_padding))
+    for path, judge in judges_called(config, stages):
+        judging = judge_backend(judge.backend)
+        if judging.local_model:
+            uses.append(ModelUse(f"{path}.model", judge.model, judging.needs_padding))
     if stages & {"reward_model"} or ("policy" in stages and config.policy.learns_from == "reward_model"):
         uses.append(ModelUse("reward_model.base_model", config.reward_model.base_model, True,
                              (("reward_model.max_length", config.reward_model.max_length),)))
@@ -276,13 +289,14 @@ def preflight(
     jobs: dict[str, Callable[[], tuple[list, dict]]] = {}
     for use in model_uses(config, stages):
         jobs.setdefault(use.path, lambda use=use: check_model(use, models_dir, hub_reason=hub_once))
-    gen, judge = config.generation, config.judge
+    gen = config.generation
     if generation_backend(gen.backend).needs_endpoint and gen.source == "policy" and set(stages) & {"generate"}:
         jobs["generation.base_url"] = lambda: (check_endpoint("generation.base_url", gen.base_url, gen.model,
                                                               gen.api_key_env), {})
-    if judge_backend(judge.backend).needs_endpoint and judge_stages(config, stages):
-        jobs["judge.base_url"] = lambda: (check_endpoint("judge.base_url", judge.base_url, judge.model,
-                                                         judge.api_key_env), {})
+    for path, judge in judges_called(config, stages):
+        if judge_backend(judge.backend).needs_endpoint:
+            jobs[f"{path}.base_url"] = lambda path=path, judge=judge: (check_endpoint(
+                f"{path}.base_url", judge.base_url, judge.model, judge.api_key_env), {})
     if jobs:
         pool = ThreadPoolExecutor(max_workers=len(jobs), thread_name_prefix="preflight")
         futures = {pool.submit(fn): path for path, fn in jobs.items()}

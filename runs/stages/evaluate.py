@@ -142,10 +142,10 @@ def build_report(run, config: RunConfig, comparisons) -> dict:
     from training.degeneracy import N as REPETITION_N
     from training.degeneracy import mean_rep_n
     from training.evaluation import paired_score_difference, summarize_scores, win_rate
-    from training.judges import judge_id_for
     from training.labeling import verdict_for
+    from training.panel import verdict_judge_id
 
-    judge_id = judge_id_for(config.judge)
+    judge_id = verdict_judge_id(config.judge)  # the panel's verdicts with a panel
     p_by_comparison: dict[int, list[float]] = {}
     judged = Judgment.objects.filter(comparison__in=comparisons, judge_id=judge_id, p_a__isnull=False)
     for cid, p_a in judged.exclude(verdict="").values_list("comparison_id", "p_a"):

@@ -8,6 +8,12 @@ on comparison × principle × judge makes a double write impossible) and judges 
 judgment failed, updating those rows. :func:`rejudge` judges another run's comparisons in memory, storing no
 judgment (the drift guard's anchor check, :mod:`runs.drift`).
 
+With a panel of judges (``judge.panel``, :mod:`training.panel`) each judge of the panel labels every unit in
+turn, the same way, its judgments stored as votes (``Judgment.panel_vote``) under its own judge id, with its
+own budget, cost ledger and request cache; then each unit every judge answered gets the panel's verdict
+(:func:`training.panel.aggregate`), stored as the unit's judgment under the panel's judge id. A resume skips
+what every judge stored, judges the failed votes again and aggregates again the units whose verdict failed.
+
 A paid judge (:attr:`~training.judges.base.Judge.paid`: the ``openai`` backend) is given a
 :class:`~training.judges.budget.Ledger`: each call is reserved against ``judge.budget`` before it is made,
 and each paid call and each usable answer is persisted as it arrives (:func:`runs.judge_cache.persist_events`:
@@ -27,6 +33,8 @@ from django.db.models import QuerySet
 
 from runs.judge_cache import DbJudgeCache, persist_events, spent_by
 from runs.models import Comparison, Judgment, Run
+from training import panel
+from training.config import JudgeConfig
 from training.judges import Judge, JudgedPair, JudgeTask, build_judge, judge_backend, judge_id_for
 from training.judges.budget import BUDGET_REFUSED, Ledger
 from training.labeling import label_tasks, select_principles
@@ -51,6 +59,8 @@ JUDGMENT_FIELDS = [
     "error",
     "attempts",
 ]
+#: Units aggregated into panel verdicts at a time.
+PANEL_CHUNK = 1000
 
 
 class JudgeUnavailable(RuntimeError):
@@ -58,12 +68,13 @@ class JudgeUnavailable(RuntimeError):
     (the failures are stored and will be judged again on resume)."""
 
 
-def _judgment(run_judge_id: str, pair: JudgedPair) -> Judgment:
+def _judgment(run_judge_id: str, pair: JudgedPair, *, vote: bool = False) -> Judgment:
     comparison_id, principle_id = pair.key
     return Judgment(
         comparison_id=comparison_id,
         principle_id=principle_id,
         judge_id=run_judge_id,
+        panel_vote=vote,
         p_a_ab=pair.p_a_ab,
         p_a_ba=pair.p_a_ba,
         p_a=pair.p_a,
@@ -109,14 +120,18 @@ class JudgeSession:
             persist_events(self.run, self.judge_id, self.ledger.drain(), self.cache)
 
 
-def open_judge(run: Run, reporter) -> JudgeSession:
+def open_judge(run: Run, reporter, config: JudgeConfig | None = None) -> JudgeSession:
     """Build ``run``'s judge for a stage: its local model fetched or converted first, and a paid judge given a
     :class:`~training.judges.budget.Ledger` holding ``judge.budget`` less what the run already paid it.
 
     The label and evaluate stages (:func:`judge_comparisons`) and the policy stage's direct reward
     (``policy.reward_source: judge``) share it, so every caller spends under one cap and one cache.
+
+    Args:
+        config: one judge of the run's panel (:meth:`training.config.JudgeConfig.members`, with its own budget
+            and ledger); None = the run's judge.
     """
-    config = run.run_config.judge
+    config = config or run.run_config.judge
     if judge_backend(config.backend).local_model:
         from runs.stages import stage_io
 
@@ -132,31 +147,153 @@ def open_judge(run: Run, reporter) -> JudgeSession:
 
 
 def judge_comparisons(run: Run, comparisons: QuerySet, reporter, *, progress_offset: int = 0) -> dict:
-    """Label ``comparisons`` of ``run`` with its judge config and pinned constitution version.
+    """Label ``comparisons`` of ``run`` with its judge config (or its panel of judges) and pinned constitution
+    version.
 
     Per comparison the principle(s) come from :func:`training.labeling.select_principles`, drawn by what
     the comparison compares (:func:`_sampling_keys`), so a resume or a rerun picks the same ones. Units
     already judged successfully by this judge are skipped; units whose stored judgment failed are judged
-    again and their rows updated.
+    again and their rows updated. With ``judge.panel`` every judge of the panel does so in turn, then the
+    panel's verdicts are aggregated (:func:`judge_panel`).
 
     Args:
         run: the run (its ``config["judge"]`` and ``constitution_version``).
         comparisons: a queryset of the run's comparisons.
-        reporter: progress ``progress_offset + units finished`` of ``progress_offset + units``.
+        reporter: progress ``progress_offset + units finished`` of ``progress_offset + units`` (times the
+            panel's judges).
 
     Returns:
         ``{"done": judged now, "failed": of those, failed, "skipped": already stored, "total": units,
-        "budget_exhausted": bool}``.
+        "budget_exhausted": bool}``; with a panel these count the panel's verdicts, and ``"votes"`` holds each
+        judge's counts by judge id.
 
     Raises:
         JudgeUnavailable: the first judgments all failed (stored; resume judges them again).
         training.progress.Cancelled: the reporter asked to stop (finished batches are stored).
     """
     config = run.run_config.judge
+    if config.panel:
+        return judge_panel(run, comparisons, reporter, progress_offset=progress_offset)
+    return _judge_with(run, config, comparisons, reporter, progress_offset=progress_offset)
+
+
+def judge_panel(run: Run, comparisons: QuerySet, reporter, *, progress_offset: int = 0) -> dict:
+    """Label ``comparisons`` with each judge of ``run``'s panel (``judge.panel``), then store the panel's
+    verdict of every unit all of them answered (:func:`aggregate_panel`).
+
+    The judges take turns (one model loaded at a time), each over every unit, with its own budget, ledger and
+    request cache; their judgments are votes (``Judgment.panel_vote``). A judge that stops at its budget
+    leaves units without its vote, which get no verdict (``budget_exhausted``). A judge that is down stops the
+    stage (:class:`JudgeUnavailable`); a resume continues where each judge stopped.
+
+    Returns:
+        :func:`judge_comparisons`'s counts, of the panel's verdicts, with ``"votes"``: ``{judge id: that
+        judge's counts}``.
+    """
+    config = run.run_config.judge
+    members = config.members()
+    units = _units(comparisons, run.constitution_version, config)
+    total = progress_offset + len(units) * len(members)
+    votes: dict[str, dict] = {}
+    for i, member in enumerate(members):
+        votes[judge_id_for(member)] = _judge_with(
+            run, member, comparisons, reporter, progress_offset=progress_offset + i * len(units),
+            progress_total=total, units=units, vote=True,
+        )
+    counts = aggregate_panel(config, units)
+    counts["budget_exhausted"] = any(c.get("budget_exhausted") for c in votes.values())
+    dropped = sorted({name for c in votes.values() for name in c.get("dropped", [])})
+    if dropped:
+        counts["dropped"] = dropped
+    counts["votes"] = votes
+    reporter.log(f"label: panel of {len(members)} judges ({config.panel_aggregation}): {counts['done']} verdicts "
+                 f"({counts['failed']} failed), {counts['skipped']} already stored, {counts['missing']} without "
+                 "every judge's vote")
+    return counts
+
+
+def aggregate_panel(config: JudgeConfig, units: list[tuple[int, dict]]) -> dict:
+    """Store the panel's verdict (:func:`training.panel.aggregate`) of each unit whose every judge answered and
+    that has no verdict yet, or a failed one (then it is overwritten: a failed vote was judged again).
+
+    A unit one judge has not judged (it stopped at its budget, or was cancelled) gets no verdict. A verdict
+    stored with every vote decided never changes (decided votes are never judged again), so running this
+    again writes nothing new: the label stage's resume calls it after the judges.
+
+    Args:
+        config: the run's judge config (its panel, aggregation and tie margin).
+        units: ``(comparison id, principle)`` units (:func:`_units`).
+
+    Returns:
+        ``{"done": verdicts written, "failed": of those, failed (a judge's vote failed), "skipped": decided
+        before, "missing": units some judge has not judged, "total": units}``.
+    """
+    panel_id = panel.panel_judge_id(config)
+    ids = panel.member_ids(config)
+    counts = {"done": 0, "failed": 0, "skipped": 0, "missing": 0, "total": len(units)}
+    for start in range(0, len(units), PANEL_CHUNK):
+        chunk = units[start : start + PANEL_CHUNK]
+        comparison_ids = sorted({cid for cid, _ in chunk})
+        stored = {
+            (cid, pid): (pk, verdict)
+            for pk, cid, pid, verdict in Judgment.objects.filter(
+                comparison_id__in=comparison_ids, judge_id=panel_id
+            ).values_list("pk", "comparison_id", "principle_id", "verdict")
+        }
+        decided = {key for key, (_pk, verdict) in stored.items() if verdict}
+        pending = [(cid, p["id"]) for cid, p in chunk if (cid, p["id"]) not in decided]
+        counts["skipped"] += len(chunk) - len(pending)
+        votes: dict[tuple, dict[str, JudgedPair]] = {}
+        for row in Judgment.votes.filter(comparison_id__in=comparison_ids, judge_id__in=ids).values(
+            "comparison_id", "principle_id", "judge_id", *JUDGMENT_FIELDS
+        ):
+            key, judge_id = (row.pop("comparison_id"), row.pop("principle_id")), row.pop("judge_id")
+            votes.setdefault(key, {})[judge_id] = JudgedPair(key=key, **row)
+        new, retried = [], []
+        for key in pending:
+            by_judge = votes.get(key, {})
+            if any(judge_id not in by_judge for judge_id in ids):
+                counts["missing"] += 1
+                continue
+            unit_votes = [panel.Vote(judge_id, by_judge[judge_id]) for judge_id in ids]
+            verdict = panel.aggregate(key, unit_votes, method=config.panel_aggregation, tie_margin=config.tie_margin)
+            row = _judgment(panel_id, verdict)
+            row.judges_agree = panel.judges_agree(unit_votes)
+            earlier = stored.get(key)
+            if earlier is None:
+                new.append(row)
+            else:
+                row.pk = earlier[0]
+                retried.append(row)
+            counts["done"] += 1
+            counts["failed"] += not verdict.verdict
+        with transaction.atomic():
+            Judgment.objects.bulk_create(new, batch_size=500, ignore_conflicts=True)
+            if retried:
+                Judgment.objects.bulk_update(retried, [*JUDGMENT_FIELDS, "judges_agree"], batch_size=200)
+    return counts
+
+
+def _judge_with(
+    run: Run,
+    config: JudgeConfig,
+    comparisons: QuerySet,
+    reporter,
+    *,
+    progress_offset: int = 0,
+    progress_total: int | None = None,
+    units: list[tuple[int, dict]] | None = None,
+    vote: bool = False,
+) -> dict:
+    """Label ``comparisons`` with one judge (the run's, or one of its panel: ``vote``), as
+    :func:`judge_comparisons` describes; ``units`` when already drawn, ``progress_total`` the stage's total
+    when it judges more than these units."""
     version = run.constitution_version
     judge_id = judge_id_for(config)
-    units = _units(comparisons, version, config)
-    stored = Judgment.objects.filter(comparison__in=comparisons.values("pk"), judge_id=judge_id)
+    if units is None:
+        units = _units(comparisons, version, config)
+    rows = Judgment.votes if vote else Judgment.objects
+    stored = rows.filter(comparison__in=comparisons.values("pk"), judge_id=judge_id)
     ok_keys, failed_rows = set(), {}
     for pk, cid, pid, verdict, cost, attempts in stored.values_list(
         "pk", "comparison_id", "principle_id", "verdict", "cost", "attempts"
@@ -167,13 +304,13 @@ def judge_comparisons(run: Run, comparisons: QuerySet, reporter, *, progress_off
             failed_rows[(cid, pid)] = (pk, cost, attempts)
     pending = [(cid, p) for cid, p in units if (cid, p["id"]) not in ok_keys]
     skipped = len(units) - len(pending)
-    total = progress_offset + len(units)
+    total = progress_total if progress_total is not None else progress_offset + len(units)
     reporter.progress(progress_offset + skipped, total, "judging")
     counts = {"done": 0, "failed": 0, "skipped": skipped, "total": len(units), "budget_exhausted": False}
     if not pending:
         return counts
 
-    session = open_judge(run, reporter)
+    session = open_judge(run, reporter, config)
     judge, cache, ledger, persist = session.judge, session.cache, session.ledger, session.persist
 
     reporter.log(f"label: {len(pending)} to judge with {judge_id} ({skipped} already stored)")
@@ -204,7 +341,7 @@ def judge_comparisons(run: Run, comparisons: QuerySet, reporter, *, progress_off
                     f"judge budget {config.budget:g} reached (spent {ledger.spent:.4f}); labeling stops here"
                 )
                 pairs = [p for p in pairs if BUDGET_REFUSED not in p.error]
-            _write(judge_id, pairs, failed_rows)
+            _write(judge_id, pairs, failed_rows, vote=vote)
             counts["done"] += len(pairs)
             counts["failed"] += sum(1 for p in pairs if not p.verdict)
             if judge.breaker is not None and judge.breaker.is_open:
@@ -337,12 +474,13 @@ def _tasks(pending) -> Iterator[JudgeTask]:
             )
 
 
-def _write(judge_id: str, pairs: list[JudgedPair], failed_rows: dict) -> None:
-    """Insert new judgments and overwrite earlier failed ones, in one transaction. A row judged again keeps
-    what its earlier attempts cost (its ``cost`` and ``attempts`` add up)."""
+def _write(judge_id: str, pairs: list[JudgedPair], failed_rows: dict, *, vote: bool = False) -> None:
+    """Insert new judgments (a panel judge's: ``vote``) and overwrite earlier failed ones, in one transaction. A
+    row judged again keeps what its earlier attempts cost (its ``cost`` and ``attempts`` add up)."""
+    rows = Judgment.votes if vote else Judgment.objects
     new, retried = [], []
     for pair in pairs:
-        row = _judgment(judge_id, pair)
+        row = _judgment(judge_id, pair, vote=vote)
         earlier = failed_rows.get(pair.key)
         if earlier is None:
             new.append(row)
@@ -353,6 +491,6 @@ def _write(judge_id: str, pairs: list[JudgedPair], failed_rows: dict) -> None:
             failed_rows[pair.key] = (row.pk, row.cost, row.attempts)
             retried.append(row)
     with transaction.atomic():
-        Judgment.objects.bulk_create(new, batch_size=500, ignore_conflicts=True)
+        rows.bulk_create(new, batch_size=500, ignore_conflicts=True)
         if retried:
-            Judgment.objects.bulk_update(retried, JUDGMENT_FIELDS, batch_size=200)
+            rows.bulk_update(retried, JUDGMENT_FIELDS, batch_size=200)

@@ -1,5 +1,8 @@
 """The label stage: the run's AI judge labels its train comparisons under its pinned constitution version.
 
+With a panel of judges (``judge.panel``) every judge labels the comparisons and the panel's verdicts are
+stored beside their votes (:func:`runs.stages.judging.judge_panel`); the failure share counts the verdicts.
+
 A run that names an anchor (``judge.anchor_run``) first has its judge re-judge a sample of it (the drift guard,
 :mod:`runs.drift`); when the judge no longer agrees with the anchor the stage and the run wait for an operator.
 
@@ -14,7 +17,7 @@ from __future__ import annotations
 from runs import drift
 from runs.models import Comparison, Judgment
 from runs.stages.judging import JudgeUnavailable, judge_comparisons
-from training.judges import judge_id_for
+from training.panel import verdict_judge_id
 
 
 class TooManyFailed(RuntimeError):
@@ -47,7 +50,7 @@ def run(stage_run, reporter) -> None:
         + (f"; asked without {', '.join(counts['dropped'])} (refused by the endpoint)" if counts.get("dropped") else "")
     )
     config = run_row.run_config.judge
-    stored = Judgment.objects.filter(comparison__in=comparisons.values("pk"), judge_id=judge_id_for(config))
+    stored = Judgment.objects.filter(comparison__in=comparisons.values("pk"), judge_id=verdict_judge_id(config))
     total, failed = stored.count(), stored.filter(verdict="").count()
     if total and failed / total > config.max_failed_share:
         raise TooManyFailed(
