@@ -130,7 +130,8 @@ def assign_items(plan: AuditPlan) -> int:
 
     Idempotent and incremental: an item keeps the team members it has; unlabelled assignments of auditors who
     left the team, or beyond the overlap, are removed; missing places go to the least loaded members (ties
-    broken by a hash, so shares mix). Assignments whose auditor labelled the pair always stay.
+    broken by a hash, so shares mix). Assignments whose auditor labelled the pair always stay and fill a place,
+    whether or not the auditor is still on the team.
 
     Returns:
         How many assignments were added.
@@ -162,7 +163,7 @@ def assign_items(plan: AuditPlan) -> int:
         for auditor_id in sorted(holders - set(team) - done):  # left the team before labelling
             removed.append((item_id, auditor_id))
             holders.discard(auditor_id)
-        members = [a for a in holders if a in team]
+        members = [a for a in holders if a in team or a in done]  # a label of one who left still counts
         spare = sorted((a for a in members if a not in done), key=lambda a: -load[a])
         while len(members) > k and spare:
             auditor_id = spare.pop(0)

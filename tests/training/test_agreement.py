@@ -145,3 +145,20 @@ def test_bootstrap_in_blocks_gives_the_same_kind_of_interval(monkeypatch):
     assert blocked.value == whole.value
     assert blocked.low == pytest.approx(whole.low, abs=0.08) and blocked.high == pytest.approx(whole.high, abs=0.08)
     assert blocked == agreement.cohen_kappa(AI * 10, HUMAN * 10, seed=5)  # still reproducible
+
+
+def test_pairwise_agreement_per_two_raters_on_their_shared_units():
+    ratings = {
+        "ann": {1: "A", 2: "B", 3: "A", 4: "tie"},
+        "bob": {1: "A", 2: "B", 3: "B"},
+        "cy": {5: "A"},
+    }
+    (pair,) = agreement.pairwise_agreement(ratings)  # cy shares no unit with anyone
+    assert (pair.first, pair.second, pair.agree) == ("ann", "bob", 2)
+    assert pair.agreement.n == 3 and pair.agreement.value == pytest.approx(2 / 3)
+    assert pair.agreement.method == "wilson" and pair.agreement.low < 2 / 3 < pair.agreement.high
+    from sklearn.metrics import cohen_kappa_score
+
+    assert pair.kappa.value == pytest.approx(cohen_kappa_score(["A", "B", "A"], ["A", "B", "B"]))
+    with pytest.raises(ValueError, match="rater 'bob'.*skip"):
+        agreement.pairwise_agreement({"bob": {1: "skip"}})
