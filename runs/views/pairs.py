@@ -9,6 +9,7 @@ from django.utils.http import urlencode
 
 from runs.audit.blind import blinded_comparison_ids
 from runs.models import HumanLabel, Judgment, Run, Verdict
+from runs.pair_search import MAX_QUERY, full_text_available, search_judgments
 
 PAGE_SIZE = 25
 #: The most comparison ids the ``comparisons`` filter takes.
@@ -27,14 +28,19 @@ def _float(value: str | None, low: float = 0.0, high: float = 1.0) -> float | No
 def filter_judgments(run: Run, params) -> tuple:
     """The filtered queryset of a run's judgments and the filter values actually applied.
 
-    Filters (query parameters): ``principle`` (id), ``min_conf``/``max_conf`` (confidence |P(A) − 0.5| × 2,
-    applied as ranges of P(A) so the index on ``p_a`` serves them), ``consistent`` (yes/no/unknown),
+    Filters (query parameters): ``q`` (text in the prompt, a response or the rationale:
+    :func:`runs.pair_search.search_judgments`), ``principle`` (id), ``min_conf``/``max_conf`` (confidence
+    |P(A) − 0.5| × 2, applied as ranges of P(A) so the index on ``p_a`` serves them), ``consistent`` (yes/no/unknown),
     ``verdict`` (A/B/tie/failed), ``audit`` (labelled/unlabelled), ``purpose`` (train/eval), ``comparisons``
     (comma-separated comparison ids, at most :data:`MAX_IDS`: e.g. the anchor pairs a drift check found
     judged otherwise).
     """
     qs = Judgment.objects.filter(comparison__run_id=run.pk)
     applied: dict[str, str] = {}
+    query = " ".join(params.get("q", "").split())[:MAX_QUERY]
+    if query:  # text search over prompt, responses and rationale (runs.pair_search)
+        qs = search_judgments(qs, query)
+        applied["q"] = query
     ids = sorted({int(part) for part in params.get("comparisons", "").split(",") if part.strip().isdigit()})[:MAX_IDS]
     if ids:
         qs = qs.filter(comparison_id__in=ids)
@@ -113,7 +119,10 @@ def pair_list(request, pk: int):
         for label in judgment.comparison.human_labels.all():
             # An auditor's note is private to its author (and superusers).
             label.note_visible = request.user.is_superuser or label.auditor_id == request.user.pk
-    base = urlencode(applied)
+    # a query's count of matching pairs, in the database (pairs, not judgments: a pair judged per principle once)
+    matches = qs.values("comparison_id").distinct().count() if "q" in applied else None
+    markdown = request.GET.get("render") == "markdown"
+    base = urlencode(applied | ({"render": "markdown"} if markdown else {}))
     return render(request, "runs/pair_list.html", {
         "run": run,
         "judgments": rows,
@@ -125,4 +134,9 @@ def pair_list(request, pk: int):
         "first_url": f"?{base}" if _int(request.GET.get("before")) or _int(request.GET.get("after")) else None,
         "verdicts": list(VERDICT_FILTERS),
         "blind_hidden": hidden,
+        "matches": matches,
+        "full_text": full_text_available(),
+        "markdown": markdown,
+        "plain_url": f"?{urlencode(applied)}",
+        "markdown_url": f"?{urlencode(applied | {'render': 'markdown'})}",
     })
