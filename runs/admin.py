@@ -78,6 +78,26 @@ class AuditItemAdmin(admin.ModelAdmin):
     raw_id_fields = ("comparison", "judgment")
 
 
+@admin.register(models.AuditPlan)
+class AuditPlanAdmin(admin.ModelAdmin):
+    list_display = ("run", "mode", "overlap", "review_ai_disagreements", "updated_by", "updated_at")
+    list_filter = ("mode",)
+    raw_id_fields = ("run",)
+    filter_horizontal = ("auditors",)
+
+
+@admin.register(models.Adjudication)
+class AdjudicationAdmin(admin.ModelAdmin):
+    """Decisions are history: shown, never edited here (a new decision is made on the review page)."""
+
+    list_display = ("comparison", "choice", "reason", "reviewer", "created_at")
+    list_filter = ("choice", "reason")
+    raw_id_fields = ("comparison",)
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+
 @admin.register(models.MetricPoint)
 class MetricPointAdmin(admin.ModelAdmin):
     list_display = ("run", "stage", "name", "step", "value")

@@ -3,12 +3,15 @@ confidence intervals.
 
 Public API:
 
-* :func:`human_majority` ``(comparisons_qs) -> {comparison_id: "A" | "B" | "tie"}`` — the human verdict
-  per comparison (skips excluded), for the preference export and reward-model training when
-  ``reward_model.prefer_human_labels`` is on.
+* :func:`human_majority` ``(comparisons_qs) -> {comparison_id: "A" | "B" | "tie"}`` — the final human
+  verdict per comparison (a reviewer's decision, else the majority; skips excluded).
 * :func:`draw_audit_sample` — add random and uncertain strata to a run's audit sample.
 * :func:`build_report` — every agreement figure with its 95% interval, overall and per principle.
 * :func:`alignment_counts` — AI labeler alignment counts on the random stratum (the audit gate uses it).
+
+Auditing as a team: :mod:`runs.audit.workload` (who labels what: plans, the next-pair queue, progress and
+counts), :mod:`runs.audit.adjudication` (the review queue; a reviewer's decision is a pair's final human label)
+and :mod:`runs.audit.auditors` (per-auditor agreement with the AI and with each other).
 """
 from __future__ import annotations
 
