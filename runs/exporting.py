@@ -12,8 +12,10 @@ comparison's judgments of P(A preferred), each already averaged over both presen
 ``ai_verdict``, the final human label ``human_label`` (a reviewer's latest adjudication,
 :mod:`runs.audit.adjudication`, else the human majority, :func:`training.judge_conventions.human_majority`: an
 even split is ``tie``), ``adjudicated`` (whether a reviewer settled it), ``human_votes`` (number of non-skip
-human labels), ``label_source`` (``ai`` or ``human``) and ``chosen_side`` (A or B). Both formats are accepted
-unchanged by TRL's ``RewardTrainer`` and ``DPOTrainer`` (extra columns are ignored).
+human labels), ``label_source`` (``ai`` or ``human``), ``chosen_side`` (A or B) and ``judge_votes``: with a
+panel of judges (``judge.panel``, :mod:`training.panel`) each judge's vote, ``{judge, principle, verdict, p_a}``
+per judge and principle (empty for a one-judge run; ``judge``, ``p_a`` and ``ai_verdict`` are then the panel's).
+Both formats are accepted unchanged by TRL's ``RewardTrainer`` and ``DPOTrainer`` (extra columns are ignored).
 
 Who decides chosen vs rejected: the AI judge's verdicts (majority of A/B verdicts over the comparison's
 judgments; ties, failures and even splits are left out). With ``prefer_human_labels`` (a run's
@@ -113,6 +115,8 @@ def metadata_features() -> dict:
         "adjudicated": Value("bool"),
         "label_source": Value("string"),
         "chosen_side": Value("string"),
+        "judge_votes": [{"judge": Value("string"), "principle": Value("string"), "verdict": Value("string"),
+                         "p_a": Value("float64")}],
     }
 
 
@@ -147,6 +151,14 @@ def preference_rows(run: Run, filters: PreferenceFilters | None = None, *, conve
         .values("comparison_id", "choice").annotate(n=Count("id"))
     ):
         humans[h["comparison_id"]][h["choice"]] += h["n"]
+    votes = defaultdict(list)  # a panel's judges' votes (none without a panel)
+    for v in (
+        Judgment.votes.filter(comparison__in=comparisons)
+        .values("comparison_id", "judge_id", "principle__name", "verdict", "p_a")
+        .order_by("comparison_id", "principle_id", "id")
+    ):
+        votes[v["comparison_id"]].append({"judge": v["judge_id"], "principle": v["principle__name"] or "",
+                                          "verdict": v["verdict"], "p_a": v["p_a"]})
     decided = dict(  # each comparison's latest adjudication (ascending: the latest is written last)
         Adjudication.objects.filter(comparison__in=comparisons).order_by("comparison_id", "created_at", "pk")
         .values_list("comparison_id", "choice")
@@ -162,6 +174,7 @@ def preference_rows(run: Run, filters: PreferenceFilters | None = None, *, conve
                    decided.get(c["id"], ""))
         if row is None or not _keep(row, filters):
             continue
+        row["judge_votes"] = votes.get(c["id"], [])
         rows.append(row)
     return rows
 

@@ -248,27 +248,38 @@ class JudgeConfig:
         members = [self]
         seen = {judge_id_for(self): path}
         shared = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        problems: list[ConfigError] = []  # every entry's, at once
         for i, entry in enumerate(self.panel):
-            where = f"{path}.panel[{i}]"
-            if not isinstance(entry, dict):
-                raise ConfigError(where, f"must be an object naming the judge, e.g. {{\"backend\": \"openai\", "
-                                         f"\"model\": \"...\", \"base_url\": \"...\"}}; got {entry!r}")
-            for name in entry:
-                if name in PANEL_SHARED_FIELDS:
-                    raise ConfigError(f"{where}.{name}", f"is shared by the panel's judges: set {path}.{name} "
-                                                         "instead")
-                if name not in shared:
-                    own = sorted(set(shared) - PANEL_SHARED_FIELDS)
-                    raise ConfigError(f"{where}.{name}", f"unknown field (a panel judge may set: {', '.join(own)})")
-            member = _build(JudgeConfig, {**shared, **entry, "panel": []}, where)
-            member.validate(where)
-            judge_id = judge_id_for(member)
-            if judge_id in seen:
-                raise ConfigError(where, f"is the same judge as {seen[judge_id]} ({judge_id}); each judge of a "
-                                         "panel must differ in backend, model or endpoint")
-            seen[judge_id] = where
-            members.append(member)
+            try:
+                members.append(self._member(entry, f"{path}.panel[{i}]", path, shared, seen))
+            except ConfigError as exc:
+                problems.extend(exc.errors)
+        if problems:
+            raise ConfigError(problems[0].path, problems[0].message, problems)
         return members
+
+    @staticmethod
+    def _member(entry, where: str, path: str, shared: dict[str, Any], seen: dict[str, str]) -> JudgeConfig:
+        """The judge one panel entry makes (see :meth:`members`); ``seen`` maps the judge ids so far to paths."""
+        from training.judges import judge_id_for
+
+        if not isinstance(entry, dict):
+            raise ConfigError(where, f"must be an object naming the judge, e.g. {{\"backend\": \"openai\", "
+                                     f"\"model\": \"...\", \"base_url\": \"...\"}}; got {entry!r}")
+        for name in entry:
+            if name in PANEL_SHARED_FIELDS:
+                raise ConfigError(f"{where}.{name}", f"is shared by the panel's judges: set {path}.{name} instead")
+            if name not in shared:
+                own = sorted(set(shared) - PANEL_SHARED_FIELDS)
+                raise ConfigError(f"{where}.{name}", f"unknown field (a panel judge may set: {', '.join(own)})")
+        member = _build(JudgeConfig, {**shared, **entry, "panel": []}, where)
+        member.validate(where)
+        judge_id = judge_id_for(member)
+        if judge_id in seen:
+            raise ConfigError(where, f"is the same judge as {seen[judge_id]} ({judge_id}); each judge of a "
+                                     "panel must differ in backend, model or endpoint")
+        seen[judge_id] = where
+        return member
 
 
 #: The judge fields every judge of a panel shares (a panel entry may not set them): the labeling protocol, so
@@ -649,7 +660,7 @@ def _build(cls, data, path: str):
             try:
                 value.validate(section)
             except ConfigError as exc:
-                problems.append(exc)
+                problems.extend(exc.errors)  # a section may find several (a panel's entries)
     if problems:
         raise ConfigError(problems[0].path, problems[0].message, problems)
     instance = cls(**values)

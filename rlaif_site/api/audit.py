@@ -26,6 +26,7 @@ router = Router()
 class SampleIn(Schema):
     random_size: int = 50
     uncertain_size: int = 20
+    disagree_size: int = 0
     margin: float = 0.1
     seed: int = 0
 
@@ -35,6 +36,7 @@ class SampleOut(Schema):
     uncertain: int
     promoted: int
     items: int
+    disagree: int = 0
 
 
 class PairOut(Schema):
@@ -83,12 +85,12 @@ def sample(request, run_id: int, payload: SampleIn):
     if not form.is_valid():
         raise ApiError(400, "The sample request is invalid.", form_errors(form))
     result = draw_audit_sample(run, **{k: form.cleaned_data[k] for k in ("random_size", "uncertain_size", "seed",
-                                                                         "margin")})
+                                                                         "margin", "disagree_size")})
     plan = workload.plan_for(run)
     if plan.pk and plan.mode == AuditPlan.Mode.ASSIGNED:
         workload.assign_items(plan)
     return Status(201, {"random": result.random, "uncertain": result.uncertain, "promoted": result.promoted,
-                        "items": AuditItem.objects.filter(run=run).count()})
+                        "disagree": result.disagree, "items": AuditItem.objects.filter(run=run).count()})
 
 
 @router.get("/{int:run_id}/audit/next", response={200: PairOut, 204: None, 403: ErrorOut},

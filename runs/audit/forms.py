@@ -27,13 +27,18 @@ class SampleForm(forms.Form):
         min_value=0, max_value=100_000, initial=20, label="Uncertain stratum",
         help_text="Comparisons with P(A) near 0.5 or whose two orders disagreed (shown separately).",
     )
+    disagree_size = forms.IntegerField(
+        min_value=0, max_value=100_000, initial=0, required=False, label="Judges-disagree stratum",
+        help_text="Comparisons whose panel of judges gave different verdicts (runs with judge.panel).",
+    )
     margin = forms.FloatField(min_value=0.0, max_value=0.5, initial=DEFAULT_MARGIN, label="Uncertainty margin")
     seed = forms.IntegerField(min_value=0, initial=0)
 
     def clean(self):
         data = super().clean()
-        if not self.errors and data["random_size"] + data["uncertain_size"] == 0:
-            raise forms.ValidationError("Ask for at least one comparison in either stratum.")
+        data["disagree_size"] = data.get("disagree_size") or 0
+        if not self.errors and data["random_size"] + data["uncertain_size"] + data["disagree_size"] == 0:
+            raise forms.ValidationError("Ask for at least one comparison in a stratum.")
         return data
 
 

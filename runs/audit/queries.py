@@ -16,6 +16,7 @@ from training.judge_conventions import human_majority as majority_vote
 SCOPES = {
     "random": "Random audit stratum (unbiased estimates)",
     "uncertain": "Uncertain audit stratum (near 0.5, or orders disagreed)",
+    "disagree": "Judges-disagree audit stratum (a panel's judges gave different verdicts)",
     "labelled": "Every judged pair with a human label (incl. imported reference pairs)",
     "adjudicated": "Audit pairs a reviewer settled (both strata; selected for disagreement, so not unbiased)",
 }
@@ -232,6 +233,7 @@ def labelling_progress(run: Run, user) -> dict:
         total=Count("pk"),
         random=Count("pk", filter=Q(stratum=AuditItem.Stratum.RANDOM)),
         uncertain=Count("pk", filter=Q(stratum=AuditItem.Stratum.UNCERTAIN)),
+        disagree=Count("pk", filter=Q(stratum=AuditItem.Stratum.DISAGREE)),
         labelled=Count("pk", filter=Q(Exists(any_label))),
         mine=Count("pk", filter=Q(Exists(mine))),
     )

@@ -1,6 +1,8 @@
-"""Drawing a run's audit sample: a uniform random stratum (for unbiased estimates) and an "uncertain"
-stratum (averaged preference near 0.5, or the two orders disagreed), each stratified by principle with
-proportional allocation. Deterministic for a given seed and set of judgments."""
+"""Drawing a run's audit sample: a uniform random stratum (for unbiased estimates), an "uncertain" stratum
+(averaged preference near 0.5, or the two orders disagreed) and, for a run judged by a panel of judges
+(``judge.panel``, :mod:`training.panel`), a "judges disagree" stratum (pairs whose judges gave different
+verdicts), each stratified by principle with proportional allocation. Deterministic for a given seed and set of
+judgments."""
 from __future__ import annotations
 
 import random
@@ -17,12 +19,14 @@ DEFAULT_MARGIN = 0.1
 
 @dataclass(frozen=True)
 class SampleResult:
-    """What one draw added: new random items, new uncertain items, and uncertain items promoted to the
-    random stratum (they were drawn at random as well, so the random estimate must count them)."""
+    """What one draw added: new random items, new uncertain items, uncertain (or judges-disagree) items promoted
+    to the random stratum (they were drawn at random as well, so the random estimate must count them), and new
+    judges-disagree items."""
 
     random: int
     uncertain: int
     promoted: int
+    disagree: int = 0
 
 
 def is_uncertain(p_a: float | None, position_consistent: bool | None, margin: float = DEFAULT_MARGIN) -> bool:
@@ -62,24 +66,29 @@ def _draw(pool: list[dict], size: int, rng: random.Random) -> list[dict]:
 
 @transaction.atomic
 def draw_audit_sample(
-    run: Run, *, random_size: int, uncertain_size: int = 0, seed: int = 0, margin: float = DEFAULT_MARGIN
+    run: Run, *, random_size: int, uncertain_size: int = 0, seed: int = 0, margin: float = DEFAULT_MARGIN,
+    disagree_size: int = 0,
 ) -> SampleResult:
-    """Add up to ``random_size`` uniformly drawn and ``uncertain_size`` uncertain comparisons of ``run`` to
-    its audit sample, each stratified by principle. Only successfully judged comparisons are drawn; one
-    judgment per comparison (chosen at random where a comparison was judged under several principles).
+    """Add up to ``random_size`` uniformly drawn, ``uncertain_size`` uncertain and ``disagree_size`` comparisons
+    whose panel of judges disagreed to ``run``'s audit sample, each stratified by principle. Only successfully
+    judged comparisons are drawn; one judgment per comparison (chosen at random where a comparison was judged
+    under several principles). A comparison is in at most one stratum: random first, then uncertain, then
+    judges-disagree.
 
     Drawing again tops the sample up: the random stratum is drawn from everything not yet in it, so it
     stays a uniform sample; an already-sampled uncertain item drawn at random moves to the random stratum.
 
     Args:
-        random_size, uncertain_size: how many comparisons to add to each stratum (>= 0).
+        random_size, uncertain_size, disagree_size: how many comparisons to add to each stratum (>= 0); the
+            judges-disagree stratum draws from the verdicts whose panel's judges did not all agree
+            (``Judgment.judges_agree`` false; none without a panel).
         seed: random seed; the same seed on the same judgments draws the same sample.
         margin: |P(A) - 0.5| at or below which a judgment counts as uncertain.
 
     Raises:
         ValueError: a negative size or a margin outside [0, 0.5].
     """
-    if random_size < 0 or uncertain_size < 0:
+    if random_size < 0 or uncertain_size < 0 or disagree_size < 0:
         raise ValueError("audit sample sizes must be >= 0")
     if not 0 <= margin <= 0.5:
         raise ValueError("the uncertainty margin must lie in [0, 0.5]")
@@ -87,7 +96,7 @@ def draw_audit_sample(
     candidates = list(
         without_degenerate_pairs(Judgment.objects.filter(comparison__run=run))
         .exclude(verdict="")
-        .values("id", "comparison_id", "principle_id", "p_a", "position_consistent")
+        .values("id", "comparison_id", "principle_id", "p_a", "position_consistent", "judges_agree")
         .order_by("id")
     )
     rng.shuffle(candidates)
@@ -108,7 +117,11 @@ def draw_audit_sample(
         c for c in pool if c["comparison_id"] not in taken and is_uncertain(c["p_a"], c["position_consistent"], margin)
     ]
     new_uncertain = _draw(uncertain_pool, uncertain_size, rng)
-    strata = ((AuditItem.Stratum.RANDOM, new_random), (AuditItem.Stratum.UNCERTAIN, new_uncertain))
+    taken |= {c["comparison_id"] for c in new_uncertain}
+    disagree_pool = [c for c in pool if c["comparison_id"] not in taken and c["judges_agree"] is False]
+    new_disagree = _draw(disagree_pool, disagree_size, rng)
+    strata = ((AuditItem.Stratum.RANDOM, new_random), (AuditItem.Stratum.UNCERTAIN, new_uncertain),
+              (AuditItem.Stratum.DISAGREE, new_disagree))
     AuditItem.objects.bulk_create(
         [
             AuditItem(run=run, comparison_id=c["comparison_id"], judgment_id=c["id"], stratum=stratum)
@@ -117,4 +130,5 @@ def draw_audit_sample(
         ],
         ignore_conflicts=True,
     )
-    return SampleResult(random=len(new_random), uncertain=len(new_uncertain), promoted=len(promote))
+    return SampleResult(random=len(new_random), uncertain=len(new_uncertain), promoted=len(promote),
+                        disagree=len(new_disagree))

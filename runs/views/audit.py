@@ -150,6 +150,7 @@ def sample(request, run_id: int):
             run,
             random_size=form.cleaned_data["random_size"],
             uncertain_size=form.cleaned_data["uncertain_size"],
+            disagree_size=form.cleaned_data["disagree_size"],
             seed=form.cleaned_data["seed"],
             margin=form.cleaned_data["margin"],
         )
@@ -159,6 +160,7 @@ def sample(request, run_id: int):
         messages.success(
             request,
             f"Added {result.random} random and {result.uncertain} uncertain comparisons to the audit"
+            + (f", and {result.disagree} whose judges disagree" if result.disagree else "")
             + (f" ({result.promoted} uncertain ones were also drawn at random)." if result.promoted else "."),
         )
     else:
@@ -318,7 +320,7 @@ def disagreement_list(request, run_id: int):
     run = get_object_or_404(Run, pk=run_id)
     scope = request.GET.get("scope", "all")
     if scope == "all" and AuditItem.objects.filter(run=run).exists():
-        rows = audit_rows(run, "random") + audit_rows(run, "uncertain")
+        rows = audit_rows(run, "random") + audit_rows(run, "uncertain") + audit_rows(run, "disagree")
     else:
         scope = _scope(request, run) if scope != "all" else "labelled"
         rows = audit_rows(run, scope)
@@ -342,7 +344,7 @@ def disagreement_list(request, run_id: int):
         request,
         "runs/audit_disagreements.html",
         {"run": run, "items": items, "sort": sort, "sorts": list(SORTS), "scope": scope, "blind_hidden": len(blinded),
-         "scopes": {"all": "Both audit strata", **SCOPES}},
+         "scopes": {"all": "Every audit stratum", **SCOPES}},
     )
 
 

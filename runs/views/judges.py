@@ -1,6 +1,7 @@
 """The "Judges" page: each judge's agreement with its drift-guard anchors over time (:mod:`runs.drift`), as a
 chart (a shell page, a JSON view, plotly's own JS through ``runs/static/runs/charts.js``) and a table of the
-latest checks, and the chart's numbers as CSV."""
+latest checks, and the chart's numbers as CSV; and the latest runs judged by a panel of judges with how far
+their judges agreed (:mod:`runs.panel`; each run's page has the per-judge table)."""
 from __future__ import annotations
 
 import csv
@@ -10,7 +11,7 @@ from django.shortcuts import render
 from django.views.decorators.http import require_GET
 
 from rlaif_site.untrusted import csv_row, plotly_safe
-from runs import drift
+from runs import drift, panel
 from runs.models import AnchorCheck
 
 #: Checks listed in the page's table.
@@ -21,9 +22,9 @@ CSV_FIELDS = ["checked_at", "judge_id", "run", "anchor_run", "source", "n", "agr
 
 @require_GET
 def judge_list(request):
-    """``/judges/``: the anchor-agreement chart and the latest drift-guard checks."""
+    """``/judges/``: the anchor-agreement chart, the latest drift-guard checks and the latest panels."""
     checks = AnchorCheck.objects.select_related("run", "anchor_run")[:TABLE_ROWS]
-    return render(request, "runs/judges.html", {"checks": checks})
+    return render(request, "runs/judges.html", {"checks": checks, "panels": panel.recent_panels()})
 
 
 @require_GET

@@ -15,6 +15,8 @@ PAGE_SIZE = 25
 #: The most comparison ids the ``comparisons`` filter takes.
 MAX_IDS = 1000
 VERDICT_FILTERS = {"A": Verdict.A, "B": Verdict.B, "tie": Verdict.TIE, "failed": Verdict.FAILED}
+#: The ``judges`` filter: a panel's judges disagreed, or all gave the same verdict.
+JUDGES_FILTERS = {"disagree": False, "agree": True}
 
 
 def _float(value: str | None, low: float = 0.0, high: float = 1.0) -> float | None:
@@ -33,7 +35,8 @@ def filter_judgments(run: Run, params) -> tuple:
     |P(A) − 0.5| × 2, applied as ranges of P(A) so the index on ``p_a`` serves them), ``consistent`` (yes/no/unknown),
     ``verdict`` (A/B/tie/failed), ``audit`` (labelled/unlabelled), ``purpose`` (train/eval), ``comparisons``
     (comma-separated comparison ids, at most :data:`MAX_IDS`: e.g. the anchor pairs a drift check found
-    judged otherwise).
+    judged otherwise), ``judges`` (disagree/agree: whether a panel's judges gave the same verdict,
+    ``Judgment.judges_agree``; a run without a panel has neither).
     """
     qs = Judgment.objects.filter(comparison__run_id=run.pk)
     applied: dict[str, str] = {}
@@ -76,6 +79,10 @@ def filter_judgments(run: Run, params) -> tuple:
     if purpose in ("train", "eval"):
         qs = qs.filter(comparison__purpose=purpose)
         applied["purpose"] = purpose
+    judges = params.get("judges", "")
+    if judges in JUDGES_FILTERS:
+        qs = qs.filter(judges_agree=JUDGES_FILTERS[judges])
+        applied["judges"] = judges
     return qs, applied
 
 
@@ -134,9 +141,20 @@ def pair_list(request, pk: int):
         "first_url": f"?{base}" if _int(request.GET.get("before")) or _int(request.GET.get("after")) else None,
         "verdicts": list(VERDICT_FILTERS),
         "blind_hidden": hidden,
+        "has_panel": _has_panel(run),
         "matches": matches,
         "full_text": full_text_available(),
         "markdown": markdown,
         "plain_url": f"?{urlencode(applied)}",
         "markdown_url": f"?{urlencode(applied | {'render': 'markdown'})}",
     })
+
+
+def _has_panel(run: Run) -> bool:
+    """The run is judged by a panel of judges (``judge.panel``): the page offers the judges filter."""
+    from training.config import ConfigError
+
+    try:
+        return bool(run.run_config.judge.panel)
+    except ConfigError:
+        return False

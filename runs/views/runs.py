@@ -14,7 +14,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from constitutions.models import Constitution, ConstitutionVersion
 from rlaif_site.roles import OPERATORS, role_required
-from runs import drift, services, summary
+from runs import drift, panel, services, summary
 from runs.artifact_files import artifact_rows
 from runs.charts import CACHE_SECONDS, data_version
 from runs.config_diff import full_config
@@ -187,6 +187,7 @@ def run_detail(request, pk: int):
         "has_samples": policy_samples_path(run).exists(),
         "log_lines": LOG_TAIL_LINES,
         "drift": drift.card(run) if run.kind != "external" else None,
+        "panel": panel.report(run) if run.kind != "external" else None,
     })
 
 

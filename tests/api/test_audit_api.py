@@ -24,7 +24,8 @@ def run():
 def test_sample_next_label_report(api_as, run):
     auditor = api_as("auditor")
     drawn = auditor.post(f"/runs/{run.pk}/audit/sample", {"random_size": 4, "uncertain_size": 0, "seed": 1})
-    assert drawn.status_code == 201 and drawn.json() == {"random": 4, "uncertain": 0, "promoted": 0, "items": 4}
+    assert drawn.status_code == 201 and drawn.json() == {
+        "random": 4, "uncertain": 0, "promoted": 0, "disagree": 0, "items": 4}
 
     seen = []
     for remaining in (4, 3, 2, 1):
