@@ -17,7 +17,6 @@ Plain Python over plain inputs; no Django.
 """
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 
@@ -173,4 +172,7 @@ def length_controlled_win_rate(
 
 
 def _sigmoid(z: float) -> float:
-    return 1.0 / (1.0 + math.exp(-z))
+    """The logistic function, without overflow for a separable bootstrap resample's huge |z| (scipy's expit)."""
+    from scipy.special import expit
+
+    return float(expit(z))

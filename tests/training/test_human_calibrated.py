@@ -65,3 +65,14 @@ def test_length_control_without_length_bias_matches_the_raw_rate_and_counts_ties
     result = length_controlled_win_rate(verdicts, lengths, lengths, resamples=50)
     assert result.raw == pytest.approx(0.625) and result.value == pytest.approx(0.625, abs=1e-6)
     assert length_controlled_win_rate([], [], []).n == 0
+
+
+def test_length_controlled_win_rate_survives_separable_resamples():
+    """Some bootstrap resamples of these ten pairs separate perfectly: their fitted intercept runs off to
+    hundreds, and the logistic function must not overflow (math.exp raised OverflowError)."""
+    from training.human_calibrated import length_controlled_win_rate
+
+    verdicts = ["B" if i % 4 == 0 else "A" for i in range(10)]
+    tuned = [26, 39, 52, 26, 39, 52, 26, 39, 52, 26]
+    result = length_controlled_win_rate(verdicts, tuned, [3] * 10, seed=13)  # seeds 12 and 13 overflowed
+    assert 0.0 <= result.low <= result.value <= result.high <= 1.0 and result.n == 10
