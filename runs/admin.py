@@ -59,9 +59,14 @@ class ComparisonAdmin(admin.ModelAdmin):
 
 @admin.register(models.Judgment)
 class JudgmentAdmin(admin.ModelAdmin):
-    list_display = ("comparison", "principle", "judge_id", "p_a", "verdict", "position_consistent", "error")
-    list_filter = ("verdict", "position_consistent")
+    list_display = ("comparison", "principle", "judge_id", "p_a", "verdict", "position_consistent", "panel_vote",
+                    "error")
+    list_filter = ("verdict", "position_consistent", "panel_vote")
     raw_id_fields = ("comparison", "principle")
+
+    def get_queryset(self, request):
+        """Verdicts and a panel's judges' votes alike (``Judgment.objects`` holds verdicts only)."""
+        return models.Judgment.all_rows.all()
 
 
 @admin.register(models.HumanLabel)

@@ -53,3 +53,21 @@ def test_the_panel_card_and_its_disagreeing_pairs(page, live_server, operator):
     page.goto(f"{live_server.url}/judges/")
     row = page.locator(f'#judge-panels tr[data-run="{run.pk}"]')
     assert "-0.146" in row.inner_text() and "4 of 4" in row.inner_text() and right in row.inner_text()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_launch_form_names_a_panel_entrys_wrong_field(page, live_server, operator):
+    from runs.models import Run
+
+    factories.make_version()
+    factories.make_prompt_set(n=4, name="four prompts")
+    login(page, live_server.url, operator.username)
+    page.goto(f"{live_server.url}/runs/launch/?preset=offline-demo")
+    assert page.input_value("textarea[name=judge__panel]") == ""  # the preset has no panel
+    page.fill("textarea[name=judge__panel]", '[{"model": "demo://policy"}, {"backend": "openai", "model": "m"}]')
+    page.select_option("select[name=judge__panel_aggregation]", "mean")
+    page.click("#launch-button")
+    page.wait_for_selector("[data-field=judge__panel] .error")
+    error = page.locator("[data-field=judge__panel] .error").inner_text()
+    assert "judge.panel[1].base_url: is required with the openai backend" in error
+    assert not Run.objects.exists()

@@ -145,3 +145,50 @@ def test_a_panel_entry_is_the_judge_with_the_entrys_fields():
                                                   "transformers:demo://judge"]
     assert [m.budget for m in members] == [2.0, 2.0, 0]
     assert {m.tie_margin for m in members} == {0.1} and all(m.panel == [] for m in members[1:])
+
+
+@pytest.mark.django_db
+def test_a_panel_mixes_backends(panel_servers, tiny_lm_dir):
+    """An endpoint judge and a local transformers judge (a tiny GPT-2 reading the labels' log-probabilities)."""
+    right = {"backend": "openai", "base_url": panel_servers["right"].url, "model": "judge", "max_retries": 0}
+    local = {"backend": "transformers", "model": str(tiny_lm_dir), "max_new_tokens": 4}
+    run, stage_run, comparisons = make_panel_run(panel_servers, kinds=("AA", "BB"), aggregation="mean")
+    run.config = {"judge": {**right, "panel_aggregation": "mean", "panel": [local]}}
+    run.save(update_fields=["config"])
+    label.run(stage_run, NullReporter())
+    ids, panel_id = _ids(run)
+    assert ids == [f"openai:judge@{panel_servers['right'].url}", f"transformers:{tiny_lm_dir}"]
+    for comparison in comparisons.values():
+        votes = {v.judge_id: v for v in Judgment.votes.filter(comparison=comparison)}
+        assert set(votes) == set(ids) and all(v.p_a is not None for v in votes.values())
+        verdict = Judgment.objects.get(comparison=comparison)
+        assert verdict.judge_id == panel_id
+        assert verdict.p_a == pytest.approx((votes[ids[0]].p_a + votes[ids[1]].p_a) / 2)
+
+
+@pytest.mark.django_db
+def test_a_panel_runs_ai_verdicts_anchor_the_drift_guard(panel_servers):
+    from runs.drift import anchor_verdicts
+
+    run, stage_run, comparisons = make_panel_run(panel_servers)
+    label.run(stage_run, NullReporter())
+    # the panel's decisive verdicts, not any one judge's votes
+    assert anchor_verdicts(run, "ai") == {comparisons["AA"].pk: "A", comparisons["BB"].pk: "B"}
+
+
+def test_the_estimate_counts_every_judges_calls_and_cost():
+    from runs.estimate import estimate
+    from training.config import RunConfig
+
+    judge = {"backend": "openai", "base_url": "http://a/v1", "model": "big", "price_per_1k_prompt_tokens": 1.0,
+             "panel": [{"model": "small", "price_per_1k_prompt_tokens": 0.5}, {"model": "free",
+                                                                               "price_per_1k_prompt_tokens": 0.0}]}
+    one = estimate(RunConfig.from_dict({"judge": {**judge, "panel": []}}), train_prompts=10, eval_prompts=0,
+                   enabled_principles=1, avg_prompt_chars=200, template_chars=800)
+    three = estimate(RunConfig.from_dict({"judge": judge}), train_prompts=10, eval_prompts=0, enabled_principles=1,
+                     avg_prompt_chars=200, template_chars=800)
+    assert (one.judge_calls, three.judge_calls, three.judges) == (20, 60, 3)
+    assert three.prompt_tokens == 3 * one.prompt_tokens
+    assert three.cost == pytest.approx(one.cost * 1.5)  # prices 1 + 0.5 + 0 per 1k prompt tokens
+    assert any("A panel of 3 judges" in w for w in three.warnings)
+    assert any("No price is set for the judge endpoint of openai:free@http://a/v1" in w for w in three.warnings)

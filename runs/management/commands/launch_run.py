@@ -120,7 +120,8 @@ def config_fields_help() -> str:
             kind = hints[f.name]
             kind = "|".join(map(str, typing.get_args(kind))) if typing.get_origin(kind) is typing.Literal else \
                 getattr(kind, "__name__", str(kind))
-            lines.append(f"  {spec.config_section}.{f.name} ({kind}, default {f.default!r}): {helps.get(f.name, '')}")
+            default = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # a list: []
+            lines.append(f"  {spec.config_section}.{f.name} ({kind}, default {default!r}): {helps.get(f.name, '')}")
     return "\n".join(lines)
 
 
