@@ -74,6 +74,9 @@ FIELD_LABELS = {
             ("lora_dropout", "LoRA dropout"),
             ("lora_target_modules", "LoRA target modules (comma-separated; empty = per architecture)"),
             ("merge_adapters", "Save the LoRA adapters merged into a full model"),
+            ("launcher", "Where the training runs (in the job, or accelerate launch)"),
+            ("num_processes", "Training processes (0 = as the accelerate config says)"),
+            ("accelerate_config", "Accelerate config file (empty = STUDIO_ACCELERATE_CONFIG)"),
         )
     },
 }

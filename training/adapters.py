@@ -206,7 +206,8 @@ def save_trained(trainer, folder: str | Path, merge: bool = False) -> None:
     model = trainer.accelerator.unwrap_model(trainer.model) if hasattr(trainer, "accelerator") else trainer.model
     if merge and is_peft_model(model):
         merged = model.merge_and_unload()
-        merged.save_pretrained(str(folder))
+        if trainer.args.should_save:  # the main process of a launched training (training.launcher)
+            merged.save_pretrained(str(folder))
         return
     trainer.save_model(str(folder))
 

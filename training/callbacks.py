@@ -104,7 +104,8 @@ class SampleCallback(TrainerCallback):
     Each line is ``{"step": int, "when": "start" | "checkpoint" | "end", "samples": [{"prompt", "response"}]}``
     (``end`` once training reached ``max_steps``; a training stopped early ends on its last checkpoint).
     A fresh training (step 0 at the start) empties the file; a resumed one appends after what is there.
-    Sampling is greedy so that a change between steps is the model's, not the sampler's.
+    Sampling is greedy so that a change between steps is the model's, not the sampler's. In a training launched
+    with several processes (:mod:`training.launcher`) only the main process samples and writes.
 
     Args:
         prompts: the fixed prompts (plain text or chat messages); keep them few (each save generates for all).
@@ -121,9 +122,11 @@ class SampleCallback(TrainerCallback):
         self.max_new_tokens = max_new_tokens
         self.reporter = reporter
         self._last_step: int | None = None
+        self._main = True  # this is the main process (set from the trainer's state when training begins)
 
     def on_train_begin(self, args, state, control, model=None, processing_class=None, **kwargs):
-        if state.global_step == 0:
+        self._main = getattr(state, "is_world_process_zero", True)
+        if state.global_step == 0 and self._main:
             self.path.unlink(missing_ok=True)
             self._sample(state.global_step, "start", model, processing_class)
 
@@ -138,7 +141,7 @@ class SampleCallback(TrainerCallback):
     def _sample(self, step: int, when: str, model, tokenizer, again: bool = False) -> None:
         import json
 
-        if model is None or tokenizer is None or not self.prompts:
+        if model is None or tokenizer is None or not self.prompts or not self._main:
             return
         if step == self._last_step and not again:
             return

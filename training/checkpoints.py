@@ -11,13 +11,22 @@ from typing import Any
 
 
 def last_checkpoint(output_dir: Path | str) -> str | None:
-    """The newest ``checkpoint-<step>`` folder under ``output_dir`` (None when there is none)."""
-    from transformers.trainer_utils import get_last_checkpoint
+    """The newest complete ``checkpoint-<step>`` folder under ``output_dir`` (None when there is none).
+
+    Complete means it holds ``trainer_state.json``, which the trainer writes last: a folder left half-written by a
+    process killed while saving is passed over, and the resume starts from the checkpoint before it.
+    """
+    import re
 
     output_dir = Path(output_dir)
     if not output_dir.is_dir():
         return None
-    return get_last_checkpoint(str(output_dir))
+    found = []
+    for folder in output_dir.iterdir():
+        match = re.fullmatch(r"checkpoint-(\d+)", folder.name)
+        if match and (folder / "trainer_state.json").is_file():  # transformers.trainer.TRAINER_STATE_NAME
+            found.append((int(match.group(1)), str(folder)))
+    return max(found)[1] if found else None
 
 
 def checkpoint_step(path: str | Path | None) -> int:
@@ -135,7 +144,8 @@ def train_resumable(trainer, checkpoints_dir: Path, callback, reporter, label: s
 def save_stage_model(trainer, tokenizer, output_dir: Path, *, merge: bool, record_file: str, record: dict) -> Path:
     """The save tail every training stage shares: the model (its LoRA adapter, or with ``merge`` the merged full
     model: :func:`training.adapters.save_trained`) and its tokenizer into ``output_dir/model``, plus a JSON record
-    of what was trained (``record_file``: the stage's config, base model and results) beside them.
+    of what was trained (``record_file``: the stage's config, base model and results) beside them. Every process of
+    a launched training calls it (saving may gather the model's shards); only the main one writes.
 
     Returns:
         The ``output_dir/model`` folder.
@@ -146,7 +156,8 @@ def save_stage_model(trainer, tokenizer, output_dir: Path, *, merge: bool, recor
 
     final = Path(output_dir) / "model"
     save_trained(trainer, final, merge=merge)
-    tokenizer.save_pretrained(str(final))
-    (final / record_file).write_text(json.dumps(record, indent=2))
+    if trainer.args.should_save:  # the main process (every process saving the same files would race)
+        tokenizer.save_pretrained(str(final))
+        (final / record_file).write_text(json.dumps(record, indent=2))
     return final
 

@@ -40,6 +40,19 @@ SCHEMA_VERSION = 2
 #:   base) instead of the adapter folder alone.
 LORA_FIELDS = ("lora_rank", "lora_alpha", "lora_dropout", "lora_target_modules", "merge_adapters")
 
+#: The launch fields of the trained stages (``sft``, ``reward_model``, ``policy``): where the stage's training runs,
+#: applied by :mod:`training.launcher`:
+#:
+#: * ``launcher``: ``in_process`` (the default: the training runs inside the worker's job) or ``accelerate``
+#:   (the job starts ``accelerate launch`` with ``num_processes`` training processes, e.g. one per GPU, streams
+#:   their metrics and progress, forwards a cancel and resumes from the last checkpoint like in-process training).
+#: * ``num_processes``: how many training processes ``accelerate`` starts; 0 = as the accelerate config file says
+#:   (1 without one). Batch sizes are per process: N processes train on N times as many examples per step.
+#: * ``accelerate_config``: path of an accelerate config file on the worker (``accelerate config`` writes one:
+#:   multi-GPU, DeepSpeed, FSDP); empty = the deployment's ``STUDIO_ACCELERATE_CONFIG``, else accelerate's own
+#:   default config.
+LAUNCH_FIELDS = ("launcher", "num_processes", "accelerate_config")
+
 
 class ConfigError(ValueError):
     """A run config value is wrong.
@@ -310,6 +323,8 @@ class RewardModelConfig:
         seed: data split and training seed.
         lora_rank, lora_alpha, lora_dropout, lora_target_modules, merge_adapters: LoRA adapters instead of a
             full fine-tune (see :data:`LORA_FIELDS`; ``lora_rank`` 0 = full fine-tune).
+        launcher, num_processes, accelerate_config: run the training in the worker's job or as ``accelerate
+            launch`` with N processes (see :data:`LAUNCH_FIELDS`).
     """
 
     base_model: str = "minilm"
@@ -330,6 +345,9 @@ class RewardModelConfig:
     lora_dropout: float = 0.05
     lora_target_modules: str = ""
     merge_adapters: bool = False
+    launcher: Literal["in_process", "accelerate"] = "in_process"
+    num_processes: int = 0
+    accelerate_config: str = ""
 
     def validate(self, path: str) -> None:
         _required(self.base_model, f"{path}.base_model")
@@ -342,6 +360,7 @@ class RewardModelConfig:
         _at_least(self.center_rewards_coefficient, 0.0, f"{path}.center_rewards_coefficient")
         _at_least(self.checkpoint_every, 1, f"{path}.checkpoint_every")
         _lora(self, path)
+        _launch(self, path)
 
 
 @dataclass
@@ -368,6 +387,8 @@ class PolicyConfig:
         seed: training seed.
         lora_rank, lora_alpha, lora_dropout, lora_target_modules, merge_adapters: LoRA adapters instead of a
             full fine-tune (see :data:`LORA_FIELDS`; ``lora_rank`` 0 = full fine-tune).
+        launcher, num_processes, accelerate_config: run the training in the worker's job or as ``accelerate
+            launch`` with N processes (see :data:`LAUNCH_FIELDS`).
     """
 
     algorithm: Literal["rloo", "grpo", "dpo"] = "rloo"
@@ -387,6 +408,9 @@ class PolicyConfig:
     lora_dropout: float = 0.05
     lora_target_modules: str = ""
     merge_adapters: bool = False
+    launcher: Literal["in_process", "accelerate"] = "in_process"
+    num_processes: int = 0
+    accelerate_config: str = ""
 
     def validate(self, path: str) -> None:
         _at_least(self.beta, 0.0, f"{path}.beta")
@@ -399,6 +423,7 @@ class PolicyConfig:
         _between(self.temperature, 0.0, 5.0, f"{path}.temperature")
         _at_least(self.repetition_penalty, 0.0, f"{path}.repetition_penalty")
         _lora(self, path)
+        _launch(self, path)
         if self.algorithm == "dpo" and self.reward_source != "reward_model":
             raise ConfigError(
                 f"{path}.reward_source",
@@ -407,6 +432,13 @@ class PolicyConfig:
             )
         if self.algorithm == "dpo" and self.beta <= 0:
             raise ConfigError(f"{path}.beta", "must be above 0 with dpo (beta scales DPO's implicit reward)")
+        if self.launcher != "in_process" and self.learns_from == "judge":
+            raise ConfigError(
+                f"{path}.launcher",
+                f"must be 'in_process' with reward_source 'judge': the judge's request cache, cost ledger and budget "
+                f"live in the studio's database, which the launched training processes do not reach; got "
+                f"{self.launcher!r}",
+            )
         if self.algorithm != "dpo" and self.batch_size % self.num_generations:
             raise ConfigError(
                 f"{path}.batch_size",
@@ -433,6 +465,8 @@ class SFTConfig:
         checkpoint_every: save a checkpoint every N optimizer steps (resume starts from the last one).
         lora_rank, lora_alpha, lora_dropout, lora_target_modules, merge_adapters: LoRA adapters instead of a
             full fine-tune (see :data:`LORA_FIELDS`; ``lora_rank`` 0 = full fine-tune).
+        launcher, num_processes, accelerate_config: run the training in the worker's job or as ``accelerate
+            launch`` with N processes (see :data:`LAUNCH_FIELDS`).
     """
 
     source: Literal["critique_revise", "demonstrations"] = "critique_revise"
@@ -447,6 +481,9 @@ class SFTConfig:
     lora_dropout: float = 0.05
     lora_target_modules: str = ""
     merge_adapters: bool = False
+    launcher: Literal["in_process", "accelerate"] = "in_process"
+    num_processes: int = 0
+    accelerate_config: str = ""
 
     def validate(self, path: str) -> None:
         _between(self.learning_rate, 0.0, 1.0, f"{path}.learning_rate")
@@ -455,6 +492,7 @@ class SFTConfig:
         _at_least(self.max_prompts, 0, f"{path}.max_prompts")
         _at_least(self.checkpoint_every, 1, f"{path}.checkpoint_every")
         _lora(self, path)
+        _launch(self, path)
 
 
 @dataclass
@@ -620,6 +658,17 @@ def _lora(section, path: str) -> None:
             )
 
 
+def _launch(section, path: str) -> None:
+    """The :data:`LAUNCH_FIELDS` of a stage section (the config file itself is checked where the training starts,
+    on the worker: :func:`training.launcher.launch_plan`)."""
+    _at_least(section.num_processes, 0, f"{path}.num_processes")
+    if section.num_processes > 1 and section.launcher == "in_process":
+        raise ConfigError(f"{path}.num_processes", f"{section.num_processes} processes need {path}.launcher "
+                                                   "'accelerate' (in_process training is one process)")
+    if any(ord(c) < 32 for c in section.accelerate_config):
+        raise ConfigError(f"{path}.accelerate_config", "must be a file path on one line")
+
+
 def _gguf_model(name: str, path: str) -> None:
     """A GGUF model (``gemma-3-270m`` or a ``.gguf`` file) must exist and be GGUF at launch, not fail later."""
     from training.modeling import ModelNotFound, check_model, is_gguf
@@ -726,11 +775,21 @@ _LORA_HELP = {
 }
 
 
+_LAUNCH_HELP = {
+    "launcher": "in_process: train inside the worker's job; accelerate: accelerate launch with num_processes "
+                "training processes (multi-GPU, DeepSpeed, FSDP per the accelerate config)",
+    "num_processes": "training processes accelerate starts (e.g. one per GPU); 0: as the accelerate config says; "
+                     "batch sizes are per process",
+    "accelerate_config": "accelerate config file on the worker; empty: STUDIO_ACCELERATE_CONFIG, else accelerate's "
+                         "default config",
+}
+
+
 def field_help(cls: type) -> dict[str, str]:
     """One line of help per field of a config dataclass, read from its docstring's ``Parameters:`` block (the
-    one place a field is described): ``name: text`` or ``a, b, c: text shared by the three``. The LoRA fields
-    share the descriptions of :data:`LORA_FIELDS`. The launch form's help texts and ``launch_run --help`` come
-    from here.
+    one place a field is described): ``name: text`` or ``a, b, c: text shared by the three``. The LoRA and launch
+    fields share the descriptions of :data:`LORA_FIELDS` and :data:`LAUNCH_FIELDS`. The launch form's help texts
+    and ``launch_run --help`` come from here.
 
     Returns:
         ``{field name: help}`` for the fields the docstring describes.
@@ -757,5 +816,6 @@ def field_help(cls: type) -> dict[str, str]:
             if name in names:
                 out[name] = re.sub(r":\w+:`~?([^`]*)`", r"\1", re.sub(r"``([^`]*)``", r"\1", text))
     out.update({name: _LORA_HELP[name] for name in LORA_FIELDS if name in names})  # one text per LoRA field
+    out.update({name: _LAUNCH_HELP[name] for name in LAUNCH_FIELDS if name in names})
     return out
 

@@ -17,6 +17,8 @@ Checks:
   (:func:`training.openai_http.probe_endpoint`), with its key variable allowed and set;
 * a panel of judges (``judge.panel``): each judge's model or endpoint like the run's judge, under its entry's
   path (``judge.panel[1].base_url``);
+* each trained stage launched with ``accelerate`` (:func:`training.launcher.launch_problems`): its accelerate config
+  file present and readable here, at least one process, one machine;
 * stage combinations: a stage whose input no chosen stage produces (RLOO/GRPO need the reward_model stage unless
   ``policy.reward_source`` is ``judge``, whose judge is then checked like the label stage's).
 
@@ -33,6 +35,7 @@ from pathlib import Path
 from training.config import JudgeConfig, RunConfig
 from training.generation_backends import generation_backend
 from training.judges import judge_backend
+from training.launcher import launch_problems
 from training.redaction import KeyNameError, check_key_name, redact
 
 #: The whole pre-flight answers within this many seconds; a check still running then is reported as slow.
@@ -277,7 +280,7 @@ def preflight(
 
     stages = list(stages)
     started = time.monotonic()
-    result = Preflight(problems=stage_problems(config, stages))
+    result = Preflight(problems=stage_problems(config, stages) + launch_problems(config, stages))
     hub_lock, hub_answer = threading.Lock(), {}
 
     def hub_once() -> str:

@@ -6,7 +6,9 @@ judge scoring each rollout against the others of its group (``judge``: direct RL
 :mod:`training.direct_reward`; no reward model stage needed). ``dpo`` trains on the AI preferences directly.
 Step metrics (reward mean/std, KL, loss, entropy, completion length; with the judge as the reward also
 ``judge_reward``, ``judge_failed`` and ``judge_margin``) stream to the database; a checkpoint is saved every
-``policy.checkpoint_every`` steps and a re-run continues from the last one.
+``policy.checkpoint_every`` steps and a re-run continues from the last one. With ``policy.launcher: accelerate``
+the training runs in N processes started by ``accelerate launch`` (:mod:`training.launcher`; the reward model
+is loaded in each of them).
 """
 from __future__ import annotations
 
@@ -81,8 +83,7 @@ def run(stage_run, reporter) -> None:
         training.progress.Cancelled: the user cancelled (the checkpoint saved at that step is kept).
     """
     from training.direct_reward import JudgeRewardError
-    from training.policy import train_policy
-    from training.reward_model import RewardScorer
+    from training.launcher import RewardModelRef, run_training
 
     run_row = stage_run.run
     config = run_row.run_config
@@ -117,15 +118,17 @@ def run(stage_run, reporter) -> None:
         if not prompts:
             raise ValueError(f"run {run_row.pk}: the prompt set has no train prompts")
         kwargs["prompts"] = prompts
-        kwargs["reward_fn"] = RewardScorer(reward_path)
+        kwargs["reward_fn"] = RewardModelRef(reward_path)  # loaded where the training runs
         data_key = [reward_path, len(prompts)]
         lineage = {"reward_model": reward_path}
     stamp = support.fingerprint(config.to_dict()["policy"], reference, data_key)
     support.start_over_if_changed(out, stamp, reporter, "policy")
     reporter.log(f"policy: {policy.algorithm}, beta {policy.beta}, {policy.steps} steps from {reference}")
     try:
-        result = train_policy(policy, reference, out, reporter=reporter, sample_prompts=sample_prompts(run_row),
-                              **kwargs)
+        result = run_training(  # in this process, or launched with N processes (policy.launcher)
+            "policy", config=policy, policy_model=reference, output_dir=out, reporter=reporter,
+            sample_prompts=sample_prompts(run_row), **kwargs,
+        )
     except (Cancelled, JudgeRewardError):  # keep what was trained; a resume continues from the checkpoint
         support.record_checkpoint(run_row, Stage.POLICY, out / "checkpoints")
         record_samples(run_row, out)

@@ -2,8 +2,10 @@
 
 Thin: it builds chosen/rejected pairs from the judgments (filters of ``config.reward_model``), calls
 :func:`training.reward_model.train_reward_model`, and records the model as an artifact with its config and
-metrics. Metrics stream to the database while training. A cancelled or killed stage resumes from its last
-checkpoint; a stage whose data or config changed since its checkpoints were written starts over.
+metrics. Metrics stream to the database while training. With ``reward_model.launcher: accelerate`` the training
+runs in N processes started by ``accelerate launch`` (:mod:`training.launcher`). A cancelled or killed stage
+resumes from its last checkpoint; a stage whose data or config changed since its checkpoints were written starts
+over.
 """
 from __future__ import annotations
 
@@ -23,7 +25,7 @@ def run(stage_run, reporter) -> None:
         training.modeling.ModelNotFound: the base model does not exist.
         training.progress.Cancelled: the user cancelled (a checkpoint is kept for the resume).
     """
-    from training.reward_model import train_reward_model
+    from training.launcher import run_training
 
     run_row = stage_run.run
     config = run_row.run_config
@@ -41,11 +43,12 @@ def run(stage_run, reporter) -> None:
     support.start_over_if_changed(out, stamp, reporter, "reward model")
     reporter.log(f"reward model: {len(train)} train / {len(eval_)} eval pairs, base {rm.base_model}")
     try:
-        result = train_reward_model(
-            train,
-            base,
-            rm,
-            out,
+        result = run_training(  # in this process, or launched with N processes (reward_model.launcher)
+            "reward_model",
+            train_dataset=train,
+            base_model=base,
+            config=rm,
+            output_dir=out,
             eval_dataset=eval_,
             human_eval_dataset=human,
             reporter=reporter,

@@ -9,8 +9,9 @@
 * ``demonstrations``: the prompt set's own responses: ``metadata["response"]`` (or ``completion`` /
   ``demonstration``) of a prompt, else the human-preferred response of its imported reference pair.
 
-The model is saved as the run's ``sft_model`` artifact; the generate, policy and evaluate stages then use
-it as the policy and the reference model.
+The training runs in the worker's job, or with ``sft.launcher: accelerate`` in N processes started by ``accelerate
+launch`` (:mod:`training.launcher`). The model is saved as the run's ``sft_model`` artifact; the generate, policy
+and evaluate stages then use it as the policy and the reference model.
 """
 from __future__ import annotations
 
@@ -103,7 +104,7 @@ def run(stage_run, reporter) -> None:
         ValueError: no demonstrations found, or no train prompts.
         training.progress.Cancelled: the user cancelled (revisions and checkpoints are kept).
     """
-    from training.sft import train_sft
+    from training.launcher import run_training
 
     run_row = stage_run.run
     config = run_row.run_config
@@ -126,8 +127,9 @@ def run(stage_run, reporter) -> None:
     support.start_over_if_changed(out, stamp, reporter, "sft")
     reporter.log(f"sft: training on {len(examples)} examples ({config.sft.source})")
     try:
-        result = train_sft(
-            examples, base, config.sft, out, reporter=reporter, checkpoint_every=config.sft.checkpoint_every
+        result = run_training(  # in this process, or launched with N processes (sft.launcher)
+            "sft", examples=examples, base_model=base, config=config.sft, output_dir=out, reporter=reporter,
+            checkpoint_every=config.sft.checkpoint_every,
         )
     except Cancelled:
         support.record_checkpoint(run_row, Stage.SFT, out / "checkpoints")

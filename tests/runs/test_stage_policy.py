@@ -105,3 +105,33 @@ def test_rloo_with_the_judge_as_the_reward_needs_no_reward_model(lm):
     from runs.artifact_files import lineage
 
     assert any("direct RLAIF" in item["text"] for item in lineage(run, [tuned])[tuned.pk])
+
+
+@pytest.mark.slow
+def test_rloo_stage_launched_on_two_processes_records_what_an_in_process_stage_does(lm, tmp_path, monkeypatch):
+    """policy.launcher accelerate: two gloo processes on this CPU, through the job runner and the database."""
+    from tests.training.test_launcher import MULTI_CPU
+
+    monkeypatch.setenv("STUDIO_TORCH_THREADS", "1")
+    accelerate_config = tmp_path / "multi_cpu.yaml"
+    accelerate_config.write_text(MULTI_CPU)
+    launched = {**POLICY, "launcher": "accelerate", "num_processes": 2, "accelerate_config": str(accelerate_config)}
+    run = labelled_run(lm, n=8, stages=("policy",), config={"policy": launched})
+    Artifact.objects.create(run=run, kind="reward_model", name="reward_model", path=lm)  # loaded in each process
+
+    assert run_stage(queued(run, "policy").pk) == StageStatus.SUCCEEDED
+    tuned = Artifact.objects.get(run=run, kind="policy", name="policy")
+    assert tuned.metrics["steps"] == 4 and tuned.metrics["resumed_from_step"] == 0 and "kl" in tuned.metrics
+    for name in ("reward", "kl", "loss", "rewards/reward_model/mean"):
+        steps = list(MetricPoint.objects.filter(run=run, stage="policy", name=name).values_list("step", flat=True))
+        assert sorted(steps) == [1, 2, 3, 4], name
+    assert "accelerate launch, 2 process(es), MULTI_CPU" in StageRun.objects.get(run=run, stage="policy").log_tail
+    import json
+
+    from training.callbacks import read_samples
+
+    samples_file = Artifact.objects.get(run=run, kind="report", name="policy_samples").path
+    lines = open(samples_file, encoding="utf-8").read().splitlines()
+    assert [(r["step"], r["when"]) for r in read_samples(samples_file)] == [(0, "start"), (4, "end")]
+    # the main process samples (start, the save at the last step, end); the other one writes no second copy
+    assert [json.loads(line)["when"] for line in lines] == ["start", "checkpoint", "end"]
