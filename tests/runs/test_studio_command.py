@@ -94,7 +94,7 @@ def test_studio_starts_serves_and_second_start_adds_no_starter_data(tmp_path):
         ]
         groups = {row[0] for row in conn.execute("select name from auth_group")}
     assert counts == [1, 1, 1, 1]
-    assert groups == {"authors", "operators", "auditors"}
+    assert groups == {"authors", "operators", "auditors", "reviewers"}
 
 
 def test_extra_workers_need_redis(tmp_path):
