@@ -177,7 +177,9 @@ class JudgeConfig:
             max_new_tokens, temperature, self_consistency, max_reasks, reask_budget_share, the two prices and
             budget; the rest is shared, so every judge is asked the same units in both orders). Empty = one
             judge. Each judge's judgments are kept under its own judge id; the panel's verdict, aggregated
-            from them, is what the reward model trains on (:mod:`training.panel`).
+            from them, is what the reward model trains on and the evaluation counts (:mod:`training.panel`).
+            The policy stage's direct reward (``policy.reward_source: judge``) and the drift guard ask this
+            judge alone.
         panel_aggregation: how the panel's verdict is made: ``majority`` (the plurality of the judges'
             verdicts, a shared top count a tie) or ``mean`` (the mean of their P(A), then ``tie_margin``).
     """
