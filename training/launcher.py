@@ -19,11 +19,11 @@ several GPUs, or DeepSpeed/FSDP as its config file says; on a CPU, gloo), and th
   the end of each step the main process looks for it and broadcasts its answer to every process (they must stop
   at the same step: a process that trains on alone would wait for the others forever), the trainer saves a
   checkpoint and every process returns; :func:`run_training` then raises :class:`training.progress.Cancelled`.
-* **Kill and resume.** The launcher runs in its own process group and gets SIGTERM when this process dies
-  (``PR_SET_PDEATHSIG``), so a killed worker leaves no training behind; an exception here (a job timeout) ends the
-  group too. Checkpoints are the trainer's own (``checkpoint-<step>`` every ``checkpoint_every`` steps), so the
-  next attempt resumes from the last one exactly as in-process training does
-  (:func:`training.checkpoints.train_resumable`).
+* **Kill and resume.** The launcher runs in its own process group and gets SIGTERM when the thread that started
+  it dies (``PR_SET_PDEATHSIG``; the job runner's main thread), so a killed worker leaves no training behind; an
+  exception here (a job timeout) ends the group too. Checkpoints are the trainer's own (``checkpoint-<step>`` every
+  ``checkpoint_every`` steps), so the next attempt resumes from the last complete one exactly as in-process
+  training does (:func:`training.checkpoints.train_resumable`).
 * **Failure.** A process that fails ends the launch; :class:`TrainingProcessError` names the exit code, the
   error the main process caught (type and message), and the tail of the processes' output (stdout and stderr,
   kept whole in ``launch/output.log``).
@@ -270,7 +270,8 @@ def launch(stage: str, *, reporter: Reporter, poll_s: float = 0.2, **inputs):
     }
     spec_path = work / "spec.json"
     spec_path.write_text(json.dumps(spec, indent=1))
-    command = [sys.executable, "-m", "accelerate.commands.launch", *plan.options, "-m", "training.launcher",
+    command = [sys.executable, "-c", _DIE_WITH_PARENT, str(os.getpid()),
+               sys.executable, "-m", "accelerate.commands.launch", *plan.options, "-m", "training.launcher",
                str(spec_path)]
     reporter.log(f"{stage}: {plan.describe()}; output in {work / 'output.log'}")
     process = subprocess.Popen(
@@ -280,7 +281,6 @@ def launch(stage: str, *, reporter: Reporter, poll_s: float = 0.2, **inputs):
         stdin=subprocess.DEVNULL,
         env=_child_env(),
         start_new_session=True,  # its own process group: ended as one
-        preexec_fn=_die_with_parent,
     )
     (work / "launcher.pid").write_text(str(process.pid))  # also its process group's id
     tail: deque[str] = deque(maxlen=OUTPUT_TAIL_LINES)
@@ -410,14 +410,18 @@ def _end_group(process: subprocess.Popen) -> None:
             continue
 
 
-def _die_with_parent() -> None:
-    """In the launcher, before it runs: SIGTERM it when the process that started it dies (Linux)."""
-    try:
-        import ctypes
-
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG = 1
-    except (OSError, AttributeError):
-        pass
+#: Runs before the launcher, in the process that becomes it (``python -c ... PARENT_PID LAUNCHER...``): asks Linux
+#: to SIGTERM it when its parent dies (``prctl(PR_SET_PDEATHSIG)``, which ``exec`` keeps), exits if the parent
+#: is already gone, then becomes the launcher. A trampoline rather than ``Popen(preexec_fn=...)``, which is unsafe
+#: in a process with threads (the job runner's heartbeat). Elsewhere than Linux it only execs.
+_DIE_WITH_PARENT = (
+    "import ctypes, os, signal, sys\n"
+    "if sys.platform.startswith('linux'):\n"
+    "    ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)\n"
+    "    if os.getppid() != int(sys.argv[1]):\n"
+    "        sys.exit('training.launcher: the worker that started this launch is gone')\n"
+    "os.execv(sys.argv[2], sys.argv[2:])\n"
+)
 
 
 def _child_env() -> dict[str, str]:
