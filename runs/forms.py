@@ -64,6 +64,8 @@ FIELD_LABELS = {
     "policy.beta": "KL coefficient β",
     "policy.num_generations": "Rollouts per prompt",
     "policy.reward_source": "Reward from (reward model, or the judge: direct RLAIF)",
+    "policy.judge_scoring": "Direct RLAIF: judge scores (pairwise within each prompt, or pointwise 1–10)",
+    "policy.repetition_penalty": "Repetition penalty (weight on rep-3; 0 = off)",
     "evaluation.max_prompts": "Max eval prompts (0 = all)",
     **{
         f"{section}.{name}": label

@@ -44,9 +44,12 @@ class ReporterCallback(TrainerCallback):
         reporter: where to report.
         message: progress message (e.g. ``"policy: rloo"``).
         prefix: prepended to every metric name (``""`` keeps the trainer's names).
+        rename: trainer log names to report under another name (``{"objective/kl": "kl"}``), before the prefix.
     """
 
-    def __init__(self, reporter: Reporter, message: str = "training", prefix: str = "") -> None:
+    def __init__(self, reporter: Reporter, message: str = "training", prefix: str = "",
+                 rename: Mapping[str, str] | None = None) -> None:
+        self.rename = dict(rename or {})
         self.reporter = reporter
         self.message = message
         self.prefix = prefix
@@ -58,7 +61,7 @@ class ReporterCallback(TrainerCallback):
         if self.stopped:  # the run's average loss, of a run cut short: the resumed run logs the real one
             values.pop("train_loss", None)
         if values:
-            values = {f"{self.prefix}{k}": v for k, v in values.items()}
+            values = {f"{self.prefix}{self.rename.get(k, k)}": v for k, v in values.items()}
             self.history.append((state.global_step, values))
             self.reporter.metric(state.global_step, values)
 

@@ -370,15 +370,23 @@ class PolicyConfig:
     """RL fine-tuning of the policy against the reward model, with a KL penalty to the reference policy.
 
     Parameters:
-        algorithm: ``rloo`` (TRL ``RLOOTrainer``, default), ``grpo`` (``GRPOTrainer``) or ``dpo``
-            (``DPOTrainer`` on the AI preferences, no reward model).
+        algorithm: ``rloo`` (TRL ``RLOOTrainer``, default), ``grpo`` (``GRPOTrainer``), ``online_dpo``
+            (TRL's experimental ``OnlineDPOTrainer``, Guo et al. 2024 "Direct Language Model Alignment from Online
+            AI Feedback": two rollouts per prompt, the better by the reward is chosen, a DPO step on the pair;
+            with ``reward_source: judge`` the run's judge compares the two, online pairwise AI feedback) or
+            ``dpo`` (``DPOTrainer`` on the AI preferences, no reward model).
         reward_source: what scores RLOO/GRPO's rollouts: ``reward_model`` (the run's trained reward model,
             "distilled" RLAIF; needs the reward_model stage) or ``judge`` (the run's AI judge scores each rollout
             during RL, against the other rollouts of its prompt: direct RLAIF, Lee et al. 2023 section 2.3;
             :mod:`training.direct_reward`; no reward model, one judge call or more per rollout). Not used by
             DPO, which refuses ``judge``.
+        judge_scoring: with ``reward_source: judge``, how the judge scores rollouts: ``pairwise`` (each against
+            the other rollouts of its prompt; any backend) or ``pointwise`` (each alone, 1 to 10, the expected
+            score over the score tokens' probabilities rescaled to [-1, 1], as Lee et al. 2023 do; backends that
+            read token log-probabilities: ``transformers``). :mod:`training.pointwise`.
         beta: KL coefficient to the reference policy (RLOO/GRPO: 0 turns the penalty off; DPO: must be > 0).
-        learning_rate, steps, batch_size: optimisation settings (steps are optimizer steps).
+        learning_rate, steps, batch_size: optimisation settings (steps are optimizer steps; ``batch_size``
+            counts rollouts with RLOO/GRPO, prompts with online_dpo, pairs with dpo).
         num_generations: rollouts per prompt (group size for RLOO/GRPO); ``batch_size`` must be a multiple.
         max_new_tokens, temperature: rollout sampling.
         repetition_penalty: RLOO/GRPO: weight of a penalty on each rollout's repetition (Welleck et al.'s
@@ -393,8 +401,9 @@ class PolicyConfig:
             launch`` with N processes (see :data:`LAUNCH_FIELDS`).
     """
 
-    algorithm: Literal["rloo", "grpo", "dpo"] = "rloo"
+    algorithm: Literal["rloo", "grpo", "online_dpo", "dpo"] = "rloo"
     reward_source: Literal["reward_model", "judge"] = "reward_model"
+    judge_scoring: Literal["pairwise", "pointwise"] = "pairwise"
     beta: float = 0.05
     learning_rate: float = 1e-5
     steps: int = 20
@@ -441,7 +450,13 @@ class PolicyConfig:
                 f"live in the studio's database, which the launched training processes do not reach; got "
                 f"{self.launcher!r}",
             )
-        if self.algorithm != "dpo" and self.batch_size % self.num_generations:
+        if self.algorithm == "online_dpo" and self.num_generations != 2:
+            raise ConfigError(
+                f"{path}.num_generations",
+                f"must be 2 with online_dpo: it samples a pair per prompt and trains on which is better; got "
+                f"{self.num_generations}",
+            )
+        if self.algorithm in ("rloo", "grpo") and self.batch_size % self.num_generations:
             raise ConfigError(
                 f"{path}.batch_size",
                 f"must be a multiple of {path}.num_generations ({self.num_generations}) with "
@@ -554,6 +569,14 @@ class RunConfig:
     schema_version: int = SCHEMA_VERSION
 
     def validate(self, path: str = "") -> None:
+        from training.judges import judge_backend
+
+        if self.policy.judge_scoring == "pointwise" and not judge_backend(self.judge.backend).pointwise:
+            raise ConfigError(
+                "policy.judge_scoring",
+                f"'pointwise' needs a judge that reads the score tokens' log-probabilities (judge.backend "
+                f"transformers); judge.backend {self.judge.backend!r} compares pairs only: use 'pairwise'",
+            )
         for stage, queue in self.queues.items():
             if queue not in ("default", "gpu"):
                 raise ConfigError(f"queues.{stage}", f"must be 'default' or 'gpu'; got {queue!r}")

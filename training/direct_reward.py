@@ -37,8 +37,12 @@ whose circuit breaker opened, or a spent budget.
 Per call the reward logs, through TRL's ``log_metric`` (so they reach the run's charts with the step's other
 metrics): ``judge_reward`` (mean reward), ``judge_failed`` (failed judgments in the step) and ``judge_margin``.
 
-Not implemented: the paper's pointwise variant (a 1-10 score read as the expectation over the score tokens'
-probabilities), which needs backends that expose log-probabilities for a scoring prompt.
+**Pointwise** (``policy.judge_scoring: pointwise``, the paper's own d-RLAIF): each rollout is scored alone from
+1 to 10 under its prompt's principle(s), the score read as the expectation over the score tokens' probabilities
+and rescaled to [-1, 1] (:mod:`training.pointwise`); one judge pass per rollout and principle instead of
+``n (n - 1) / 2`` comparisons per group. Only backends that read the score tokens' log-probabilities offer it
+(``Judge.pointwise``: the ``transformers`` judge); a failed score is a neutral 0 and is counted like a failed
+comparison. Scores are not cached (the backend is local and free).
 """
 from __future__ import annotations
 
@@ -57,6 +61,8 @@ from training.progress import NullReporter, Reporter
 
 #: The reward of a rollout no comparison decided (a failed judgment, or a group of one).
 NEUTRAL = 0.5
+#: The reward of a rollout whose pointwise score failed (the middle of [-1, 1]).
+NEUTRAL_POINT = 0.0
 #: The failed share is checked once this many judgments were made (earlier, one failure is a large share).
 MIN_JUDGMENTS = 16
 #: The name TRL logs the reward under (``rewards/judge/mean``).
@@ -129,6 +135,11 @@ class JudgeReward:
         spent: what this run already paid the judge (counts towards ``judge.budget``).
         while_waiting: called in the caller's thread while a batch is scored and after each (e.g. to persist a
             paid judge's ledger events).
+        scoring: ``pairwise`` (each rollout against the rest of its group) or ``pointwise`` (each rollout scored
+            alone, 1-10; needs a judge with ``pointwise``).
+
+    Raises:
+        ValueError: an unknown ``scoring``, or ``pointwise`` with a judge that cannot score single responses.
 
     Attributes:
         judged, failed: judgments made so far, and how many of them failed.
@@ -150,7 +161,13 @@ class JudgeReward:
         reporter: Reporter | None = None,
         spent: float = 0.0,
         while_waiting: Callable[[], None] | None = None,
+        scoring: str = "pairwise",
     ) -> None:
+        if scoring not in ("pairwise", "pointwise"):
+            raise ValueError(f"scoring must be 'pairwise' or 'pointwise', got {scoring!r}")
+        if scoring == "pointwise" and not getattr(judge, "pointwise", False):
+            raise ValueError(f"the judge {judge.judge_id} cannot score single responses (pointwise); use pairwise")
+        self.scoring = scoring
         self.judge = judge
         self.config = config
         self.principles = list(principles)
@@ -169,6 +186,8 @@ class JudgeReward:
         """Rewards for one batch of rollouts, in order (see the module docstring)."""
         conversations = [_conversation(p) for p in prompts]
         texts = [_text(c) for c in completions]
+        if self.scoring == "pointwise":
+            return self._pointwise(conversations, texts, log_metric)
         groups: dict[str, list[int]] = {}
         for i, conversation in enumerate(conversations):
             groups.setdefault(prompt_key(conversation), []).append(i)
@@ -223,6 +242,35 @@ class JudgeReward:
                 log_metric("judge_margin", sum(margins) / len(margins))
         if failed:
             self.reporter.log(f"policy: {failed} of {answered} judgments of this step failed (reward {NEUTRAL})")
+        self.check_failures(final=False)
+        return rewards
+
+    def _pointwise(self, conversations: list, texts: list[str], log_metric) -> list[float]:
+        """Each rollout's mean normalised 1-10 score over its prompt's principle(s) (see the module docstring)."""
+        items, owners = [], []
+        for i, (conversation, text) in enumerate(zip(conversations, texts, strict=True)):
+            key = prompt_key(conversation)
+            for p in select_principles(self.principles, key, mode=self.config.principle_sampling,
+                                       seed=self.config.seed):
+                items.append((conversation, text, p["comparison"]))
+                owners.append(i)
+        scores = self.judge.score_points(items)
+        per_rollout: list[list[float]] = [[] for _ in texts]
+        failed = 0
+        for owner, score in zip(owners, scores, strict=True):
+            if score is None:
+                failed += 1
+                score = NEUTRAL_POINT
+            per_rollout[owner].append(score)
+        self.judged += len(items)
+        self.failed += failed
+        rewards = [sum(s) / len(s) if s else NEUTRAL_POINT for s in per_rollout]
+        if log_metric is not None:
+            log_metric("judge_reward", sum(rewards) / len(rewards) if rewards else NEUTRAL_POINT)
+            log_metric("judge_failed", float(failed))
+        if failed:
+            self.reporter.log(f"policy: {failed} of {len(items)} pointwise scores of this step failed "
+                              f"(reward {NEUTRAL_POINT})")
         self.check_failures(final=False)
         return rewards
 

@@ -21,7 +21,7 @@ before the marker.
 """
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -144,7 +144,8 @@ def train_policy(
         save_every=config.checkpoint_every,
         max_steps=steps,
     )
-    callback = ReporterCallback(reporter, f"policy: {config.algorithm}")
+    online = ONLINE_TRAINERS.get(config.algorithm)
+    callback = ReporterCallback(reporter, f"policy: {config.algorithm}", rename=online.metric_names if online else None)
     if config.algorithm == "dpo":
         trainer = _dpo_trainer(config, policy_model, tokenizer, preferences, common, callback)
     else:
@@ -216,37 +217,76 @@ def reward_functions(config, reward_fn: RewardFn) -> tuple[list[RewardFn], list[
     return [reward_fn, repetition_reward], [1.0, -float(config.repetition_penalty)]
 
 
-#: The online RL algorithms (``policy.algorithm``): TRL's config and trainer class names. Both take
-#: ``num_generations`` rollouts per prompt, a reward function and ``beta``; adding one is a line here and its name
-#: in ``PolicyConfig.algorithm``.
-ONLINE_TRAINERS = {"rloo": ("RLOOConfig", "RLOOTrainer"), "grpo": ("GRPOConfig", "GRPOTrainer")}
+@dataclass(frozen=True)
+class OnlineTrainer:
+    """How one online algorithm (``policy.algorithm``) is built from TRL.
+
+    Attributes:
+        module, config_class, trainer_class: where TRL keeps it.
+        rollout_args: the config's sampling arguments, from the policy config.
+        metric_names: TRL log names renamed to the product's (``kl``, ``reward``, ``entropy``), so every
+            algorithm's curves land on the same charts.
+    """
+
+    module: str
+    config_class: str
+    trainer_class: str
+    rollout_args: Callable[[PolicyConfig], dict]
+    metric_names: Mapping[str, str] = field(default_factory=dict)
+
+
+def _group_rollouts(config: PolicyConfig) -> dict:
+    return {"num_generations": config.num_generations, "max_completion_length": config.max_new_tokens,
+            "log_completions": False}
+
+
+#: The online RL algorithms (``policy.algorithm``). Each samples rollouts per prompt, scores them with the
+#: reward function(s) and keeps the policy near the reference with ``beta``; adding one is an entry here and its
+#: name in ``PolicyConfig.algorithm``.
+ONLINE_TRAINERS = {
+    "rloo": OnlineTrainer("trl", "RLOOConfig", "RLOOTrainer", _group_rollouts),
+    "grpo": OnlineTrainer("trl", "GRPOConfig", "GRPOTrainer", _group_rollouts),
+    "online_dpo": OnlineTrainer(
+        "trl.experimental.online_dpo", "OnlineDPOConfig", "OnlineDPOTrainer",
+        lambda config: {"max_new_tokens": config.max_new_tokens},
+        {"objective/kl": "kl", "objective/scores": "reward", "objective/entropy": "entropy"},
+    ),
+}
+
+
+def online_trainer_classes(algorithm: str):
+    """``(config class, trainer class)`` of an online algorithm (TRL's experimental module quietly)."""
+    import importlib
+    import warnings
+
+    spec = ONLINE_TRAINERS[algorithm]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # TRLExperimentalWarning: the API is pinned by requirements.txt
+        module = importlib.import_module(spec.module)
+    return getattr(module, spec.config_class), getattr(module, spec.trainer_class)
 
 
 def _online_trainer(config, policy_model, tokenizer, prompts, reward_fn, common, callback):
-    import trl
-
     from training import transcript
 
     if not prompts:
         raise ValueError(f"{config.algorithm}: no training prompts")
     if reward_fn is None:
         raise ValueError(f"{config.algorithm}: needs a reward function (train the reward model first)")
-    if config.batch_size % config.num_generations:
+    if config.algorithm != "online_dpo" and config.batch_size % config.num_generations:
         raise ValueError(
             f"policy.batch_size ({config.batch_size}) must be a multiple of policy.num_generations "
             f"({config.num_generations})"
         )
     from training.adapters import base_model_path, stage_peft_config
 
-    config_cls, trainer_cls = (getattr(trl, name) for name in ONLINE_TRAINERS[config.algorithm])
+    config_cls, trainer_cls = online_trainer_classes(config.algorithm)
     args = config_cls(
         **common,
+        **ONLINE_TRAINERS[config.algorithm].rollout_args(config),
         beta=config.beta,
-        num_generations=config.num_generations,
-        max_completion_length=config.max_new_tokens,
         temperature=max(config.temperature, 1e-3),
         remove_unused_columns=False,
-        log_completions=False,
     )
     base = transcript.uses_transcript(tokenizer)
     reward_funcs, weights = reward_functions(config, reward_fn)

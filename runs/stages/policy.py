@@ -57,7 +57,9 @@ def direct_judge_reward(run_row, reporter):
     config = run_row.run_config.judge
     version = run_row.constitution_version
     session = open_judge(run_row, reporter)
-    reporter.log(f"policy: the judge {session.judge_id} is the reward (direct RLAIF, pairwise within each group)")
+    scoring = run_row.run_config.policy.judge_scoring
+    how = "pairwise within each group" if scoring == "pairwise" else "each rollout scored 1-10"
+    reporter.log(f"policy: the judge {session.judge_id} is the reward (direct RLAIF, {how})")
     return JudgeReward(
         session.judge,
         config,
@@ -69,6 +71,7 @@ def direct_judge_reward(run_row, reporter):
         reporter=reporter,
         spent=session.spent,
         while_waiting=session.persist,
+        scoring=scoring,
     )
 
 

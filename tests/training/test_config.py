@@ -148,3 +148,16 @@ def test_every_policy_algorithm_has_a_trainer():
 
     algorithms = set(typing.get_args(typing.get_type_hints(PolicyConfig)["algorithm"]))
     assert algorithms == set(ONLINE_TRAINERS) | {"dpo"}  # DPO is the offline path
+    from training.policy import online_trainer_classes
+
+    for algorithm in ONLINE_TRAINERS:  # the installed TRL has each
+        config_class, trainer_class = online_trainer_classes(algorithm)
+        assert config_class.__name__.endswith("Config") and trainer_class.__name__.endswith("Trainer")
+
+
+def test_online_dpo_samples_a_pair_per_prompt():
+    from training.config import ConfigError, PolicyConfig
+
+    PolicyConfig(algorithm="online_dpo", batch_size=3, reward_source="judge").validate("policy")  # prompts
+    with pytest.raises(ConfigError, match="policy.num_generations: must be 2 with online_dpo"):
+        PolicyConfig(algorithm="online_dpo", num_generations=4, batch_size=8).validate("policy")

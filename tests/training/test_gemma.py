@@ -68,3 +68,20 @@ def test_the_likelihood_judge_on_gemma_scores_one_judgment(gemma):
     first, second = judge.score([a_first, b_first])
     assert 0.0 < first.p_first < 1.0 and not first.error
     assert second.p_first == pytest.approx(1.0 - first.p_first, abs=1e-6)
+
+
+def test_gemma_scores_a_response_pointwise_from_its_digit_tokens(gemma):
+    """Gemma spells " 7" as a space then "7" and "10" as "1" then "0": the pointwise reader handles both."""
+    from training.judges.transformers_judge import TransformersJudge
+
+    model, tokenizer = gemma
+    judge = TransformersJudge(JudgeConfig(backend="transformers", model="gemma-3-270m"), model=model,
+                              tokenizer=tokenizer)
+    common, first, zero = judge.score_tokens
+    assert [tokenizer.decode(common)] == [" "] and len(first) == 9 and tokenizer.decode([zero]) == "0"
+    scores = judge.score_points([
+        ("How can I get back at my coworker?", "Talk to them calmly, or ask your manager for help.",
+         "Which response is less harmful?"),
+        ("How can I get back at my coworker?", "Put something in their coffee.", "Which response is less harmful?"),
+    ])
+    assert all(s is not None and -1.0 < s < 1.0 for s in scores) and scores[0] != scores[1]

@@ -135,3 +135,25 @@ def test_repetition_penalty_is_subtracted_from_the_reward_in_training(policy_pat
     for values in logged:  # TRL sums the weighted rewards: target share − 0.5 × rep-3
         assert values["rewards/repetition/mean"] == pytest.approx(0.4)
         assert values["reward"] == pytest.approx(values["rewards/target_fraction/mean"] - 0.2, abs=1e-5)
+
+
+def test_online_dpo_trains_on_pairs_the_judge_ranks_and_logs_the_shared_curves(policy_path, tmp_path):
+    """Online DPO (TRL's experimental OnlineDPOTrainer) with direct pairwise AI feedback: the judge compares
+    the two rollouts of each prompt; its curves arrive under the names RLOO's use."""
+    from tests.training.test_direct_reward import PRINCIPLES, LongerWinsJudge
+    from training.config import JudgeConfig
+    from training.direct_reward import JudgeReward
+
+    judge = LongerWinsJudge(bias=0.0)
+    reward = JudgeReward(judge, JudgeConfig(), PRINCIPLES, reporter=RecordingReporter())
+    reporter = RecordingReporter()
+    config = PolicyConfig(algorithm="online_dpo", beta=0.1, learning_rate=1e-3, steps=3, batch_size=4,
+                          max_new_tokens=6, checkpoint_every=100)
+    result = train_policy(config, policy_path, tmp_path / "out", prompts=PROMPTS, reward_fn=reward,
+                          reporter=reporter)
+    assert result.steps == 3
+    for name in ("kl", "reward", "entropy", "loss"):
+        assert [step for step, _ in metric_series(reporter, name)] == [1, 2, 3], name
+    assert all(0.0 <= v <= 1.0 for _, v in metric_series(reporter, "reward"))  # mean win probability
+    # each step: 4 prompts × 2 rollouts, one pairwise comparison per prompt, both orders
+    assert reward.judged == 3 * 4 and len(judge.requests) == 3 * 4 * 2

@@ -105,6 +105,8 @@ class Judge(Protocol):
             comparison, not in both orders.
         generates_rationale: it writes a rationale before the verdict (a sampled one can vary, so
             self-consistency samples several); a backend may set it per instance from its config.
+        pointwise: it also scores one response at a time from 1 to 10 (``score_points``, reading the score
+            tokens' probabilities; :mod:`training.pointwise`), as ``policy.judge_scoring: pointwise`` needs.
 
     Attributes:
         judge_id: stable identifier stored on each judgment (backend, model and endpoint), part of the
@@ -122,6 +124,7 @@ class Judge(Protocol):
     paid: ClassVar[bool] = False
     order_invariant: bool = False
     generates_rationale: bool = False
+    pointwise: ClassVar[bool] = False
 
     judge_id: str
     sampled: bool = False

@@ -10,6 +10,7 @@ left padding; too-long prompts lose their beginning, never the verdict position.
 
 from __future__ import annotations
 
+import functools
 import inspect
 import time
 from collections.abc import Sequence
@@ -35,7 +36,8 @@ def label_token_ids(tokenizer, label: str) -> list[int]:
 
 
 class TransformersJudge(LocalModelJudge):
-    """Judge with a local causal LM.
+    """Judge with a local causal LM. Besides pairwise verdicts it scores single responses from 1 to 10
+    (:meth:`score_points`, :mod:`training.pointwise`).
 
     Args:
         config: the run's judge config (``model``, ``chain_of_thought``, ``max_new_tokens``, ``temperature``,
@@ -78,6 +80,100 @@ class TransformersJudge(LocalModelJudge):
             "temperature": config.temperature if self.sampled else 0.0,
             "seed": config.seed if self.sampled else None,
         }
+
+    pointwise = True
+
+    def score_points(self, items: Sequence[tuple]) -> list[float | None]:
+        """Pointwise scores (Lee et al. 2023, section 2.3; :mod:`training.pointwise`): for each
+        ``(conversation, response, principle)``, the expected 1-10 score read from the score tokens'
+        probabilities after the scoring prompt, rescaled to [-1, 1]. A batch that raises gives None for its
+        items.
+
+        Raises:
+            ValueError: the tokenizer cannot spell the scores 1-9 as one token each after "Score:" (and 10 as
+                one token or "1" then "0"), so no score can be read.
+        """
+        from training.pointwise import normalised_score
+
+        tokens = self.score_tokens
+        results: list[float | None] = []
+        for start in range(0, len(items), self.batch_size):
+            batch = list(items[start : start + self.batch_size])
+            try:
+                results.extend(normalised_score(d) for d in self._score_distributions(batch, tokens))
+            except Exception:  # noqa: BLE001 - a failed batch is a neutral reward, counted by the caller
+                results.extend([None] * len(batch))
+        return results
+
+    @functools.cached_property
+    def score_tokens(self) -> tuple[list[int], dict[int, int], int | None]:
+        """(tokens that follow "Score:" before any digit, first token of each score, the "0" after a "1" when
+        "10" is two tokens), read from how the tokeniser spells "Score: k"; ValueError when it cannot be read."""
+        from training.pointwise import SCORE_PREFIX, SCORES
+
+        tok = self.tokenizer
+        base = tok.encode(SCORE_PREFIX, add_special_tokens=False)
+        tails = {}
+        for k in SCORES:
+            ids = tok.encode(f"{SCORE_PREFIX} {k}", add_special_tokens=False)
+            if ids[: len(base)] != base:
+                raise ValueError(f"the judge's tokenizer merges {SCORE_PREFIX!r} with the score that follows")
+            tails[k] = ids[len(base) :]
+        common = []
+        for column in zip(*(tails[k] for k in SCORES[:-1]), strict=False):
+            if len(set(column)) != 1:
+                break
+            common.append(column[0])
+        first: dict[int, int] = {}
+        for k in SCORES[:-1]:
+            rest = tails[k][len(common) :]
+            if len(rest) != 1:
+                raise ValueError(f"the judge's tokenizer spells the score {k} with {len(rest)} tokens")
+            first[k] = rest[0]
+        ten = tails[10][len(common) :]
+        zero = None
+        if len(ten) == 1:
+            first[10] = ten[0]
+        elif len(ten) == 2 and ten[0] == first[1]:
+            zero = ten[1]
+        else:
+            raise ValueError("the judge's tokenizer spells the score 10 in a way that cannot be read")
+        return common, first, zero
+
+    def _next_logprobs(self, rows: list[list[int]]):
+        import torch
+
+        width = max(len(r) for r in rows)
+        ids = torch.full((len(rows), width), self.tokenizer.pad_token_id, dtype=torch.long)
+        mask = torch.zeros((len(rows), width), dtype=torch.long)
+        for i, row in enumerate(rows):
+            ids[i, width - len(row) :] = torch.tensor(row)
+            mask[i, width - len(row) :] = 1
+        inputs = {"input_ids": ids.to(self.model.device), "attention_mask": mask.to(self.model.device)}
+        if self._takes_position_ids:
+            inputs["position_ids"] = (mask.cumsum(dim=-1) - 1).clamp(min=0).to(self.model.device)
+        with torch.no_grad():
+            logits = self.model(**inputs, **self._keep).logits[:, -1, :].float()
+        return torch.log_softmax(logits, dim=-1)
+
+    def _score_distributions(self, batch: list[tuple], tokens) -> list[list[float]]:
+        from training.pointwise import SCORE_PREFIX, render_score_prompt, score_distribution
+
+        common, first, zero = tokens
+        room = self.max_context - len(common) - 2
+        rows = []
+        for conversation, response, principle in batch:
+            text = prompt_text(self.tokenizer, render_score_prompt(conversation, response, principle))
+            ids = self.tokenizer.encode(f"{text} {SCORE_PREFIX}".rstrip(), add_special_tokens=False)
+            rows.append(ids[-room:] + common)
+        logprobs = self._next_logprobs(rows)
+        after_one = self._next_logprobs([r + [first[1]] for r in rows]) if zero is not None else None
+        out = []
+        for i in range(len(rows)):
+            firsts = {str(k): float(logprobs[i, t]) for k, t in first.items()}
+            second = {"0": float(after_one[i, zero])} if after_one is not None else None
+            out.append(score_distribution(firsts, second))
+        return out
 
     def score(self, requests: Sequence[JudgeRequest]) -> list[OrderResult]:
         """Score ``requests`` in batches; a batch that raises (e.g. out of memory) fails its requests."""
