@@ -232,16 +232,21 @@ class JudgeReward:
             batches.close()
         if answered < len(tasks):  # label_tasks stops asking once the budget is spent
             raise JudgeRewardError(self._budget_message())
-        self.judged += answered
+        if log_metric is not None and margins:
+            log_metric("judge_margin", sum(margins) / len(margins))
+        return self._step_rewards(wins, failed, answered, NEUTRAL, "judgments", log_metric)
+
+    def _step_rewards(self, outcomes: list[list[float]], failed: int, asked: int, neutral: float, what: str,
+                      log_metric) -> list[float]:
+        """Each rollout's mean outcome (``neutral`` for none); counts, logs and checks the step's failures."""
+        self.judged += asked
         self.failed += failed
-        rewards = [sum(w) / len(w) if w else NEUTRAL for w in wins]
+        rewards = [sum(o) / len(o) if o else neutral for o in outcomes]
         if log_metric is not None:
-            log_metric("judge_reward", sum(rewards) / len(rewards) if rewards else NEUTRAL)
+            log_metric("judge_reward", sum(rewards) / len(rewards) if rewards else neutral)
             log_metric("judge_failed", float(failed))
-            if margins:
-                log_metric("judge_margin", sum(margins) / len(margins))
         if failed:
-            self.reporter.log(f"policy: {failed} of {answered} judgments of this step failed (reward {NEUTRAL})")
+            self.reporter.log(f"policy: {failed} of {asked} {what} of this step failed (reward {neutral})")
         self.check_failures(final=False)
         return rewards
 
@@ -262,17 +267,7 @@ class JudgeReward:
                 failed += 1
                 score = NEUTRAL_POINT
             per_rollout[owner].append(score)
-        self.judged += len(items)
-        self.failed += failed
-        rewards = [sum(s) / len(s) if s else NEUTRAL_POINT for s in per_rollout]
-        if log_metric is not None:
-            log_metric("judge_reward", sum(rewards) / len(rewards) if rewards else NEUTRAL_POINT)
-            log_metric("judge_failed", float(failed))
-        if failed:
-            self.reporter.log(f"policy: {failed} of {len(items)} pointwise scores of this step failed "
-                              f"(reward {NEUTRAL_POINT})")
-        self.check_failures(final=False)
-        return rewards
+        return self._step_rewards(per_rollout, failed, len(items), NEUTRAL_POINT, "pointwise scores", log_metric)
 
     def check_failures(self, *, final: bool = True) -> None:
         """Raise :class:`JudgeRewardError` when more than ``judge.max_failed_share`` of the judgments so far
