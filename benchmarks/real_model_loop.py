@@ -168,6 +168,7 @@ def main() -> None:
     parser.add_argument("--set", action="append", default=[], metavar="PATH=VALUE", help="more config overrides")
     parser.add_argument("--stages", default="", help="comma-separated stages (default: the preset's); e.g. "
                         "policy,evaluate with --set policy.reward_source=judge (direct RLAIF)")
+    parser.add_argument("--keep", action="store_true", help="keep the run's database and artifacts (the tuned policy)")
     args = parser.parse_args()
     if not HH.exists():
         sys.exit(f"{HH} is missing")
@@ -255,11 +256,20 @@ def main() -> None:
         for row in data["samples"][:3]:
             print(f"--- prompt: {row['prompt'][-300:]!r}\n    reference: {row['reference']!r}\n"
                   f"    tuned:     {row['tuned']!r}\n    judge: {row['verdict']}")
+    from runs.audit.calibrated import evaluation_estimates
+
+    estimates = evaluation_estimates(run)
+    if estimates and estimates["length_controlled"].get("value") is not None:
+        lc = estimates["length_controlled"]
+        print(f"length-controlled win rate (Dubois et al. 2024): {lc['value']:.3f} [{lc['low']:.3f},{lc['high']:.3f}]")
     rate, low, high = (metrics.get(k, float("nan")) for k in ("win_rate", "win_rate_low", "win_rate_high"))
     print(f"eval comparisons {metrics.get('eval_comparisons', 0):.0f} (wins {metrics.get('wins', 0):.0f}, "
           f"losses {metrics.get('losses', 0):.0f}, ties {metrics.get('ties', 0):.0f})")
     print(f"win_rate={rate:.3f} ci=[{low:.3f},{high:.3f}] kl={kl:.4f} minutes={minutes:.1f}")
-    shutil.rmtree(tmp, ignore_errors=True)
+    if args.keep:
+        print(f"kept {tmp} (database bench.sqlite3 and artifacts/)", file=sys.stderr)
+    else:
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 if __name__ == "__main__":
