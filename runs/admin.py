@@ -69,11 +69,23 @@ class JudgmentAdmin(admin.ModelAdmin):
         return models.Judgment.all_rows.all()
 
 
+class ResponseRatingInline(admin.TabularInline):
+    model = models.ResponseRating
+    extra = 0
+    raw_id_fields = ("principle",)
+
+
+class CorrectedResponseInline(admin.StackedInline):
+    model = models.CorrectedResponse
+    extra = 0
+
+
 @admin.register(models.HumanLabel)
 class HumanLabelAdmin(admin.ModelAdmin):
     list_display = ("comparison", "auditor", "external_annotator", "choice", "confidence", "rationale_flag")
     list_filter = ("choice", "rationale_flag")
     raw_id_fields = ("comparison",)
+    inlines = [ResponseRatingInline, CorrectedResponseInline]
 
 
 @admin.register(models.AuditItem)
@@ -85,7 +97,8 @@ class AuditItemAdmin(admin.ModelAdmin):
 
 @admin.register(models.AuditPlan)
 class AuditPlanAdmin(admin.ModelAdmin):
-    list_display = ("run", "mode", "overlap", "review_ai_disagreements", "updated_by", "updated_at")
+    list_display = ("run", "mode", "overlap", "review_ai_disagreements", "collect_ratings", "collect_corrections",
+                    "updated_by", "updated_at")
     list_filter = ("mode",)
     raw_id_fields = ("run",)
     filter_horizontal = ("auditors",)

@@ -24,6 +24,12 @@ label instead: the reviewer's decision where the pair was adjudicated, else the 
 split leaves it out).
 
 The reward-model stage builds its training data with :func:`preference_dataset`.
+
+Auditors' corrected responses (:mod:`runs.audit.ratings`) export on their own (:func:`correction_dataset`): as
+SFT demonstrations in TRL's formats (``prompt``/``completion`` text, or conversational ``messages`` ending with
+the correction as the assistant turn) and as preference pairs (``prompt``/``chosen``/``rejected`` with the
+correction chosen over the response the auditor found worse). Every row says it is human-written: ``source``
+``human`` (who wrote the completion or chosen text) and ``label_source`` ``human``.
 """
 from __future__ import annotations
 
@@ -35,12 +41,28 @@ from pathlib import Path
 
 from django.db.models import Count
 
-from runs.models import Adjudication, Comparison, HumanChoice, HumanLabel, Judgment, Run, Verdict
+from runs.models import (
+    Adjudication,
+    AuditItem,
+    Comparison,
+    CorrectedResponse,
+    HumanChoice,
+    HumanLabel,
+    Judgment,
+    Run,
+    Verdict,
+)
 from training.chat import as_messages
 from training.judge_conventions import human_majority
 from training.pairing import degenerate_reason
 
 FORMATS = ("disk", "jsonl")
+#: What a run's export holds: its preferences, or its corrected responses as SFT demonstrations or as pairs.
+DATASETS = {
+    "preferences": "Preferences (AI verdicts and human labels)",
+    "sft": "Corrected responses as SFT demonstrations",
+    "correction_pairs": "Corrected responses as preference pairs (over the worse response)",
+}
 
 
 @dataclass
@@ -297,3 +319,141 @@ def _keep(row: dict, filters: PreferenceFilters) -> bool:
 
 
 
+
+
+def correction_features(kind: str, conversational: bool = False):
+    """The ``datasets.Features`` of :func:`correction_dataset` (also for a run without corrections).
+
+    Raises:
+        ValueError: ``kind`` is neither ``sft`` nor ``correction_pairs``.
+    """
+    from datasets import Features, Value
+
+    message = {"role": Value("string"), "content": Value("string")}
+    if kind == "sft":
+        texts = {"messages": [message]} if conversational else {"prompt": Value("string"),
+                                                                  "completion": Value("string")}
+    elif kind == "correction_pairs":
+        text = [message] if conversational else Value("string")
+        texts = {"prompt": text, "chosen": text, "rejected": text}
+    else:
+        raise ValueError(f"a corrections export is 'sft' or 'correction_pairs'; got {kind!r}")
+    return Features({
+        **texts,
+        "comparison_id": Value("int64"),
+        "prompt_id": Value("int64"),
+        "split": Value("string"),
+        "principle": Value("string"),
+        "annotator": Value("string"),
+        "rewrites": Value("string"),
+        "edited": Value("bool"),
+        "source": Value("string"),
+        "label_source": Value("string"),
+    })
+
+
+def correction_rows(run: Run, kind: str = "sft", *, conversational: bool = False, split: str = "",
+                    exclude_comparisons=None) -> list[dict]:
+    """The auditors' corrected responses of ``run`` as rows of :func:`correction_dataset`, one per correction
+    (several auditors may correct the same pair), ordered by comparison and correction.
+
+    Args:
+        kind: ``sft``: demonstrations, the prompt and the correction as its answer (TRL's prompt-completion
+            format; conversational: ``messages``, the prompt's turns then the correction as the assistant turn).
+            ``correction_pairs``: the correction as ``chosen`` over the response the auditor found worse as
+            ``rejected`` (TRL's preference format); a correction identical to that response is left out.
+        conversational: chat messages instead of plain text.
+        split: ``train`` or ``eval`` (the prompt's split), or "" for both.
+        exclude_comparisons: comparison ids (or a subquery) to leave out, e.g. the pairs the requesting auditor
+            has still to label blind (:func:`runs.audit.blind.blinded_comparison_ids`).
+
+    Columns besides the texts: ``comparison_id``, ``prompt_id``, ``split``, ``principle`` (of the audited
+    judgment), ``annotator`` (the auditor's username), ``rewrites`` (A or B: the response rewritten), ``edited``
+    (whether the correction differs from that response), ``source`` ``human`` (the completion or chosen text is
+    human-written) and ``label_source`` ``human``.
+
+    Raises:
+        ValueError: an unknown ``kind`` or ``split``.
+    """
+    if kind not in ("sft", "correction_pairs"):
+        raise ValueError(f"a corrections export is 'sft' or 'correction_pairs'; got {kind!r}")
+    if split not in ("", "train", "eval"):
+        raise ValueError(f"split must be train, eval or empty; got {split!r}")
+    corrections = CorrectedResponse.objects.filter(label__comparison__run=run)
+    if split:
+        corrections = corrections.filter(label__comparison__prompt__split=split)
+    if exclude_comparisons is not None:
+        corrections = corrections.exclude(label__comparison_id__in=exclude_comparisons)
+    principles = dict(AuditItem.objects.filter(run=run).values_list("comparison_id", "judgment__principle__name"))
+    rows = []
+    for c in corrections.values(
+        "text", "rewrites", "label__comparison_id", "label__comparison__prompt_id",
+        "label__comparison__prompt__text", "label__comparison__prompt__messages", "label__comparison__prompt__split",
+        "label__comparison__completion_a__text", "label__comparison__completion_b__text",
+        "label__auditor__username", "label__external_annotator",
+    ).order_by("label__comparison_id", "pk"):
+        prompt_text, messages = c["label__comparison__prompt__text"], c["label__comparison__prompt__messages"]
+        responses = {"A": c["label__comparison__completion_a__text"], "B": c["label__comparison__completion_b__text"]}
+        rewritten, worse = responses[c["rewrites"]], responses["B" if c["rewrites"] == "A" else "A"]
+        correction = c["text"]
+        row = {
+            "comparison_id": c["label__comparison_id"],
+            "prompt_id": c["label__comparison__prompt_id"],
+            "split": c["label__comparison__prompt__split"],
+            "principle": principles.get(c["label__comparison_id"]) or "",
+            "annotator": c["label__auditor__username"] or c["label__external_annotator"],
+            "rewrites": c["rewrites"],
+            "edited": correction.strip() != rewritten.strip(),
+            "source": "human",
+            "label_source": "human",
+        }
+        prompt = as_messages(messages or prompt_text) if conversational else prompt_text
+        if kind == "sft":
+            texts = ({"messages": [*prompt, {"role": "assistant", "content": correction}]} if conversational
+                     else {"prompt": prompt, "completion": correction})
+        else:
+            if degenerate_reason(correction, worse):
+                continue  # the correction is the worse response itself: no preference to learn
+            if conversational:
+                texts = {"prompt": prompt, "chosen": [{"role": "assistant", "content": correction}],
+                         "rejected": [{"role": "assistant", "content": worse}]}
+            else:
+                texts = {"prompt": prompt, "chosen": correction, "rejected": worse}
+        rows.append({**texts, **row})
+    return rows
+
+
+def correction_dataset(run: Run, kind: str = "sft", *, conversational: bool = False, split: str = "",
+                       exclude_comparisons=None):
+    """:func:`correction_rows` as a ``datasets.Dataset`` with :func:`correction_features` (empty, with the same
+    columns, when the run has no correction). Loads in TRL's ``SFTTrainer`` (``sft``) or ``DPOTrainer`` /
+    ``RewardTrainer`` (``correction_pairs``) unchanged; extra columns are ignored there."""
+    from datasets import Dataset
+
+    rows = correction_rows(run, kind, conversational=conversational, split=split,
+                           exclude_comparisons=exclude_comparisons)
+    features = correction_features(kind, conversational)
+    return Dataset.from_dict({name: [row[name] for row in rows] for name in features}, features=features)
+
+
+def export_dataset(run: Run, kind: str, filters: PreferenceFilters, *, conversational: bool = False):
+    """The dataset a run's export page or API asks for: ``kind`` (a key of :data:`DATASETS`) ``preferences``
+    (:func:`preference_dataset` with ``filters``), or the corrections as ``sft`` or ``correction_pairs``
+    (:func:`correction_dataset`; of the filters only ``split`` and ``exclude_comparisons`` apply).
+
+    Raises:
+        ValueError: an unknown ``kind``.
+    """
+    if kind == "preferences":
+        return preference_dataset(run, filters, conversational=conversational)
+    if kind not in DATASETS:
+        raise ValueError(f"dataset must be one of {', '.join(DATASETS)}; got {kind!r}")
+    return correction_dataset(run, kind, conversational=conversational, split=filters.split,
+                              exclude_comparisons=filters.exclude_comparisons)
+
+
+def export_stem(run: Run, kind: str, style: str) -> str:
+    """The download's file name without its extension: ``run-<id>-preferences-<style>``,
+    ``run-<id>-corrections-sft-<style>`` or ``run-<id>-corrections-pairs-<style>``."""
+    name = {"preferences": "preferences", "sft": "corrections-sft", "correction_pairs": "corrections-pairs"}[kind]
+    return f"run-{run.pk}-{name}-{style}"

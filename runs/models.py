@@ -640,6 +640,7 @@ class AuditItem(models.Model):
         RANDOM = "random", "Uniform random"
         UNCERTAIN = "uncertain", "Uncertain"
         DISAGREE = "disagree", "Judges disagree"
+        CHOSEN = "chosen", "Chosen from the pair browser"
 
     run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="audit_items")
     comparison = models.ForeignKey(Comparison, on_delete=models.CASCADE, related_name="audit_items")
@@ -671,6 +672,12 @@ class AuditPlan(models.Model):
         default=True, help_text="Also send pairs whose human majority differs from the AI verdict to review "
                                 "(pairs whose auditors disagree always go).")
     guidelines = NulFreeTextField(blank=True, help_text="Markdown, shown beside each pair.")
+    collect_ratings = models.BooleanField(
+        default=False, help_text="Auditors may also rate each response from 1 to 5 under every enabled principle "
+                                 "(optional for them).")
+    collect_corrections = models.BooleanField(
+        default=False, help_text="Auditors may also rewrite the better response (optional for them): exported as "
+                                 "SFT demonstrations and as preference pairs over the worse response.")
     updated_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
                                    related_name="+")
     updated_at = models.DateTimeField(auto_now=True)
@@ -721,6 +728,79 @@ class Adjudication(models.Model):
     class Meta:
         ordering = ["comparison", "-created_at", "-pk"]
         indexes = [models.Index(fields=["comparison", "-created_at"], name="adjudication_latest_idx")]
+
+
+class Side(models.TextChoices):
+    """One response of a comparison, in the comparison's terms (A = ``completion_a``)."""
+
+    A = "A", "A"
+    B = "B", "B"
+
+
+class ResponseRating(models.Model):
+    """An auditor's rating of one response of an audited pair under one principle, from 1 (poor) to 5 (excellent),
+    asked for when the run's audit plan collects ratings (:attr:`AuditPlan.collect_ratings`). Part of the
+    auditor's label: it goes when the label goes, and an edit of the label replaces it."""
+
+    label = models.ForeignKey(HumanLabel, on_delete=models.CASCADE, related_name="ratings")
+    principle = models.ForeignKey(Principle, on_delete=models.PROTECT, related_name="+")
+    side = NulFreeCharField(max_length=1, choices=Side.choices)
+    score = models.PositiveSmallIntegerField(help_text="1 (poor) to 5 (excellent).")
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["label", "principle", "side"], name="one_rating_per_principle_and_side"),
+            models.CheckConstraint(condition=Q(score__gte=1, score__lte=5), name="rating_from_1_to_5"),
+        ]
+
+
+class CorrectedResponse(models.Model):
+    """An auditor's rewrite of the better response of an audited pair (:attr:`AuditPlan.collect_corrections`):
+    a human-written demonstration for SFT, and the chosen side of a preference pair over the response the
+    auditor found worse (:func:`runs.exporting.correction_rows`). Part of the auditor's label."""
+
+    label = models.OneToOneField(HumanLabel, on_delete=models.CASCADE, related_name="correction")
+    rewrites = NulFreeCharField(max_length=1, choices=Side.choices,
+                                help_text="The response rewritten: the one the auditor preferred (the other is worse).")
+    text = NulFreeTextField()
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    @property
+    def worse_side(self) -> str:
+        """The response the correction is preferred over: the other side."""
+        return Side.B if self.rewrites == Side.A else Side.A
+
+
+class PairFlag(models.Model):
+    """A pair marked for a closer look from the pair browser (one flag per user and pair; the browser filters
+    on it). Not a label: it says nothing about which response is better."""
+
+    comparison = models.ForeignKey(Comparison, on_delete=models.CASCADE, related_name="flags")
+    flagged_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    note = NulFreeCharField(max_length=200, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["comparison", "flagged_by"], name="one_pair_flag_per_user")]
+
+
+class SavedPairView(models.Model):
+    """A named pair-browser query of one user on one run (filters, search and display toggles), listed on the
+    pair browser (:mod:`runs.pair_views`)."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="saved_pair_views")
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="+")
+    name = NulFreeCharField(max_length=100)
+    query = NulFreeCharField(max_length=2000, blank=True, help_text="The query string, without the leading '?'.")
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [models.UniqueConstraint(fields=["user", "run", "name"], name="one_saved_view_per_name")]
+
+    def __str__(self) -> str:
+        return self.name
 
 
 class AnchorSource(models.TextChoices):

@@ -4,6 +4,7 @@ from __future__ import annotations
 from django import forms
 
 from rlaif_site.untrusted import validate_no_bidi_controls
+from runs.exporting import DATASETS
 from runs.importing import LAYOUTS, ImportOptions
 from runs.importing.errors import BadInput
 from runs.importing.options import parse_label_map
@@ -197,8 +198,11 @@ def _split(value: str | None) -> list[str]:
 
 
 class ExportForm(forms.Form):
-    """Filters and format of a preference export."""
+    """What to export (a run's preferences, or its corrected responses: :data:`runs.exporting.DATASETS`), its
+    filters and format."""
 
+    dataset = forms.ChoiceField(choices=list(DATASETS.items()), initial="preferences", required=False,
+                                label="Dataset")
     style = forms.ChoiceField(choices=[("standard", "Standard (prompt/chosen/rejected text)"),
                                        ("conversational", "Conversational (messages)")], initial="standard")
     file_format = forms.ChoiceField(choices=[("jsonl", "JSON lines"), ("disk", "datasets save_to_disk (.zip)")],
@@ -210,6 +214,9 @@ class ExportForm(forms.Form):
     split = forms.ChoiceField(choices=[("", "all"), ("train", "train"), ("eval", "eval")], required=False)
     ai_only = forms.BooleanField(required=False, label="Ignore human labels",
                                  help_text="Let the AI verdict decide even where humans labelled.")
+
+    def clean_dataset(self) -> str:
+        return self.cleaned_data["dataset"] or "preferences"
 
 
 assert set(LAYOUTS) == set(_LAYOUT_COLUMNS)

@@ -1,6 +1,7 @@
 """Audit through the API: draw a sample (auditors, operators), the next pair for me (auditors, blind), submit
-a label (auditors; the AI's side is returned only once the label exists), and the agreement figures as
-numbers (:func:`runs.audit.report.build_report`)."""
+a label (auditors; with the ratings and corrected response the audit plan asks for, optional; the AI's side is
+returned only once the label exists), and the agreement figures as numbers
+(:func:`runs.audit.report.build_report`)."""
 # No `from __future__ import annotations`: django-ninja reads the endpoints' annotations at runtime.
 
 from typing import Any, Literal
@@ -12,13 +13,13 @@ from ninja import Router, Schema, Status
 from rlaif_site.api.auth import require_role
 from rlaif_site.api.errors import ApiError, ErrorOut, form_errors
 from rlaif_site.roles import AUDITORS, OPERATORS
-from runs.audit import SCOPES, build_report, draw_audit_sample, workload
+from runs.audit import SCOPES, build_report, draw_audit_sample, ratings, workload
 from runs.audit.forms import LabelForm, SampleForm, make_ticket
 from runs.audit.queries import labelling_progress
 from runs.db_retry import call_with_db_retry, is_transient
 from runs.gate import recheck_gate
 from runs.models import AuditItem, AuditPlan, HumanLabel, Run
-from runs.views.audit import LABEL_SAVE_RETRY_S, shown_swapped_for
+from runs.views.audit import LABEL_SAVE_RETRY_S, save_label, shown_swapped_for
 
 router = Router()
 
@@ -52,6 +53,16 @@ class PairOut(Schema):
     right: str
     ticket: str
     remaining: int
+    rating_principles: list[dict[str, Any]] = []
+    corrections: bool = False
+
+
+class RatingIn(Schema):
+    """A rating of one response as shown (left/right) under one principle, 1 (poor) to 5 (excellent)."""
+
+    principle_id: int
+    side: Literal["left", "right"]
+    score: int
 
 
 class LabelIn(Schema):
@@ -59,6 +70,8 @@ class LabelIn(Schema):
     confidence: int | None = None
     note: str = ""
     ticket: str
+    ratings: list[RatingIn] = []
+    correction: str = ""
 
 
 class LabelOut(Schema):
@@ -118,7 +131,42 @@ def next_pair(request, run_id: int):
         "left": b if swapped else a, "right": a if swapped else b,
         "ticket": make_ticket(comparison.pk, swapped),
         "remaining": workload.open_items(run, request.user).count(),
+        **_extras_asked(run),
     })
+
+
+def _extras_asked(run: Run) -> dict:
+    """What the audit plan asks beside the choice: the principles to rate each response under, and whether a
+    corrected response is collected."""
+    plan = workload.plan_for(run)
+    principles = ratings.rated_principles(run) if plan.collect_ratings else []
+    return {"rating_principles": [{"id": p.pk, "name": p.name, "comparison": p.comparison} for p in principles],
+            "corrections": plan.collect_corrections}
+
+
+def _label_data(payload: LabelIn, principles: list, corrections: bool) -> dict:
+    """The label form's data from the API payload; ratings and a correction the plan does not ask for are refused.
+
+    Raises:
+        ApiError: 400 naming the rating or the correction at fault.
+    """
+    data = {"choice": payload.choice, "note": payload.note, "ticket": payload.ticket,
+            "confidence": "" if payload.confidence is None else str(payload.confidence)}
+    known = {p.pk for p in principles}
+    for i, rating in enumerate(payload.ratings):
+        if rating.principle_id not in known:
+            raise ApiError(400, "The label is invalid.", [{
+                "path": f"ratings[{i}].principle_id",
+                "message": (f"principle {rating.principle_id} is not rated in this audit"
+                            + (f"; rate one of {sorted(known)}" if known else ": it collects no ratings")),
+            }])
+        data[f"rating_{rating.principle_id}_{rating.side}"] = str(rating.score)
+    if payload.correction.strip() and not corrections:
+        raise ApiError(400, "The label is invalid.", [{"path": "correction",
+                                                        "message": "this audit collects no corrected responses"}])
+    if corrections:
+        data["correction"] = payload.correction
+    return data
 
 
 @router.post("/{int:run_id}/audit/items/{int:item_id}/label",
@@ -132,20 +180,18 @@ def label(request, run_id: int, item_id: int, payload: LabelIn):
     refused = workload.may_label(item, request.user)
     if refused:
         raise ApiError(403, refused)
-    data = {"choice": payload.choice, "note": payload.note, "ticket": payload.ticket,
-            "confidence": "" if payload.confidence is None else str(payload.confidence)}
-    form = LabelForm(data, comparison_id=item.comparison_id)
+    plan = workload.plan_for(item.run)
+    extras = {"principles": ratings.rated_principles(item.run) if plan.collect_ratings else [],
+              "corrections": plan.collect_corrections}
+    form = LabelForm(_label_data(payload, **extras), comparison_id=item.comparison_id, **extras)
     if not form.is_valid():
         raise ApiError(400, "The label is invalid.", form_errors(form))
     previous = HumanLabel.objects.filter(comparison_id=item.comparison_id, auditor=request.user).first()
     seconds = form.seconds_spent + (previous.seconds_spent if previous else 0.0)
     try:  # a locked SQLite file or a PostgreSQL restart: retried as the audit page does, then a 503
-        saved, _ = call_with_db_retry(lambda: HumanLabel.objects.update_or_create(
-            comparison_id=item.comparison_id, auditor=request.user,
-            defaults={"choice": form.comparison_choice(), "confidence": form.cleaned_data["confidence"],
-                      "note": form.cleaned_data["note"], "seconds_spent": seconds,
-                      "shown_swapped": form.shown_swapped},
-        ), what=f"label of comparison {item.comparison_id}", budget_s=LABEL_SAVE_RETRY_S, max_attempts=3)
+        saved = call_with_db_retry(lambda: save_label(item.comparison, request.user, form, seconds),
+                                   what=f"label of comparison {item.comparison_id}", budget_s=LABEL_SAVE_RETRY_S,
+                                   max_attempts=3)
         gate_met = call_with_db_retry(lambda: recheck_gate(item.run), what="audit gate",
                                       budget_s=LABEL_SAVE_RETRY_S, max_attempts=3)
     except DatabaseError as exc:

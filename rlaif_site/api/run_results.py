@@ -14,7 +14,7 @@ from ninja import Query, Router, Schema
 from rlaif_site.api.errors import ApiError, ErrorOut
 from rlaif_site.api.runs import get_run
 from runs.audit.blind import blinded_comparison_ids
-from runs.exporting import PreferenceFilters, preference_dataset, save_preferences, zip_folder
+from runs.exporting import PreferenceFilters, export_dataset, export_stem, save_preferences, zip_folder
 from runs.models import HumanLabel, MetricPoint, Run
 from runs.views.pairs import filter_judgments
 
@@ -147,6 +147,7 @@ def _has_audit(run: Run) -> bool:
 
 
 class ExportFilters(Schema):
+    dataset: Literal["preferences", "sft", "correction_pairs"] = "preferences"
     style: Literal["standard", "conversational"] = "standard"
     file_format: Literal["jsonl", "disk"] = "jsonl"
     min_confidence: float | None = None
@@ -156,12 +157,14 @@ class ExportFilters(Schema):
     ai_only: bool = False
 
 
-@router.get("/{int:run_id}/preferences", summary="Download the run's preferences in TRL's format",
+@router.get("/{int:run_id}/preferences", summary="Download the run's preferences (or corrections) in TRL's format",
             response={200: None, 400: ErrorOut})
 def preferences(request, run_id: int, filters: Query[ExportFilters]):
     """JSON lines (``file_format=jsonl``) or a zipped ``save_to_disk`` folder (``disk``), with the export
-    page's filters (defaults: the run's reward-model config). An auditor's export leaves out the audit pairs
-    they have still to label."""
+    page's filters (defaults: the run's reward-model config). ``dataset=sft`` or ``correction_pairs`` downloads
+    the auditors' corrected responses instead, as SFT demonstrations or as preference pairs over the worse
+    response (:func:`runs.exporting.correction_rows`; marked ``source`` ``human``). An auditor's export leaves
+    out the audit pairs they have still to label."""
     run = get_run(run_id)
     rm = run.run_config.reward_model
     min_confidence, consistent_only = filters.min_confidence, filters.position_consistent_only
@@ -175,8 +178,8 @@ def preferences(request, run_id: int, filters: Query[ExportFilters]):
         )
     except ValueError as exc:
         raise ApiError(400, str(exc), [{"path": "min_confidence", "message": str(exc)}]) from exc
-    dataset = preference_dataset(run, export_filters, conversational=filters.style == "conversational")
-    stem = f"run-{run.pk}-preferences-{filters.style}"
+    dataset = export_dataset(run, filters.dataset, export_filters, conversational=filters.style == "conversational")
+    stem = export_stem(run, filters.dataset, filters.style)
     work = Path(tempfile.mkdtemp(prefix="studio-export-"))
     try:
         handle = tempfile.TemporaryFile()

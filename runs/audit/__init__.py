@@ -11,7 +11,8 @@ Public API:
 
 Auditing as a team: :mod:`runs.audit.workload` (who labels what: plans, the next-pair queue, progress and
 counts), :mod:`runs.audit.adjudication` (the review queue; a reviewer's decision is a pair's final human label)
-and :mod:`runs.audit.auditors` (per-auditor agreement with the AI and with each other).
+and :mod:`runs.audit.auditors` (per-auditor agreement with the AI and with each other). Labels beyond A/B (a
+rating per principle of each response, a corrected response): :mod:`runs.audit.ratings`.
 """
 from __future__ import annotations
 

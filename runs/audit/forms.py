@@ -1,5 +1,6 @@
-"""Forms of the audit pages: drawing a sample, a blind label, a rationale flag, the audit plan (team,
-overlap, guidelines) and a reviewer's decision."""
+"""Forms of the audit pages: drawing a sample, a blind label (with the plan's optional ratings and corrected
+response), a rationale flag, the audit plan (team, overlap, guidelines, labels beyond A/B) and a reviewer's
+decision."""
 from __future__ import annotations
 
 import time
@@ -16,6 +17,9 @@ from runs.models import AuditPlan, HumanLabel
 TICKET_SALT = "runs.audit.label-ticket"
 #: Time spent on a pair is capped (a tab left open overnight is not an hour of work).
 MAX_SECONDS = 3600.0
+#: The longest corrected response taken, in characters.
+MAX_CORRECTION = 20_000
+RATING_CHOICES = [("", "—")] + [(str(i), str(i)) for i in range(1, 6)]
 
 
 class SampleForm(forms.Form):
@@ -49,7 +53,8 @@ def make_ticket(comparison_id: int, swapped: bool) -> str:
 
 class LabelForm(forms.Form):
     """A blind choice on the pair as displayed: ``left`` / ``right`` are mapped back to the comparison's A/B
-    by :meth:`comparison_choice` using the order recorded in the ticket."""
+    by :meth:`comparison_choice` using the order recorded in the ticket; so are the optional ratings
+    (:meth:`ratings`) and the side a corrected response rewrites (:mod:`runs.audit.ratings`)."""
 
     choice = forms.ChoiceField(
         choices=[("left", "A (left)"), ("right", "B (right)"), ("tie", "Tie"), ("skip", "Skip")],
@@ -62,9 +67,42 @@ class LabelForm(forms.Form):
     note = forms.CharField(required=False, max_length=5000, widget=forms.Textarea(attrs={"rows": 2}))
     ticket = forms.CharField(widget=forms.HiddenInput)
 
-    def __init__(self, *args, comparison_id: int, **kwargs):
+    def __init__(self, *args, comparison_id: int, principles=(), corrections: bool = False, **kwargs):
+        """Args:
+            comparison_id: the pair labelled (the ticket must be for it).
+            principles: rate each response 1-5 under these (``rating_<principle id>_left`` / ``_right``,
+                optional); empty when the audit plan collects no ratings.
+            corrections: offer a ``correction`` field (optional): the auditor's rewrite of the better response.
+        """
         super().__init__(*args, **kwargs)
         self.comparison_id = comparison_id
+        self.principles = list(principles)
+        for principle in self.principles:
+            for side, shown in (("left", "A (left)"), ("right", "B (right)")):
+                label = f"{principle.name}: {shown}"
+                self.fields[f"rating_{principle.pk}_{side}"] = forms.TypedChoiceField(
+                    choices=RATING_CHOICES, coerce=int, empty_value=None, required=False, label=label,
+                    widget=forms.Select(attrs={"aria-label": f"Rating of {shown} under {principle.name}"}),
+                )
+        self.corrections = corrections
+        if corrections:
+            self.fields["correction"] = forms.CharField(
+                required=False, max_length=MAX_CORRECTION, strip=False, label="Corrected response",
+                widget=forms.Textarea(attrs={"rows": 6}),
+                help_text="Optional: rewrite the better response as it should have been. Choose A or B to keep it.",
+            )
+
+    @property
+    def rating_rows(self) -> list[tuple]:
+        """``(principle, left field, right field)`` per rated principle, for the template."""
+        return [(p, self[f"rating_{p.pk}_left"], self[f"rating_{p.pk}_right"]) for p in self.principles]
+
+    def clean(self):
+        data = super().clean()
+        if self.corrections and (data.get("correction") or "").strip() and data.get("choice") in ("tie", "skip"):
+            self.add_error("correction", "A corrected response rewrites the better response: choose A (left) or "
+                                         "B (right) to keep it, or clear it.")
+        return data
 
     def clean_ticket(self):
         try:
@@ -88,8 +126,38 @@ class LabelForm(forms.Form):
         choice = self.cleaned_data["choice"]
         if choice in ("tie", "skip"):
             return choice
-        left_is_a = not self.shown_swapped
-        return "A" if (choice == "left") == left_is_a else "B"
+        return self._side(choice)
+
+    def _side(self, shown: str) -> str:
+        """"left"/"right" as shown → "A"/"B" of the comparison."""
+        return "A" if (shown == "left") != self.shown_swapped else "B"
+
+    def ratings(self) -> dict[tuple[int, str], int] | None:
+        """The ratings given, ``{(principle id, "A" | "B"): score}`` in the comparison's terms; None when the
+        form asks for none."""
+        if not self.principles:
+            return None
+        found = {}
+        for principle in self.principles:
+            for shown in ("left", "right"):
+                score = self.cleaned_data.get(f"rating_{principle.pk}_{shown}")
+                if score is not None:
+                    found[(principle.pk, self._side(shown))] = score
+        return found
+
+    def correction(self) -> str | None:
+        """The corrected response ("" when left blank, None when the form asks for none)."""
+        return self.cleaned_data.get("correction", "") if self.corrections else None
+
+    def extras_initial(self, ratings: dict[tuple[int, str], int], correction: str, swapped: bool) -> dict:
+        """Initial values of the rating and correction fields from stored ones (comparison terms), as shown."""
+        initial = {}
+        for (principle_id, side), score in ratings.items():
+            shown = "left" if (side == "A") != swapped else "right"
+            initial[f"rating_{principle_id}_{shown}"] = str(score)
+        if self.corrections:
+            initial["correction"] = correction
+        return initial
 
 
 class FlagForm(forms.Form):
@@ -137,8 +205,11 @@ class AuditPlanForm(forms.ModelForm):
 
     class Meta:
         model = AuditPlan
-        fields = ["mode", "overlap", "auditors", "review_ai_disagreements", "guidelines"]
-        labels = {"review_ai_disagreements": "Review human-vs-AI disagreements"}
+        fields = ["mode", "overlap", "auditors", "review_ai_disagreements", "guidelines", "collect_ratings",
+                  "collect_corrections"]
+        labels = {"review_ai_disagreements": "Review human-vs-AI disagreements",
+                  "collect_ratings": "Ask for a rating (1-5) of each response per principle",
+                  "collect_corrections": "Ask for a corrected response"}
         widgets = {"mode": forms.RadioSelect}
 
     def __init__(self, *args, **kwargs):

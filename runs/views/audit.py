@@ -10,7 +10,7 @@ import json
 
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied
-from django.db import DatabaseError
+from django.db import DatabaseError, transaction
 from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import NoReverseMatch, reverse
@@ -19,7 +19,7 @@ from django.views.decorators.http import require_POST
 from rlaif_site.roles import AUDITORS, OPERATORS, REVIEWERS, has_role, role_required
 from rlaif_site.untrusted import csv_row
 from runs import gate
-from runs.audit import SCOPES, audit_rows, build_report, disagreements, draw_audit_sample, workload
+from runs.audit import SCOPES, audit_rows, build_report, disagreements, draw_audit_sample, ratings, workload
 from runs.audit.adjudication import review_counts, review_rows
 from runs.audit.blind import blinded_comparison_ids
 from runs.audit.calibrated import alignment_estimate, evaluation_estimates
@@ -127,6 +127,8 @@ def dashboard(request, run_id: int):
             "team": workload.team_counts(run, plan),
             "review": review_counts(review_rows(run, plan)),
             "auditor_agreement": report["auditors"],
+            "ratings": ratings.rating_summary(run),
+            "corrections": ratings.correction_counts(run),
             "can_plan": has_role(request.user, OPERATORS) or has_role(request.user, REVIEWERS),
             "can_review": has_role(request.user, REVIEWERS),
             "gate": _gate_context(run),
@@ -205,22 +207,17 @@ def item(request, run_id: int, item_id: int):
         raise PermissionDenied(refused)
     label = HumanLabel.objects.filter(comparison=comparison, auditor=request.user).first()
     swapped = label.shown_swapped if label else shown_swapped_for(request.user.pk, comparison.pk)
+    extras = {"principles": ratings.rated_principles(audit_item.run) if plan.collect_ratings else (),
+              "corrections": plan.collect_corrections}
+    stored, correction = ratings.stored_extras(label)
     if request.method == "POST":
-        form = LabelForm(request.POST, comparison_id=comparison.pk)
+        form = LabelForm(request.POST, comparison_id=comparison.pk, **extras)
         if form.is_valid():
             seconds = form.seconds_spent + (label.seconds_spent if label else 0.0)
             try:  # a locked SQLite file or a PostgreSQL restart: retry the upsert, then keep the input
-                call_with_db_retry(lambda: HumanLabel.objects.update_or_create(
-                    comparison=comparison,
-                    auditor=request.user,
-                    defaults={
-                        "choice": form.comparison_choice(),
-                        "confidence": form.cleaned_data["confidence"],
-                        "note": form.cleaned_data["note"],
-                        "seconds_spent": seconds,
-                        "shown_swapped": form.shown_swapped,
-                    },
-                ), what=f"label of comparison {comparison.pk}", budget_s=LABEL_SAVE_RETRY_S, max_attempts=3)
+                call_with_db_retry(lambda: save_label(comparison, request.user, form, seconds),
+                                   what=f"label of comparison {comparison.pk}", budget_s=LABEL_SAVE_RETRY_S,
+                                   max_attempts=3)
             except DatabaseError as exc:
                 if not is_transient(exc):
                     raise
@@ -242,7 +239,8 @@ def item(request, run_id: int, item_id: int):
         if label:
             initial |= {"choice": _display_choice(label.choice, swapped), "confidence": label.confidence,
                         "note": label.note}
-        form = LabelForm(initial=initial, comparison_id=comparison.pk)
+        form = LabelForm(initial=initial, comparison_id=comparison.pk, **extras)
+        form.initial |= form.extras_initial(stored, correction.text if correction else "", swapped)
     context = _pair_context(request, audit_item, plan, swapped) | {"blind": blind, "form": form}
     if not blind:  # the AI's side enters the page only after the auditor's choice
         judgment = audit_item.judgment
@@ -254,12 +252,36 @@ def item(request, run_id: int, item_id: int):
             "p_left": None if not judgment or judgment.p_a is None else (1 - judgment.p_a if swapped else judgment.p_a),
             "flag_form": FlagForm(initial={"rationale_flag": label.rationale_flag}),
             "others": HumanLabel.objects.filter(comparison=comparison).exclude(pk=label.pk).count(),
+            "my_ratings": _shown_ratings(ratings.rated_principles(audit_item.run) if stored else [], stored, swapped),
+            "my_correction": correction,
+            "correction_display": _display_choice(correction.rewrites, swapped) if correction else "",
         }
     return render(request, "runs/audit_item.html", context)
 
 
 #: Seconds a label save keeps retrying a busy database before the form comes back with the input kept.
 LABEL_SAVE_RETRY_S = 20.0
+
+
+@transaction.atomic
+def save_label(comparison, user, form: LabelForm, seconds: float) -> HumanLabel:
+    """Save ``user``'s label of ``comparison`` from a valid :class:`LabelForm`, with the ratings and the corrected
+    response the form asked for (:func:`runs.audit.ratings.save_extras`), in one transaction."""
+    saved, _ = HumanLabel.objects.update_or_create(
+        comparison=comparison, auditor=user,
+        defaults={"choice": form.comparison_choice(), "confidence": form.cleaned_data["confidence"],
+                  "note": form.cleaned_data["note"], "seconds_spent": seconds, "shown_swapped": form.shown_swapped},
+    )
+    ratings.save_extras(saved, ratings=form.ratings(), correction=form.correction(),
+                        rewrites=saved.choice if saved.choice in ("A", "B") else "")
+    return saved
+
+
+def _shown_ratings(principles, stored: dict, swapped: bool) -> list[dict]:
+    """The auditor's ratings as they saw the pair: ``[{"principle", "left", "right"}]`` (None where not rated)."""
+    left, right = ("B", "A") if swapped else ("A", "B")
+    rows = [{"principle": p, "left": stored.get((p.pk, left)), "right": stored.get((p.pk, right))} for p in principles]
+    return [row for row in rows if row["left"] is not None or row["right"] is not None]
 
 
 def _pair_context(request, audit_item: AuditItem, plan: AuditPlan, swapped: bool, *, progress: bool = True) -> dict:

@@ -18,7 +18,7 @@ from django.views.decorators.http import require_POST
 
 from rlaif_site.roles import OPERATORS, has_role, role_required
 from runs.audit.blind import blinded_comparison_ids
-from runs.exporting import PreferenceFilters, preference_dataset, save_preferences, zip_folder
+from runs.exporting import PreferenceFilters, export_dataset, export_stem, save_preferences, zip_folder
 from runs.import_jobs import enqueue_import, import_job_lost, import_progress, remove_stale_uploads, uploads_dir
 from runs.importing import BadInput, ImportOptions, open_source, preview
 from runs.models import PromptSet, ReferencePair, Run
@@ -180,7 +180,8 @@ def promptset_delete(request, pk: int):
 
 
 def run_export_preferences(request, run_id: int):
-    """Export a run's AI-labelled preferences for TRL: the form, a count, and the download (``?download=1``)."""
+    """Export a run's preferences, or its auditors' corrected responses (SFT demonstrations or preference pairs),
+    for TRL: the form, a count, and the download (``?download=1``)."""
     run = get_object_or_404(Run.objects.select_related("prompt_set"), pk=run_id)
     rm = run.run_config.reward_model
     initial = {"min_confidence": rm.min_confidence, "position_consistent_only": rm.position_consistent_only}
@@ -196,16 +197,15 @@ def run_export_preferences(request, run_id: int):
             exclude_comparisons=blinded_comparison_ids(run, request.user),
         )
         conversational = data["style"] == "conversational"
-        dataset = preference_dataset(run, filters, conversational=conversational)
+        dataset = export_dataset(run, data["dataset"], filters, conversational=conversational)
         if request.GET.get("download"):
-            return _download(run, dataset, data["style"], data["file_format"])
+            return _download(dataset, export_stem(run, data["dataset"], data["style"]), data["file_format"])
         context.update(rows=len(dataset), sample=dataset.select(range(min(3, len(dataset)))).to_list(),
-                       columns=dataset.column_names)
+                       columns=dataset.column_names, kind=data["dataset"])
     return render(request, "runs/preferences_export.html", context)
 
 
-def _download(run: Run, dataset, style: str, file_format: str) -> FileResponse:
-    stem = f"run-{run.pk}-preferences-{style}"
+def _download(dataset, stem: str, file_format: str) -> FileResponse:
     work = Path(tempfile.mkdtemp(prefix="studio-export-"))
     try:
         handle = tempfile.TemporaryFile()

@@ -11,6 +11,7 @@
   var flags = { r: "reason_wrong", w: "verdict_wrong" };
 
   document.addEventListener("keydown", function (event) {
+    if (event.key === "Escape" && typing(event)) { event.target.blur(); return; }  // back to the shortcuts
     if (event.ctrlKey || event.metaKey || event.altKey || typing(event)) return;
     var key = event.key.toLowerCase();
     var labelForm = document.getElementById("label-form");
@@ -30,6 +31,15 @@
       form.querySelector("select[name=rationale_flag]").value = flags[key];
       event.preventDefault(); form.submit();
     }
+  });
+
+  // Corrected response: start from one of the responses (its text, as shown).
+  Array.prototype.forEach.call(document.querySelectorAll("[data-copy-response]"), function (button) {
+    button.addEventListener("click", function () {
+      var source = document.querySelector("#" + button.dataset.copyResponse + " .text");
+      var target = document.querySelector("#label-form textarea[name=correction]");
+      if (source && target) { target.value = source.textContent; target.focus(); }
+    });
   });
 
   document.body.dataset.keysReady = "1";  // the shortcuts are live (tests wait for this)
