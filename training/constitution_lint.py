@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import statistics
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from training.agreement import proportion
@@ -74,8 +74,15 @@ class PrincipleLint:
     flags: list[dict] = field(default_factory=list)
 
 
-def lint(rows: Iterable[LintRow], principles: Sequence[int]) -> dict[int, PrincipleLint]:
-    """Figures and flags for each principle id in ``principles`` (in that order)."""
+def lint(rows: Iterable[LintRow], principles: Sequence[int],
+         names: Mapping[int, str] | None = None) -> dict[int, PrincipleLint]:
+    """Figures and flags for each principle id in ``principles`` (in that order).
+
+    Args:
+        rows: the judgments, one per (principle, comparison).
+        principles: the principle ids to lint.
+        names: principle id -> name, for the duplicate flag's wording (else ``principle #<id>``).
+    """
     by_principle: dict[int, list[LintRow]] = defaultdict(list)
     for row in rows:
         by_principle[row.principle].append(row)
@@ -105,11 +112,11 @@ def lint(rows: Iterable[LintRow], principles: Sequence[int]) -> dict[int, Princi
             result[first].redundancy[second] = same
             result[second].redundancy[first] = same
     for item in result.values():
-        item.flags = _flags(item)
+        item.flags = _flags(item, names or {})
     return result
 
 
-def _flags(item: PrincipleLint) -> list[dict]:
+def _flags(item: PrincipleLint, names: Mapping[int, str]) -> list[dict]:
     flags = []
     pc, ties, agreement = item.position_consistency, item.tie_rate, item.agreement
     if pc["n"] >= MIN_N and pc["low"] is not None and pc["low"] <= 0.5:
@@ -123,6 +130,7 @@ def _flags(item: PrincipleLint) -> list[dict]:
         flags.append({"kind": "never_decides", "detail": f"{ties['value']:.0%} of {ties['n']} verdicts are ties"})
     for other, same in sorted(item.redundancy.items()):
         if same["n"] >= MIN_N and same["value"] >= DUPLICATE_FLAG:
+            name = f"“{names[other]}”" if other in names else f"principle #{other}"
             flags.append({"kind": "duplicate", "other": other,
-                          "detail": f"same verdict as principle #{other} on {same['value']:.0%} of {same['n']} pairs"})
+                          "detail": f"same verdict as {name} on {same['value']:.0%} of {same['n']} pairs"})
     return flags

@@ -54,7 +54,7 @@ class PPIEstimate:
 
 
 def ppi_mean(y: Sequence[float], yhat: Sequence[float], yhat_unlabelled: Sequence[float],
-             alpha: float = ALPHA) -> PPIEstimate:
+             alpha: float = ALPHA, bounds: tuple[float, float] | None = (0.0, 1.0)) -> PPIEstimate:
     """Prediction-powered estimate of the mean of the human label ``y`` over all items.
 
     Args:
@@ -62,9 +62,14 @@ def ppi_mean(y: Sequence[float], yhat: Sequence[float], yhat_unlabelled: Sequenc
         yhat: the AI's prediction of the same quantity for those items.
         yhat_unlabelled: the AI's predictions for the items without a human label.
         alpha: 1 - confidence level.
+        bounds: the range the mean can take (a share: 0 to 1); the estimates and intervals, normal
+            approximations that can run past it on few labels, are clipped to it (the effective sample size is
+            read from the unclipped widths). None: no clipping.
 
     Returns:
-        :class:`PPIEstimate`; None figures where there are fewer than 2 labelled items.
+        :class:`PPIEstimate`; None figures where there are fewer than 2 labelled items. When every item is
+        labelled, or every prediction is the same (the predictions say nothing), the PPI figures are the
+        human-only estimate (``lam = 0``).
     """
     from ppi_py import classical_mean_ci, ppi_mean_ci, ppi_mean_pointestimate
 
@@ -72,15 +77,27 @@ def ppi_mean(y: Sequence[float], yhat: Sequence[float], yhat_unlabelled: Sequenc
     n, n_u = len(y_arr), len(u_arr)
     ai_all = np.concatenate([f_arr, u_arr])
     ai_value = float(ai_all.mean()) if ai_all.size else None
-    if n < 2 or n_u < 1:
-        return PPIEstimate(None, None, None, *(_classical(y_arr, alpha) if n >= 2 else (None, None, None)),
-                           ai_value, n, n_u, None)
-    value = float(np.ravel(ppi_mean_pointestimate(y_arr, f_arr, u_arr))[0])
-    low, high = (float(np.ravel(b)[0]) for b in ppi_mean_ci(y_arr, f_arr, u_arr, alpha=alpha))
+    if n < 2:
+        return PPIEstimate(None, None, None, None, None, None, ai_value, n, n_u, None)
+    if n_u == 0:  # every item has a human label: nothing to predict, the humans' figure is the estimate
+        human = _clip(_classical(y_arr, alpha), bounds)
+        return PPIEstimate(*human, *human, ai_value, n, 0, float(n))
+    # PPI++'s power tuning divides by the predictions' variance: predictions all alike (a judge that gave every
+    # pair the same verdict) carry no information, and lam = 0 is the human-only estimate (not NaN)
+    lam = 0.0 if np.ptp(ai_all) == 0 else None
+    value = float(np.ravel(ppi_mean_pointestimate(y_arr, f_arr, u_arr, lam=lam))[0])
+    low, high = (float(np.ravel(b)[0]) for b in ppi_mean_ci(y_arr, f_arr, u_arr, alpha=alpha, lam=lam))
     c_low, c_high = (float(np.ravel(b)[0]) for b in classical_mean_ci(y_arr, alpha=alpha))
     human_width, ppi_width = c_high - c_low, high - low
     effective = n * (human_width / ppi_width) ** 2 if ppi_width > 0 and human_width > 0 else None
-    return PPIEstimate(value, low, high, float(y_arr.mean()), c_low, c_high, ai_value, n, n_u, effective)
+    return PPIEstimate(*_clip((value, low, high), bounds), *_clip((float(y_arr.mean()), c_low, c_high), bounds),
+                       ai_value, n, n_u, effective)
+
+
+def _clip(figures: tuple[float, float, float], bounds: tuple[float, float] | None) -> tuple[float, float, float]:
+    if bounds is None:
+        return figures
+    return tuple(min(bounds[1], max(bounds[0], f)) for f in figures)
 
 
 def _classical(y: np.ndarray, alpha: float) -> tuple[float, float, float]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from django.db.models.functions import Length
 
-from runs.audit.queries import audit_rows, human_majority
+from runs.audit.queries import audit_rows, human_majority, without_degenerate_pairs
 from runs.models import Comparison, Judgment, Run
 from training.human_calibrated import length_controlled_win_rate, ppi_mean
 
@@ -16,12 +16,17 @@ EVAL_SCORE = {"A": 1.0, "B": 0.0, "tie": 0.5}
 def alignment_estimate(run: Run) -> dict:
     """PPI estimate of the share of the run's judged training pairs on which humans agree with the judge.
 
-    Labelled set: the random audit stratum's decisive final human labels (a reviewer's decision, else the
-    majority; Y = 1 when the judge's verdict equals it). Predictor: the judge's own probability of its verdict,
-    ``max(P(A), 1 - P(A))``. Unlabelled set: every other successfully judged training pair. Valid whatever the
+    Labelled set: the random audit stratum's training pairs with a decisive final human label (a reviewer's
+    decision, else the majority; Y = 1 when the judge's verdict equals it). Predictor: the judge's own
+    probability of its verdict, ``max(P(A), 1 - P(A))``. Unlabelled set: every other successfully judged
+    training pair, degenerate pairs (identical replies) left out as the audit leaves them out. Valid whatever the
     judge's calibration.
     """
     rows = [r for r in audit_rows(run, "random") if r.verdict and r.p_a is not None]
+    # the random stratum is drawn from every judged pair, evaluation pairs included: keep the training ones
+    train = set(Comparison.objects.filter(run=run, purpose="train", pk__in={r.comparison_id for r in rows})
+                .values_list("pk", flat=True))
+    rows = [r for r in rows if r.comparison_id in train]
     labelled, y, yhat = set(), [], []
     for row in rows:
         human = row.human_verdict
@@ -31,7 +36,8 @@ def alignment_estimate(run: Run) -> dict:
         y.append(1.0 if row.verdict == human else 0.0)
         yhat.append(max(row.p_a, 1 - row.p_a))
     others = (
-        Judgment.objects.filter(comparison__run=run, comparison__purpose="train", p_a__isnull=False)
+        without_degenerate_pairs(Judgment.objects.filter(comparison__run=run, comparison__purpose="train",
+                                                         p_a__isnull=False))
         .exclude(verdict="").exclude(pk__in=labelled).values_list("p_a", flat=True)
     )
     return ppi_mean(y, yhat, [max(p, 1 - p) for p in others]).as_dict()
@@ -39,31 +45,33 @@ def alignment_estimate(run: Run) -> dict:
 
 def evaluation_estimates(run: Run) -> dict | None:
     """The evaluation's win rate three ways (AI only, human only, PPI) and length-controlled; None when the
-    run has no evaluation judgments."""
-    judgments = list(
-        Judgment.objects.filter(comparison__run=run, comparison__purpose="eval").exclude(verdict="")
-        .annotate(length_tuned=Length("comparison__completion_a__text"),
-                  length_reference=Length("comparison__completion_b__text"))
-        .order_by("comparison_id", "pk").values("comparison_id", "verdict", "length_tuned", "length_reference")
-    )
-    if not judgments:
+    run has no successfully judged evaluation pair.
+
+    The AI's verdict on a pair is the one the evaluate stage's win rate counts
+    (:func:`runs.stages.evaluate.eval_verdicts`: the mean P(A) over the principles judged, under the run's
+    tie margin), so the plain AI figure here and the run page's win rate are the same number.
+    """
+    from runs.stages.evaluate import eval_verdicts
+
+    comparisons = Comparison.objects.filter(run=run, purpose="eval")
+    verdicts = {cid: verdict for cid, (_, verdict) in eval_verdicts(run, comparisons).items()
+                if verdict in EVAL_SCORE}
+    if not verdicts:
         return None
-    first = {}
-    for j in judgments:  # one judgment per evaluation pair
-        first.setdefault(j["comparison_id"], j)
-    humans = human_majority(Comparison.objects.filter(pk__in=list(first)))  # adjudicated where settled
+    humans = human_majority(comparisons.filter(pk__in=list(verdicts)))  # adjudicated where settled
     y, yhat, unlabelled = [], [], []
-    for comparison_id, j in first.items():
-        ai = EVAL_SCORE.get(j["verdict"])
-        if ai is None:
-            continue
+    for comparison_id, verdict in verdicts.items():
         human = humans.get(comparison_id, "")
         if human in EVAL_SCORE:
             y.append(EVAL_SCORE[human])
-            yhat.append(ai)
+            yhat.append(EVAL_SCORE[verdict])
         else:
-            unlabelled.append(ai)
-    rows = list(first.values())
-    lc = length_controlled_win_rate([r["verdict"] for r in rows], [r["length_tuned"] or 0 for r in rows],
-                                    [r["length_reference"] or 0 for r in rows], seed=run.pk)
+            unlabelled.append(EVAL_SCORE[verdict])
+    lengths = (
+        comparisons.filter(pk__in=list(verdicts))
+        .annotate(length_tuned=Length("completion_a__text"), length_reference=Length("completion_b__text"))
+        .order_by("pk").values_list("pk", "length_tuned", "length_reference")
+    )
+    rows = [(verdicts[pk], tuned or 0, reference or 0) for pk, tuned, reference in lengths]
+    lc = length_controlled_win_rate([r[0] for r in rows], [r[1] for r in rows], [r[2] for r in rows], seed=run.pk)
     return {"ppi": ppi_mean(y, yhat, unlabelled).as_dict(), "length_controlled": lc.as_dict()}

@@ -16,7 +16,7 @@ from django.conf import settings
 from runs.models import Artifact, Comparison, Completion, CompletionSource, Judgment, Split
 from runs.stages import stage_io as support
 from runs.stages.judging import judge_comparisons
-from training.config import GenerationConfig, RunConfig
+from training.config import GenerationConfig, JudgeConfig, RunConfig
 from training.progress import check_cancelled
 
 #: Rows of the side-by-side sample table in the report.
@@ -137,22 +137,50 @@ def _form_comparisons(run, prompts):
     return Comparison.objects.filter(run=run, purpose="eval", prompt__in=prompts)
 
 
+def eval_verdicts(run, comparisons, judge: JudgeConfig | None = None) -> dict[int, tuple[float, str]]:
+    """The evaluation's verdict on each judged comparison of ``comparisons`` (A = tuned, B = reference).
+
+    The mean P(A) of the run's verdicts on the pair (one per principle judged, ``judge.principle_sampling``; the
+    panel's verdicts with ``judge.panel``), turned into a verdict by :func:`training.labeling.verdict_for` under
+    ``judge.tie_margin``. The one reading of the evaluation's judgments: the win rate, the sample table and the
+    audit dashboard's human-calibrated and length-controlled figures (:mod:`runs.audit.calibrated`) count
+    these same verdicts.
+
+    Args:
+        run: the run (its judge config).
+        comparisons: a queryset of its ``eval`` comparisons.
+        judge: the judge config to read them under; None = the run's.
+
+    Returns:
+        ``{comparison id: (P(tuned preferred), verdict)}``; pairs without a successful judgment are absent.
+    """
+    from training.labeling import verdict_for
+    from training.panel import verdict_judge_id
+
+    judge = judge or run.run_config.judge
+    p_by_comparison: dict[int, list[float]] = {}
+    judged = Judgment.objects.filter(comparison__in=comparisons, judge_id=verdict_judge_id(judge), p_a__isnull=False)
+    for cid, p_a in judged.exclude(verdict="").values_list("comparison_id", "p_a"):
+        p_by_comparison.setdefault(cid, []).append(p_a)
+    result = {}
+    for cid, ps in p_by_comparison.items():
+        p_mean = sum(ps) / len(ps)
+        result[cid] = (p_mean, verdict_for(p_mean, judge.tie_margin))
+    return result
+
+
 def build_report(run, config: RunConfig, comparisons) -> dict:
     """Win rate, reward-model scores and the sample table of the run's eval comparisons (plain JSON)."""
     from training.degeneracy import N as REPETITION_N
     from training.degeneracy import mean_rep_n
     from training.evaluation import paired_score_difference, summarize_scores, win_rate
-    from training.labeling import verdict_for
     from training.panel import verdict_judge_id
 
     judge_id = verdict_judge_id(config.judge)  # the panel's verdicts with a panel
-    p_by_comparison: dict[int, list[float]] = {}
-    judged = Judgment.objects.filter(comparison__in=comparisons, judge_id=judge_id, p_a__isnull=False)
-    for cid, p_a in judged.exclude(verdict="").values_list("comparison_id", "p_a"):
-        p_by_comparison.setdefault(cid, []).append(p_a)
+    judged = eval_verdicts(run, comparisons, config.judge)
     rows = list(comparisons.select_related("prompt", "completion_a", "completion_b").order_by("prompt__index"))
-    p_mean = {cid: sum(ps) / len(ps) for cid, ps in p_by_comparison.items()}
-    verdicts = {c.pk: verdict_for(p_mean.get(c.pk), config.judge.tie_margin) for c in rows}
+    p_mean = {cid: p for cid, (p, _) in judged.items()}
+    verdicts = {c.pk: judged[c.pk][1] if c.pk in judged else "" for c in rows}
     rate = win_rate(verdicts.values())
 
     report: dict = {"judge": judge_id, "win_rate": rate.as_dict(), "comparisons": len(rows)}

@@ -35,3 +35,11 @@ def test_small_samples_raise_no_flags():
     result = lint(planted_rows(n=10), [1, 2, 3, 4])
     assert all(not item.flags for item in result.values())
     assert lint([], [7])[7].n == 0
+
+
+def test_duplicate_flag_names_the_other_principle():
+    result = lint(planted_rows(), [1, 2, 3, 4], names={1: "Sound", 2: "Copy"})
+    details = [f["detail"] for f in result[2].flags if f["kind"] == "duplicate"]
+    assert details == ["same verdict as “Sound” on 100% of 80 pairs"]
+    unnamed = lint(planted_rows(), [1, 2])[1].flags
+    assert [f["detail"] for f in unnamed] == ["same verdict as principle #2 on 100% of 80 pairs"]

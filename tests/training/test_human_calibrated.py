@@ -16,13 +16,21 @@ def simulate(rng, theta=0.62, n_labelled=80, n_unlabelled=2000, accuracy=0.85):
     return y_all[:n_labelled], f_all[:n_labelled], f_all[n_labelled:]
 
 
-def test_ppi_interval_covers_the_truth_about_95_percent_of_the_time():
+@pytest.mark.parametrize("bias", [0.0, 0.3])
+def test_ppi_interval_covers_the_truth_about_95_percent_of_the_time(bias):
+    """Over 300 draws with known truth the 95% interval covers it 91-99% of the time, also when the judge is
+    biased (``bias``: the share of its predictions turned into "1" whatever the human says), where the plain AI
+    figure is about 0.71 against a truth of 0.62."""
     rng = np.random.default_rng(7)
     theta, hits, reps = 0.62, 0, 300
     for _ in range(reps):
-        est = ppi_mean(*simulate(rng, theta))
+        y, f, f_u = simulate(rng, theta)
+        f, f_u = (np.where(rng.random(v.size) < bias, 1.0, v) for v in (f, f_u))
+        est = ppi_mean(y, f, f_u)
         hits += est.low <= theta <= est.high
     assert 0.91 <= hits / reps <= 0.99
+    if bias:
+        assert est.ai_value - theta > 0.06
 
 
 def test_ppi_corrects_a_biased_judge_and_beats_human_only():
@@ -43,18 +51,29 @@ def test_ppi_needs_two_labels():
     assert est.value is None and est.human_value is None and est.n_labelled == 1
 
 
-def test_length_controlled_win_rate_returns_to_the_planted_value():
+def test_ppi_with_every_item_labelled_is_the_human_estimate():
+    """Regression: with every evaluation pair audited PPI gave nothing and the dashboard asked to "audit 2+
+    evaluation pairs"; the humans' figure is then the answer."""
+    est = ppi_mean([1.0, 0.0, 1.0, 1.0], [1.0, 1.0, 1.0, 0.0], [])
+    assert (est.value, est.low, est.high) == (est.human_value, est.human_low, est.human_high)
+    assert est.value == 0.75 and est.ai_value == 0.75 and est.effective_n == 4 and est.n_unlabelled == 0
+
+
+@pytest.mark.parametrize("planted", [0.5, 0.3, 0.7])
+def test_length_controlled_win_rate_returns_to_the_planted_value(planted):
+    """At equal length the stub judge prefers the tuned policy with probability ``planted``; its log-odds rise
+    by 2 x tanh(length difference / its standard deviation), and the tuned policy writes 120 characters more on
+    average."""
     rng = np.random.default_rng(11)
     n = 1500
     diff = rng.normal(loc=120, scale=100, size=n)  # the tuned policy writes longer answers
     length_ref = rng.integers(200, 400, size=n)
     length_tuned = np.maximum(1, length_ref + diff).astype(int)
     x = np.tanh((length_tuned - length_ref) / np.std(length_tuned - length_ref))
-    planted = 0.5  # at equal length, the judge prefers neither policy
     p_win = 1 / (1 + np.exp(-(np.log(planted / (1 - planted)) + 2.0 * x)))  # a length-biased stub judge
     verdicts = np.where(rng.random(n) < p_win, "A", "B")
     result = length_controlled_win_rate(list(verdicts), list(length_tuned), list(length_ref), resamples=200)
-    assert result.raw > 0.65  # the raw win rate rewards length
+    assert result.raw > planted + 0.15  # the raw win rate rewards length
     assert result.low <= planted <= result.high and abs(result.value - planted) < 0.05
     assert result.length_coefficient == pytest.approx(2.0, abs=0.4)
 
@@ -76,3 +95,22 @@ def test_length_controlled_win_rate_survives_separable_resamples():
     tuned = [26, 39, 52, 26, 39, 52, 26, 39, 52, 26]
     result = length_controlled_win_rate(verdicts, tuned, [3] * 10, seed=13)  # seeds 12 and 13 overflowed
     assert 0.0 <= result.low <= result.value <= result.high <= 1.0 and result.n == 10
+
+
+def test_ppi_with_predictions_all_alike_is_the_human_estimate_not_nan():
+    """Regression: a judge that called every evaluation pair the same way made PPI++'s power tuning divide 0 by
+    0, and the dashboard showed "nan%". Such predictions carry nothing: PPI falls back to the humans alone."""
+    est = ppi_mean([1.0, 0.0, 1.0, 1.0], [1.0] * 4, [1.0] * 6)
+    assert est.value == pytest.approx(0.75) and est.value == est.human_value
+    assert (est.low, est.high) == pytest.approx((est.human_low, est.human_high))
+    assert est.effective_n == pytest.approx(4) and est.ai_value == 1.0
+
+
+def test_ppi_intervals_stay_within_the_range_of_a_share():
+    """Regression: on few labels the normal-approximation intervals ran past 100% ("[13.3%, 120.0%]")."""
+    est = ppi_mean([1.0, 0.0, 1.0], [1.0, 0.0, 1.0], [1.0, 0.0])
+    raw = ppi_mean([1.0, 0.0, 1.0], [1.0, 0.0, 1.0], [1.0, 0.0], bounds=None)
+    assert raw.high > 1 and raw.human_high > 1  # what ppi-python gives
+    assert est.high == 1.0 and est.human_high == 1.0 and est.low == pytest.approx(raw.low)
+    assert est.effective_n == pytest.approx(raw.effective_n)  # read from the unclipped widths
+    assert ppi_mean([1.0, 1.0, 1.0], [0.0, 0.0, 0.0], [1.0, 1.0]).value == 1.0  # the point estimate too
