@@ -3,6 +3,7 @@ Argilla records (blind: no AI verdicts), and a Label Studio or Argilla export up
 (:mod:`runs.audit.interop`)."""
 # No `from __future__ import annotations`: django-ninja reads the endpoints' annotations at runtime.
 
+import json
 from typing import Any, Literal
 
 from django.http import HttpResponse
@@ -32,6 +33,7 @@ class ImportReportOut(Schema):
     conflicts: list[dict[str, Any]]
     unmatched: list[dict[str, Any]]
     annotators: dict[str, str]
+    notes: list[str]
     gate_met: bool
 
 
@@ -65,14 +67,26 @@ def export_argilla(request, run_id: int):
 @router.post("/{int:run_id}/audit/annotations", response={200: ImportReportOut, 400: ErrorOut, 403: ErrorOut},
              summary="Import a Label Studio or Argilla export as human labels (auditors, operators)")
 def import_file(request, run_id: int, file: File[UploadedFile],
-                tool: Form[Literal["auto", "label_studio", "argilla"]] = "auto"):
+                tool: Form[Literal["auto", "label_studio", "argilla"]] = "auto",
+                label_studio_users: File[UploadedFile] = None):
     """Multipart ``file`` (and ``tool``, default detected). All or nothing: a malformed file is a 400 naming
-    the task and field, and nothing is written. Existing labels are never overwritten (``conflicts``)."""
+    the task and field, and nothing is written. Existing labels are never overwritten (``conflicts``).
+    Optional ``label_studio_users``: Label Studio's ``GET /api/users`` answer (JSON), naming the annotators
+    that its *Export → JSON* gives by bare user id; without it they stay external and ``notes`` says so."""
     run = _run(request, run_id)
-    if file.size > MAX_IMPORT_BYTES:
+    if file.size > MAX_IMPORT_BYTES or (label_studio_users and label_studio_users.size > MAX_IMPORT_BYTES):
         raise ApiError(400, f"The file is larger than {MAX_IMPORT_BYTES // 2**20} MB.")
+    users = None
+    if label_studio_users is not None:
+        try:
+            users = json.loads(label_studio_users.read())
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            message = f"{label_studio_users.name}: not JSON ({exc})"
+            raise ApiError(400, message, [{"path": "label_studio_users", "message": message}]) from exc
     try:
-        report = import_annotations(run, file.name, file.read(), tool)
+        report = import_annotations(run, file.name, file.read(), tool, label_studio_users=users)
     except AnnotationFileError as exc:
         raise ApiError(400, str(exc), [{"path": "file", "message": str(exc)}]) from exc
+    except ValueError as exc:  # label_studio_users of the wrong shape
+        raise ApiError(400, str(exc), [{"path": "label_studio_users", "message": str(exc)}]) from exc
     return report.as_dict()

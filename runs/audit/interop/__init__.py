@@ -8,12 +8,19 @@ Public API:
 
 * :func:`label_studio_zip` ``(run) -> bytes`` — ``tasks.json``, ``label_config.xml`` and ``README.md``.
 * :func:`argilla_jsonl` ``(run) -> str`` — one Argilla 2.x ``rg.Record.to_dict()`` per line.
-* :func:`import_annotations` ``(run, filename, content, tool="auto") -> ImportReport`` — all or nothing;
-  raises :class:`AnnotationFileError` naming the file, the task and the field on a malformed file.
+* :func:`import_annotations` ``(run, filename, content, tool="auto", *, label_studio_users=None) ->
+  ImportReport`` — all or nothing; raises :class:`AnnotationFileError` naming the file, the task and the
+  field on a malformed file. ``label_studio_users`` (Label Studio's ``GET /api/users``) names annotators that
+  a Label Studio export gives by bare user id.
 """
 from __future__ import annotations
 
-from runs.audit.interop.annotations import AnnotationFileError, ImportReport, import_annotations
+from runs.audit.interop.annotations import (
+    AnnotationFileError,
+    ImportReport,
+    import_annotations,
+    label_studio_user_names,
+)
 from runs.audit.interop.export import (
     ARGILLA_QUESTION,
     LABEL_STUDIO_CONFIG,
@@ -26,5 +33,6 @@ from runs.audit.interop.export import (
 
 __all__ = [
     "ARGILLA_QUESTION", "LABEL_STUDIO_CONFIG", "AnnotationFileError", "ImportReport", "argilla_jsonl",
-    "argilla_records", "import_annotations", "label_studio_tasks", "label_studio_zip", "pair_uid",
+    "argilla_records", "import_annotations", "label_studio_tasks", "label_studio_user_names", "label_studio_zip",
+    "pair_uid",
 ]

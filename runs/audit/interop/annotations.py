@@ -3,10 +3,15 @@
 Accepted files:
 
 * **Label Studio** *Export → JSON*: a list of tasks, each with ``data`` (our ``run_id``, ``comparison_id``,
-  ``pair_uid``; ``meta`` is read too) and ``annotations[]``, each with ``completed_by`` (the export's
-  ``{id, email, …}`` object, or a bare user id) and ``result[]``: a ``choices`` result (``value.choices``
-  A/B/tie) or a ``pairwise`` one (``value.selected`` left = A, right = B); a ``rating`` named
-  ``confidence`` and a ``textarea`` named ``note`` are kept. Cancelled or empty annotations are skipped.
+  ``pair_uid``; ``meta`` is read too) and ``annotations[]``, each with ``completed_by`` and ``result[]``:
+  a ``choices`` result (``value.choices`` A/B/tie) or a ``pairwise`` one (``value.selected`` left = A,
+  right = B); a ``rating`` named ``confidence`` and a ``textarea`` named ``note`` are kept. Cancelled or
+  empty annotations are skipped. ``completed_by`` is a bare Label Studio user id in what *Export → JSON*
+  and ``GET /api/projects/<id>/export`` write (checked against Label Studio 1.23), and the
+  ``{id, email, first_name, last_name}`` object in an export snapshot made with
+  ``serialization_options={"annotations__completed_by": {"only_id": false}}``. A bare id is named through
+  ``label_studio_users`` when given, else the annotator stays an external ``label-studio:user <id>`` and
+  the report says so in ``notes``.
 * **Argilla**: JSON Lines (or a JSON list) of records as Argilla 2.x ``rg.Record.to_dict()`` /
   ``dataset.records.to_json()`` writes them: ``responses`` = ``{"preference": [{"value", "user_id"}, …]}``.
   The per-user shape of the Argilla 1.x ``FeedbackDataset`` and of the server API (``responses`` =
@@ -59,6 +64,7 @@ class Annotation:
     choice: str
     confidence: int | None = None
     note: str = ""
+    by_id_only: bool = False  # a bare Label Studio user id that label_studio_users did not name
 
 
 @dataclass
@@ -79,7 +85,8 @@ class ImportReport:
     ``unchanged``: answers already recorded with the same choice; ``conflicts``: an existing label by the same
     annotator with another choice (kept, not overwritten); ``unmatched``: tasks that match no pair of the
     run's audit sample, with the reason; ``skipped``: cancelled, empty, draft or discarded annotations;
-    ``annotators``: each identity in the file and whom it became; ``gate_met``: the run waited at its audit
+    ``annotators``: each identity in the file and whom it became; ``notes``: what the reader should know
+    about the import (annotators known only by a tool's user id); ``gate_met``: the run waited at its audit
     gate and the new labels let it go on."""
 
     tool: str
@@ -92,6 +99,7 @@ class ImportReport:
     conflicts: list[dict] = field(default_factory=list)
     unmatched: list[dict] = field(default_factory=list)
     annotators: dict[str, str] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
     gate_met: bool = False
 
     def as_dict(self) -> dict:
@@ -160,16 +168,51 @@ def _detect(rows: list) -> str:
     return "label_studio"
 
 
-def _label_studio_identity(completed_by) -> str:
+def label_studio_user_names(users) -> dict[int, str]:
+    """Label Studio user id -> email (else username) from ``users``: Label Studio's user list as
+    ``GET /api/users`` answers it (``[{"id", "email", "username", …}]``, or a page ``{"results": […]}``), or a
+    mapping ``{id: email}``.
+
+    Raises:
+        ValueError: ``users`` is neither, or an entry has no integer id.
+    """
+    if users is None:
+        return {}
+    if isinstance(users, dict) and isinstance(users.get("results"), list):
+        users = users["results"]
+    if isinstance(users, dict):
+        users = [{"id": key, "email": value} for key, value in users.items()]
+    if not isinstance(users, list):
+        raise ValueError("label_studio_users: expected Label Studio's user list or a mapping {id: email}")
+    names = {}
+    for n, user in enumerate(users):
+        if not isinstance(user, dict):
+            raise ValueError(f"label_studio_users[{n}]: expected an object with id and email")
+        try:
+            user_id = int(user.get("id"))
+        except (TypeError, ValueError):
+            raise ValueError(f"label_studio_users[{n}].id: expected an integer, got {user.get('id')!r}") from None
+        name = str(user.get("email") or user.get("username") or "").strip()
+        if name:
+            names[user_id] = name
+    return names
+
+
+def _label_studio_identity(completed_by, names: dict[int, str]) -> tuple[str, bool]:
+    """``(identity, by_id_only)``: the email or username the export (or ``names``) gives, else ``user <id>``."""
     if isinstance(completed_by, dict):
         for key in ("email", "username"):
             if completed_by.get(key):
-                return str(completed_by[key])
+                return str(completed_by[key]), False
         completed_by = completed_by.get("id", "")
-    return f"user {completed_by}" if isinstance(completed_by, int) else str(completed_by or "")
+    if isinstance(completed_by, int) and not isinstance(completed_by, bool):
+        if completed_by in names:
+            return names[completed_by], False
+        return f"user {completed_by}", True
+    return str(completed_by or ""), False
 
 
-def _label_studio_task(row, index: int, filename: str) -> Task:
+def _label_studio_task(row, index: int, filename: str, names: dict[int, str]) -> Task:
     if not isinstance(row, dict):
         raise AnnotationFileError(filename, "a task must be a JSON object", index)
     data = row.get("data")
@@ -219,10 +262,10 @@ def _label_studio_task(row, index: int, filename: str) -> Task:
         if choice is None:
             task.skipped += 1
             continue
-        identity = _label_studio_identity(annotation.get("completed_by"))
+        identity, by_id_only = _label_studio_identity(annotation.get("completed_by"), names)
         if not identity:
             raise AnnotationFileError(filename, "no annotator", index, f"{where}.completed_by")
-        task.annotations.append(Annotation(index, identity, choice, confidence, note))
+        task.annotations.append(Annotation(index, identity, choice, confidence, note, by_id_only))
     return task
 
 
@@ -282,12 +325,16 @@ def _argilla_task(row, index: int, filename: str) -> Task:
     return task
 
 
-def read_tasks(filename: str, content: bytes | str, tool: str = "auto") -> tuple[str, list[Task]]:
-    """Parse a Label Studio or Argilla export into tasks (``tool`` "auto" decides from the first task).
+def read_tasks(filename: str, content: bytes | str, tool: str = "auto", *,
+               label_studio_users=None) -> tuple[str, list[Task]]:
+    """Parse a Label Studio or Argilla export into tasks (``tool`` "auto" decides from the first task);
+    ``label_studio_users`` as in :func:`label_studio_user_names` names bare Label Studio user ids.
 
     Raises:
         AnnotationFileError: the file, or one task in it, is malformed.
+        ValueError: an unknown ``tool`` or malformed ``label_studio_users``.
     """
+    names = label_studio_user_names(label_studio_users)
     if tool not in TOOLS:
         raise ValueError(f"unknown tool {tool!r}; expected one of {', '.join(TOOLS)}")
     rows = _load(filename, content)
@@ -296,8 +343,9 @@ def read_tasks(filename: str, content: bytes | str, tool: str = "auto") -> tuple
     if not isinstance(rows, list):
         raise AnnotationFileError(filename, "expected a list of tasks (Label Studio) or records (Argilla)")
     tool = _detect(rows) if tool == "auto" else tool
-    parse = _label_studio_task if tool == "label_studio" else _argilla_task
-    return tool, [parse(row, index, filename) for index, row in enumerate(rows)]
+    if tool == "label_studio":
+        return tool, [_label_studio_task(row, index, filename, names) for index, row in enumerate(rows)]
+    return tool, [_argilla_task(row, index, filename) for index, row in enumerate(rows)]
 
 
 # -- matching and writing -------------------------------------------------------------------------------------
@@ -331,14 +379,20 @@ def _unmatched_reason(task: Task, run: Run, items: dict[int, AuditItem]) -> str:
     return ""
 
 
-def import_annotations(run: Run, filename: str, content: bytes | str, tool: str = "auto") -> ImportReport:
+def import_annotations(run: Run, filename: str, content: bytes | str, tool: str = "auto", *,
+                       label_studio_users=None) -> ImportReport:
     """Read ``content`` (a Label Studio or Argilla export) and add its answers as human labels of ``run``'s
     audit pairs, in one transaction; see the module docstring for the formats and rules.
 
+    Args:
+        label_studio_users: optional, Label Studio's user list (``GET /api/users``) or ``{id: email}``: names
+            the annotators that a Label Studio export gives by bare user id, so they match Studio users.
+
     Raises:
         AnnotationFileError: a malformed file; nothing is written.
+        ValueError: malformed ``label_studio_users``.
     """
-    tool, tasks = read_tasks(filename, content, tool)
+    tool, tasks = read_tasks(filename, content, tool, label_studio_users=label_studio_users)
     report = ImportReport(tool=tool, filename=filename, tasks=len(tasks))
     wanted = {t.comparison_id for t in tasks if t.comparison_id is not None}
     items = {
@@ -347,6 +401,7 @@ def import_annotations(run: Run, filename: str, content: bytes | str, tool: str 
             "comparison__prompt", "comparison__completion_a", "comparison__completion_b")
     }
     users: dict = {}
+    by_id: set[str] = set()  # bare Label Studio user ids recorded as external annotators
     with transaction.atomic():
         for task in tasks:
             report.skipped += task.skipped
@@ -359,6 +414,8 @@ def import_annotations(run: Run, filename: str, content: bytes | str, tool: str 
             for answer in task.annotations:
                 user, external = _annotator(answer.identity, tool, users)
                 report.annotators[answer.identity] = f"user {user.get_username()}" if user else external
+                if answer.by_id_only and user is None:
+                    by_id.add(answer.identity)
                 who = Q(auditor=user) if user else Q(auditor__isnull=True, external_annotator=external)
                 existing = HumanLabel.objects.filter(who, comparison_id=task.comparison_id).first()
                 if existing is None:
@@ -375,6 +432,13 @@ def import_annotations(run: Run, filename: str, content: bytes | str, tool: str 
                         "annotator": report.annotators[answer.identity],
                         "existing": existing.choice, "imported": answer.choice,
                     })
+    if by_id:
+        named = sorted(by_id, key=lambda name: (len(name), name))
+        report.notes.append(
+            f"Label Studio named {len(named)} annotator{'s' if len(named) != 1 else ''} by user id only "
+            f"({', '.join(named)}): their answers are kept as external annotators label-studio:user <id>, not "
+            "matched to Studio users. Label Studio's Export → JSON leaves out annotators' emails; export with "
+            "them to match (see README.md in the Label Studio download).")
     if report.created:
         report.gate_met = recheck_gate(run)
     return report

@@ -54,8 +54,29 @@ _README = """# Audit sample of run {run_id} ({name}) for Label Studio
 3. Label. Then *Export → JSON* and upload that file on the run's audit page (*Import annotations*).
 
 Each task's `data` holds `run_id`, `comparison_id` and `pair_uid`: keep them, they bring the labels back.
-Annotators are matched to Studio users by email (else kept as external annotators `label-studio:<email>`).
 A `<Pairwise>` config works too (left = A, right = B), without ties.
+
+## Annotators
+
+Annotators are matched to Studio users by email (else kept as external annotators `label-studio:<email>`).
+*Export → JSON* names each annotator by Label Studio user id only (`"completed_by": 3`); such labels are
+kept as external annotators `label-studio:user 3`. To match annotators to Studio users, export with their
+emails through Label Studio's API, e.g. with `label-studio-sdk` and your access token (*Account & Settings*):
+
+    import time
+    from label_studio_sdk import LabelStudio
+
+    ls = LabelStudio(base_url="http://localhost:8080", api_key="<access token>")
+    export = ls.projects.exports.create(PROJECT_ID, serialization_options={{
+        "annotations__completed_by": {{"only_id": False}}}})
+    while ls.projects.exports.get(PROJECT_ID, export.id).status not in ("completed", "failed"):
+        time.sleep(1)
+    with open("annotations.json", "wb") as f:
+        for chunk in ls.projects.exports.download(PROJECT_ID, export.id, export_type="JSON"):
+            f.write(chunk)
+
+and upload `annotations.json`. (Through the API of this Studio, an *Export → JSON* file can instead be sent
+with Label Studio's user list, the answer of its `GET /api/users`, as `label_studio_users`.)
 """
 
 

@@ -48,7 +48,8 @@ def export_zip(client, run) -> dict[str, bytes]:
 
 
 def ls_annotation(who, choice: str | None = None, selected: str | None = None, cancelled: bool = False) -> dict:
-    """An annotation as Label Studio's JSON export writes it (``completed_by`` expanded to the user)."""
+    """An annotation as a Label Studio export snapshot with ``annotations__completed_by`` expanded writes it
+    (``completed_by`` the user's object); a bare int ``who`` as *Export → JSON* writes it."""
     result = []
     if choice:
         result.append({"id": "x1", "from_name": "preference", "to_name": "response_a", "type": "choices",
@@ -150,6 +151,65 @@ def test_label_studio_round_trip(client, audrey, audit):
     again = client.post(reverse("runs:audit_import", args=[run.pk]), {"file": upload}).context["report"]
     assert (again.created, again.unchanged, len(again.conflicts)) == (0, 6, 1)
     assert HumanLabel.objects.count() == 7
+
+
+def ls_1_23_annotation(user_id: int, choice: str, cancelled: bool = False) -> dict:
+    """An annotation exactly as Label Studio 1.23.2's *Export → JSON* (``GET /api/projects/<id>/export``)
+    wrote it in benchmarks/label_studio_roundtrip.py: ``completed_by`` a bare user id, no email anywhere."""
+    return {
+        "id": 11, "completed_by": user_id,
+        "result": [] if cancelled else [
+            {"from_name": "preference", "to_name": "response_a", "type": "choices", "value": {"choices": [choice]}},
+            {"from_name": "confidence", "to_name": "response_a", "type": "rating", "value": {"rating": 4}},
+            {"from_name": "note", "to_name": "response_a", "type": "textarea", "value": {"text": ["because"]}}],
+        "was_cancelled": cancelled, "ground_truth": False, "created_at": "2026-12-02T13:10:44.103955Z",
+        "updated_at": "2026-12-02T13:10:44.103989Z", "draft_created_at": None, "lead_time": None, "prediction": {},
+        "result_count": 1, "unique_id": "20f2e6f6-1125-4dd3-bf5a-5abdb7082a84", "import_id": None,
+        "last_action": None, "bulk_created": False, "task": 1, "project": 1, "updated_by": user_id,
+        "parent_prediction": None, "parent_annotation": None, "last_created_by": None,
+    }
+
+
+def test_a_plain_label_studio_export_names_annotators_by_id_only(client, audrey, audit):
+    """Regression: Label Studio 1.23's Export → JSON gives ``completed_by`` as a bare id, so an auditor's
+    answers silently became a second, external annotator next to her own browser label. The report now says
+    so, and Label Studio's user list (``label_studio_users``) matches them to the auditor."""
+    run, items = audit
+    client.force_login(audrey)
+    tasks = json.loads(export_zip(client, run)["tasks.json"])
+    exported = [
+        {"id": n + 1, "annotations": [ls_1_23_annotation(1, "B"), ls_1_23_annotation(2, "tie"),
+                                      ls_1_23_annotation(1, "", cancelled=True)],
+         "drafts": [], "predictions": [], "data": task["data"], "meta": task["meta"], "inner_id": n + 1,
+         "total_annotations": 2, "cancelled_annotations": 1, "project": 1, "comment_authors": []}
+        for n, task in enumerate(tasks)]
+    upload = io.BytesIO(json.dumps(exported).encode())
+    upload.name = "project-1-at-2026-12-02.json"
+
+    page = client.post(reverse("runs:audit_import", args=[run.pk]), {"file": upload})
+
+    report = page.context["report"]
+    assert (report.matched, report.created, report.skipped, report.conflicts) == (4, 8, 4, [])
+    assert report.annotators == {"user 1": "label-studio:user 1", "user 2": "label-studio:user 2"}
+    assert len(report.notes) == 1 and "2 annotators by user id only (user 1, user 2)" in report.notes[0]
+    assert "Label Studio named 2 annotators by user id only" in page.content.decode()
+    assert HumanLabel.objects.filter(comparison=items[2].comparison).count() == 3  # audrey twice, unknowingly
+    assert "annotations__completed_by" in export_zip(client, run)["README.md"].decode()
+
+    HumanLabel.objects.filter(external_annotator__startswith="label-studio:").delete()
+    users = [{"id": 1, "email": "audrey@example.com", "username": ""},  # as GET /api/users answers
+             {"id": 2, "email": OUTSIDER, "username": "zed"}]
+    named = import_annotations(run, "project-1.json", json.dumps(exported), label_studio_users=users)
+
+    assert (named.matched, named.created, named.notes) == (4, 7, [])
+    assert named.annotators == {"audrey@example.com": "user audrey", OUTSIDER: f"label-studio:{OUTSIDER}"}
+    assert [(c["comparison_id"], c["existing"], c["imported"]) for c in named.conflicts] == [
+        (items[2].comparison_id, "A", "B")]
+    mine = HumanLabel.objects.filter(auditor=audrey).order_by("comparison_id")
+    assert [(label.choice, label.confidence, label.note) for label in mine] == [
+        ("B", 4, "because"), ("B", 4, "because"), ("A", None, ""), ("B", 4, "because")]
+    with pytest.raises(ValueError, match=r"label_studio_users\[0\]\.id"):
+        import_annotations(run, "project-1.json", json.dumps(exported), label_studio_users=[{"email": "x@y.z"}])
 
 
 def argilla_response(who: str, value: str) -> dict:
@@ -258,6 +318,26 @@ def test_the_api_imports_a_label_studio_export(client, operator, audit):
     body = response.json()
     assert (body["matched"], body["created"]) == (4, 4)
     assert body["annotators"] == {"user 17": "label-studio:user 17"}
+    assert len(body["notes"]) == 1 and "by user id only (user 17)" in body["notes"][0]
+
+    # with Label Studio's user list (GET /api/users) user 17 is the operator: new labels, no note
+    operator.email = "op@example.com"
+    operator.save(update_fields=["email"])
+    upload.seek(0)
+    users = io.BytesIO(json.dumps([{"id": 17, "email": "op@example.com", "username": ""}]).encode())
+    users.name = "users.json"
+    named = client.post(f"/api/v1/runs/{run.pk}/audit/annotations", {"file": upload, "label_studio_users": users})
+    assert named.status_code == 200, named.content
+    assert (named.json()["created"], named.json()["notes"]) == (4, [])
+    assert named.json()["annotators"] == {"op@example.com": f"user {operator.username}"}
+    assert HumanLabel.objects.filter(auditor=operator).count() == 4
+    upload.seek(0)
+    broken = io.BytesIO(b"[{")
+    broken.name = "users.json"
+    refused_users = client.post(f"/api/v1/runs/{run.pk}/audit/annotations",
+                                {"file": upload, "label_studio_users": broken})
+    assert refused_users.status_code == 400 and "users.json: not JSON" in refused_users.json()["detail"]
+
     bad = io.BytesIO(b'[{"data": 3}]')
     bad.name = "bad.json"
     refused = client.post(f"/api/v1/runs/{run.pk}/audit/annotations", {"file": bad})
