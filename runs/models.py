@@ -787,7 +787,7 @@ class PairFlag(models.Model):
 
 class SavedPairView(models.Model):
     """A named pair-browser query of one user on one run (filters, search and display toggles), listed on the
-    pair browser (:mod:`runs.pair_views`)."""
+    pair browser (:mod:`runs.pair_actions`)."""
 
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="saved_pair_views")
     run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="+")

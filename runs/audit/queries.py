@@ -17,6 +17,7 @@ SCOPES = {
     "random": "Random audit stratum (unbiased estimates)",
     "uncertain": "Uncertain audit stratum (near 0.5, or orders disagreed)",
     "disagree": "Judges-disagree audit stratum (a panel's judges gave different verdicts)",
+    "chosen": "Pairs chosen from the pair browser (hand-picked, so not unbiased)",
     "labelled": "Every judged pair with a human label (incl. imported reference pairs)",
     "adjudicated": "Audit pairs a reviewer settled (both strata; selected for disagreement, so not unbiased)",
 }
@@ -234,6 +235,7 @@ def labelling_progress(run: Run, user) -> dict:
         random=Count("pk", filter=Q(stratum=AuditItem.Stratum.RANDOM)),
         uncertain=Count("pk", filter=Q(stratum=AuditItem.Stratum.UNCERTAIN)),
         disagree=Count("pk", filter=Q(stratum=AuditItem.Stratum.DISAGREE)),
+        chosen=Count("pk", filter=Q(stratum=AuditItem.Stratum.CHOSEN)),
         labelled=Count("pk", filter=Q(Exists(any_label))),
         mine=Count("pk", filter=Q(Exists(mine))),
     )

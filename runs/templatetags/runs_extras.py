@@ -95,3 +95,26 @@ def pretty_json(value) -> str:
 def convention_cells(row: dict) -> list[dict]:
     """The estimates of one row of :func:`training.judge_conventions.convention_table`, in column order."""
     return [row["judge"], row["judge_strict"], row["longer"], row["first_shown"]]
+
+
+@register.filter
+def prompt_turns(prompt) -> list[dict]:
+    """A prompt's chat turns for display: ``[{"role" (user, assistant, system or other), "speaker" (Human,
+    Assistant, System, or the role as given), "content"}]``. A plain-text prompt is one Human turn
+    (:func:`training.chat.as_messages`). The content stays text: the template escapes or sanitises it.
+
+    Args:
+        prompt: a :class:`runs.models.Prompt` (its ``messages``, else its ``text``).
+    """
+    from training.transcript import ROLE_NAMES
+
+    messages = prompt.messages if isinstance(prompt.messages, list) and prompt.messages else None
+    if messages is None:
+        return [{"role": "user", "speaker": ROLE_NAMES["user"], "content": prompt.text}]
+    turns = []
+    for message in messages:
+        message = message if isinstance(message, dict) else {"content": message}
+        role = str(message.get("role", ""))
+        turns.append({"role": role if role in ROLE_NAMES else "other",
+                      "speaker": ROLE_NAMES.get(role, role.title() or "?"), "content": str(message.get("content", ""))})
+    return turns

@@ -342,7 +342,7 @@ def disagreement_list(request, run_id: int):
     run = get_object_or_404(Run, pk=run_id)
     scope = request.GET.get("scope", "all")
     if scope == "all" and AuditItem.objects.filter(run=run).exists():
-        rows = audit_rows(run, "random") + audit_rows(run, "uncertain") + audit_rows(run, "disagree")
+        rows = [row for stratum in AuditItem.Stratum.values for row in audit_rows(run, stratum)]
     else:
         scope = _scope(request, run) if scope != "all" else "labelled"
         rows = audit_rows(run, scope)

@@ -116,7 +116,7 @@ def test_keyset_pages_cover_every_pair_once_with_a_fixed_number_of_queries(
         older = response.context["older_url"]
         if not older:
             break
-        with django_assert_max_num_queries(8):  # session, user, run, principles, judgments, labels…
+        with django_assert_max_num_queries(10):  # session, user, run, principles, judgments, labels, flags, views…
             response = client.get(url + older)
     assert pages == 3 and seen == sorted(made, reverse=True)
     newer = response.context["newer_url"]
