@@ -79,6 +79,7 @@ class JudgmentFilters(Schema):
     consistent: str = ""
     verdict: str = ""
     audit: str = ""
+    flagged: str = ""
     purpose: str = ""
     before: int | None = None
     limit: int = JUDGMENT_PAGE
@@ -105,7 +106,8 @@ def metrics(request, run_id: int, name: str = "", stage: str = ""):
 @router.get("/{int:run_id}/judgments", response=JudgmentPage, summary="Judged pairs with the pair browser's filters")
 def judgments(request, run_id: int, filters: Query[JudgmentFilters]):
     """Newest first, keyset-paginated: pass ``before=<next_before>`` for the next page. Filters as on the pair
-    browser (``principle``, ``min_conf``, ``max_conf``, ``consistent``, ``verdict``, ``audit``, ``purpose``).
+    browser (``principle``, ``min_conf``, ``max_conf``, ``consistent``, ``verdict``, ``audit``, ``flagged``,
+    ``purpose``).
     An auditor does not get the audit-sample pairs they have still to label (blind labeling)."""
     run = get_run(run_id)
     qs, applied = filter_judgments(run, request.GET)
