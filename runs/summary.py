@@ -2,9 +2,10 @@
 computed in the database (one annotated query) so the table sorts and pages over every run.
 
 Metrics come from what the stages stored: the evaluate stage's ``MetricPoint`` rows (win rate with its 95%
-Wilson interval, mean reward-model score of the reference and the tuned policy), the reward-model artifact's
-held-out accuracies (on AI labels and on human labels), the last ``kl`` the policy stage logged, the judge's
-position consistency and the judge cost over the run's judgments. Alignment with human auditors (share of
+Wilson interval, length-controlled win rate with its bootstrap interval, mean reward-model score of the
+reference and the tuned policy), the reward-model artifact's held-out accuracies (on AI labels and on human
+labels), the last ``kl`` the policy stage logged, the judge's position consistency and the judge cost over the
+run's judgments. Alignment with human auditors (share of
 decisive audit labels the AI verdict agrees with, random stratum) is computed per shown run by
 :func:`runs.audit.queries.alignment_counts`; sorting by it sorts in Python.
 """
@@ -41,6 +42,8 @@ class Column:
 METRIC_COLUMNS = (
     Column("win_rate", "Win rate", "metric", "pct", "Tuned policy's win rate over the reference (judge, eval "
            "split), with its 95% Wilson interval"),
+    Column("lc_win_rate", "LC win rate", "metric", "pct", "Length-controlled win rate: the win rate read at zero "
+           "length difference (logistic model, Dubois et al. 2024), with its 95% bootstrap interval"),
     Column("rm_acc_ai", "RM acc. (AI)", "metric", "pct", "Reward model's held-out pairwise accuracy on AI labels"),
     Column("rm_acc_human", "RM acc. (human)", "metric", "pct", "Reward model's accuracy on human-labelled pairs"),
     Column("final_kl", "Final KL", "metric", "num", "Last KL to the reference the policy stage logged"),
@@ -114,8 +117,8 @@ def _config_value(path: str, numeric: bool):
 
 def with_summary(runs: QuerySet[Run]) -> QuerySet[Run]:
     """``runs`` annotated with every metric and hyper-parameter column of :data:`COLUMNS` (None where a run
-    has no such figure), plus ``win_rate_low``/``win_rate_high`` and the judgments' ``consistent``/``checked``
-    counts."""
+    has no such figure), plus ``win_rate_low``/``win_rate_high``, ``lc_win_rate_low``/``lc_win_rate_high`` and
+    the judgments' ``consistent``/``checked`` counts."""
     judgments = Judgment.objects.filter(comparison__run=OuterRef("pk")).order_by().values("comparison__run")
     consistency = judgments.annotate(
         c=Count("pk", filter=Q(position_consistent=True)), n=Count("pk", filter=Q(position_consistent__isnull=False))
@@ -124,6 +127,9 @@ def with_summary(runs: QuerySet[Run]) -> QuerySet[Run]:
         "win_rate": _eval_metric("win_rate"),
         "win_rate_low": _eval_metric("win_rate_low"),
         "win_rate_high": _eval_metric("win_rate_high"),
+        "lc_win_rate": _eval_metric("lc_win_rate"),
+        "lc_win_rate_low": _eval_metric("lc_win_rate_low"),
+        "lc_win_rate_high": _eval_metric("lc_win_rate_high"),
         "reward_before": _eval_metric("reward_reference_mean"),
         "reward_after": _eval_metric("reward_tuned_mean"),
         "rm_acc_ai": _rm_metric("eval_accuracy"),

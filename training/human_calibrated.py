@@ -13,6 +13,12 @@ length difference ``tanh((len_tuned - len_ref) / sd)`` is fitted, and the win ra
 difference: ``sigmoid(intercept)``. A tie counts half a win (two half-weight observations). The interval is a
 percentile bootstrap over comparisons.
 
+**Length-controlled agreement**: the same control on AI labeler alignment. Where humans also prefer longer
+answers, a judge that sides with the longer answer agrees with them more often than its reading of the content
+earns. A logistic model of "the AI's verdict is the human's" on ``tanh(delta / sd)``, ``delta`` the length of the
+response the human preferred minus the other's, is read at zero difference: the agreement on pairs of equal
+length (:func:`length_controlled_agreement`).
+
 Plain Python over plain inputs; no Django.
 """
 from __future__ import annotations
@@ -109,13 +115,14 @@ def _classical(y: np.ndarray, alpha: float) -> tuple[float, float, float]:
 
 @dataclass(frozen=True)
 class LengthControlled:
-    """A win rate read at zero length difference.
+    """A share (a win rate, an agreement) read at zero length difference.
 
     Attributes:
-        value, low, high: the length-controlled win rate and its bootstrap 95% interval.
-        raw: the plain win rate (ties half) over the same comparisons.
-        length_coefficient: the fitted weight of the normalised length difference (> 0: longer wins).
-        n: comparisons used.
+        value, low, high: the length-controlled share and its bootstrap 95% interval.
+        raw: the plain share over the same units (a win rate: ties half; an agreement: the AI labeler alignment).
+        length_coefficient: the fitted weight of the normalised length difference (> 0: the longer side wins, or
+            the judge agrees more often where the human picked the longer response).
+        n: units used (comparisons; for agreement, decisive human labels).
     """
 
     value: float | None
@@ -130,7 +137,7 @@ class LengthControlled:
 
 
 def _fit(outcome: np.ndarray, x: np.ndarray, weights: np.ndarray) -> tuple[float, float]:
-    """Weighted logistic regression ``logit P(win) = a + b x`` by Newton's method (ridge 1e-6 for
+    """Weighted logistic regression ``logit P(success) = a + b x`` by Newton's method (ridge 1e-6 for
     separable data); returns ``(a, b)``."""
     design = np.column_stack([np.ones_like(x), x])
     beta = np.zeros(2)
@@ -161,12 +168,60 @@ def length_controlled_win_rate(
     """
     rows = [(v, lt, lr) for v, lt, lr in zip(verdicts, length_tuned, length_reference, strict=True)
             if v in ("A", "B", "tie")]
-    n = len(rows)
-    if n == 0:
-        return LengthControlled(None, None, None, None, None, 0)
     outcome_of = {tuned: 1.0, "tie": 0.5}
     score = np.array([outcome_of.get(v, 0.0) for v, _, _ in rows])
     diff = np.array([lt - lr for _, lt, lr in rows], dtype=float)
+    return _read_at_zero_length(score, diff, seed=seed, resamples=resamples)
+
+
+def length_controlled_agreement(
+    ai: Sequence[str], human: Sequence[str], length_a: Sequence[int], length_b: Sequence[int], *,
+    seed: int = 0, resamples: int = BOOTSTRAP_RESAMPLES,
+) -> LengthControlled:
+    """AI labeler alignment at zero length difference: the length control of Dubois et al. (2024,
+    "Length-Controlled AlpacaEval") applied to AI-vs-human agreement.
+
+    Units are those of :func:`training.agreement.alignment` (Lee et al. 2023): every human label that is A or B,
+    with the AI verdict on its pair; the outcome is 1 when the AI verdict is the human's (an AI tie disagrees).
+    The model is ``logit P(agree) = a + b * tanh(delta / sd)`` with ``delta = len(response the human preferred)
+    - len(the other)`` and ``sd`` the standard deviation of ``delta`` over the units; the figure is
+    ``sigmoid(a)``, the agreement on pairs of equal length, with a percentile bootstrap interval over units.
+    ``raw`` is the plain alignment. A judge that agrees with humans partly because both side with the longer
+    answer has ``b > 0`` and, where humans mostly picked the longer answer, a raw alignment above the
+    length-controlled one; without a length effect the two coincide.
+
+    The length difference is taken on the human's side, not the AI's: it is fixed before the judge speaks (as
+    AlpacaEval's tuned-minus-baseline difference is), it exists where the AI called a tie, and the model is
+    AlpacaEval's GLM of the judge's choice with the human label in the place of the model term:
+    ``logit P(AI picks A) = a * h + b * tanh(delta_AB / sd)``, ``h = +1`` when the human picked A, -1 for B.
+
+    Args:
+        ai: the AI verdict of each unit (``"A"``, ``"B"`` or ``"tie"``).
+        human: the human label of each unit; units whose label is not A or B are skipped.
+        length_a, length_b: the lengths (characters or tokens) of the pair's two responses, aligned.
+        seed, resamples: the bootstrap's.
+
+    Returns:
+        :class:`LengthControlled` (None figures without a decisive human label).
+
+    Raises:
+        ValueError: the four sequences differ in length.
+    """
+    if not len(ai) == len(human) == len(length_a) == len(length_b):
+        raise ValueError(f"inputs differ in length: {len(ai)}, {len(human)}, {len(length_a)}, {len(length_b)}")
+    rows = [(a == h, (la - lb) if h == "A" else (lb - la))
+            for a, h, la, lb in zip(ai, human, length_a, length_b, strict=True) if h in ("A", "B")]
+    score = np.array([float(agree) for agree, _ in rows])
+    diff = np.array([delta for _, delta in rows], dtype=float)
+    return _read_at_zero_length(score, diff, seed=seed, resamples=resamples)
+
+
+def _read_at_zero_length(score: np.ndarray, diff: np.ndarray, *, seed: int, resamples: int) -> LengthControlled:
+    """The logistic model of ``score`` (1 success, 0 failure, 0.5 half of each) on ``tanh(diff / sd)``, read at
+    ``diff = 0``, with a percentile bootstrap over units: the one fit behind both length-controlled figures."""
+    n = len(score)
+    if n == 0:
+        return LengthControlled(None, None, None, None, None, 0)
     scale = diff.std() or 1.0
     x = np.tanh(diff / scale)
     # a tie is half a win: two observations of weight 1/2 each

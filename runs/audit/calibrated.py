@@ -3,11 +3,9 @@ alignment and of the evaluation win rate (the audited pairs are the labelled set
 length-controlled win rate. The statistics live in :mod:`training.human_calibrated`."""
 from __future__ import annotations
 
-from django.db.models.functions import Length
-
 from runs.audit.queries import audit_rows, human_majority, without_degenerate_pairs
 from runs.models import Comparison, Judgment, Run
-from training.human_calibrated import length_controlled_win_rate, ppi_mean
+from training.human_calibrated import ppi_mean
 
 #: Human label -> the tuned policy's score in an evaluation pair (A = tuned, B = reference; a tie is half).
 EVAL_SCORE = {"A": 1.0, "B": 0.0, "tie": 0.5}
@@ -51,7 +49,7 @@ def evaluation_estimates(run: Run) -> dict | None:
     (:func:`runs.stages.evaluate.eval_verdicts`: the mean P(A) over the principles judged, under the run's
     tie margin), so the plain AI figure here and the run page's win rate are the same number.
     """
-    from runs.stages.evaluate import eval_verdicts
+    from runs.stages.evaluate import eval_verdicts, length_controlled
 
     comparisons = Comparison.objects.filter(run=run, purpose="eval")
     verdicts = {cid: verdict for cid, (_, verdict) in eval_verdicts(run, comparisons).items()
@@ -67,11 +65,5 @@ def evaluation_estimates(run: Run) -> dict | None:
             yhat.append(EVAL_SCORE[verdict])
         else:
             unlabelled.append(EVAL_SCORE[verdict])
-    lengths = (
-        comparisons.filter(pk__in=list(verdicts))
-        .annotate(length_tuned=Length("completion_a__text"), length_reference=Length("completion_b__text"))
-        .order_by("pk").values_list("pk", "length_tuned", "length_reference")
-    )
-    rows = [(verdicts[pk], tuned or 0, reference or 0) for pk, tuned, reference in lengths]
-    lc = length_controlled_win_rate([r[0] for r in rows], [r[1] for r in rows], [r[2] for r in rows], seed=run.pk)
+    lc = length_controlled(run, comparisons, verdicts)  # the figure the run page shows, the same verdicts
     return {"ppi": ppi_mean(y, yhat, unlabelled).as_dict(), "length_controlled": lc.as_dict()}

@@ -1,5 +1,6 @@
 """The agreement report of a run's audit: every figure of :mod:`training.agreement` computed over the
-audit rows, for the whole scope and per principle."""
+audit rows, for the whole scope and per principle; for the whole scope also the length-controlled alignment
+(:func:`training.human_calibrated.length_controlled_agreement`)."""
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -7,12 +8,15 @@ from collections.abc import Sequence
 from runs.audit.queries import AuditRow, audit_rows
 from runs.models import Run
 from training import agreement, judge_conventions
+from training.human_calibrated import length_controlled_agreement
 from training.judge_conventions import PairUnit
 from training.labeling import verdict_for
 
 #: The figures of a report section, in display order, with their meaning.
 FIGURES = {
     "alignment": "AI labeler alignment: share of decisive human labels the AI verdict agrees with (Lee et al. 2023)",
+    "alignment_length_controlled": "AI labeler alignment, length-controlled: the same agreement read at zero length "
+    "difference between the response the human preferred and the other (logistic model, Dubois et al. 2024)",
     "kappa": "Cohen's kappa, AI verdict vs human label (A/B/tie)",
     "alpha": "Inter-human agreement, Krippendorff's alpha (nominal), pairs with 2+ labels",
     "ece": "Expected calibration error of the judge's P(A) against decisive human labels (lower is better)",
@@ -39,8 +43,12 @@ def pair_units(rows: Sequence[AuditRow], *, tie_margin: float, both_orders: bool
     return units
 
 
-def section(rows: Sequence[AuditRow], *, seed: int = 0, tie_margin: float = 0.05, both_orders: bool = True) -> dict:
-    """All figures over ``rows``.
+def section(rows: Sequence[AuditRow], *, seed: int = 0, tie_margin: float = 0.05, both_orders: bool = True,
+            length_controlled: bool = False) -> dict:
+    """All figures over ``rows``; with ``length_controlled`` also ``alignment_length_controlled``, the
+    alignment's units read at zero length difference (:func:`training.human_calibrated.length_controlled_agreement`,
+    Dubois et al. 2024; bootstrap interval; ``raw`` is the plain alignment, ``length_coefficient`` the fitted
+    weight of the length difference). It costs a few hundred logistic fits, so the report asks for it overall only.
 
     Rows whose judgment failed (verdict "") count only for inter-human agreement.
     Units: alignment, kappa, calibration and the human length preference count one unit per (judgment,
@@ -78,13 +86,21 @@ def section(rows: Sequence[AuditRow], *, seed: int = 0, tie_margin: float = 0.05
         ),
         "human_prefers_longer": agreement.length_preference(human_choices, human_lengths),
     }
+    figures = {name: estimate.as_dict() for name, estimate in figures.items()}
+    if length_controlled:
+        lc = length_controlled_agreement(ai, human, [a for a, _ in human_lengths], [b for _, b in human_lengths],
+                                         seed=seed)
+        figures["alignment_length_controlled"] = {
+            "value": lc.value, "low": lc.low, "high": lc.high, "n": lc.n, "method": "bootstrap",
+            "raw": lc.raw, "length_coefficient": lc.length_coefficient,
+        }
     return {
         "n_items": len(judged),
         "n_failed": len(rows) - len(judged),
         "n_labelled": sum(1 for r in judged if r.labels),
         "n_labels": len(human),
         "n_adjudicated": sum(1 for r in judged if r.adjudicated),
-        "figures": {name: estimate.as_dict() for name, estimate in figures.items()},
+        "figures": figures,
         "confusion": agreement.confusion(ai, human),
         "calibration_bins": calibration.bins,
         "conventions": judge_conventions.convention_table(
@@ -95,8 +111,8 @@ def section(rows: Sequence[AuditRow], *, seed: int = 0, tie_margin: float = 0.05
 
 def build_report(run: Run, scope: str = "random", *, seed: int = 0) -> dict:
     """The report of ``run`` over ``scope`` (see :data:`runs.audit.queries.SCOPES`): ``{"scope", "overall":
-    section, "principles": {name: section}, "subsets": {name: section}, "auditors": per-auditor agreement
-    (:func:`runs.audit.auditors.auditor_agreement`)}``, JSON-serialisable."""
+    section (with the length-controlled alignment), "principles": {name: section}, "subsets": {name: section},
+    "auditors": per-auditor agreement (:func:`runs.audit.auditors.auditor_agreement`)}``, JSON-serialisable."""
     rows = audit_rows(run, scope)
     judge = run.run_config.judge
     options = {"seed": seed, "tie_margin": judge.tie_margin, "both_orders": judge.both_orders}
@@ -112,7 +128,7 @@ def build_report(run: Run, scope: str = "random", *, seed: int = 0) -> dict:
     names = annotator_names({key for row in rows for key, _ in row.labels})
     return {
         "scope": scope,
-        "overall": section(rows, **options),
+        "overall": section(rows, **options, length_controlled=True),
         "principles": {name: section(group, **options) for name, group in sorted(by_principle.items())},
         "subsets": {name: section(group, **options) for name, group in sorted(by_subset.items())},
         "auditors": auditor_agreement(rows, names, seed=seed),

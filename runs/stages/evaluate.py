@@ -2,22 +2,29 @@
 
 Both policies answer each eval prompt (stored as ``eval_tuned`` / ``eval_reference`` completions); each
 pair becomes an ``eval`` comparison (A = tuned, B = reference) labelled by the run's AI judge under the
-constitution (both orders when ``judge.both_orders``). Reported: the win rate with a 95% Wilson interval,
-the mean reward-model score of both policies and their paired difference, and a side-by-side sample table
-(an ``evaluation`` report artifact). Every step skips what is stored, so a re-run only does what is missing.
+constitution (both orders when ``judge.both_orders``). Reported: the win rate with a 95% Wilson interval, the
+length-controlled win rate with its bootstrap interval (Dubois et al. 2024), the mean reward-model score of both
+policies and their paired difference, and a side-by-side sample table (an ``evaluation`` report artifact).
+Every step skips what is stored, so a re-run only does what is missing.
 """
 from __future__ import annotations
 
 import json
 import math
+from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
 from django.conf import settings
+from django.db.models.functions import Length
 
 from runs.models import Artifact, Comparison, Completion, CompletionSource, Judgment, Split
 from runs.stages import stage_io as support
 from runs.stages.judging import judge_comparisons
 from training.config import GenerationConfig, JudgeConfig, RunConfig
 from training.progress import check_cancelled
+
+if TYPE_CHECKING:
+    from training.human_calibrated import LengthControlled
 
 #: Rows of the side-by-side sample table in the report.
 SAMPLE_ROWS = 20
@@ -169,8 +176,36 @@ def eval_verdicts(run, comparisons, judge: JudgeConfig | None = None) -> dict[in
     return result
 
 
+def length_controlled(run, comparisons, verdicts: Mapping[int, str]) -> LengthControlled:
+    """The evaluation's length-controlled win rate (Dubois et al. 2024,
+    :func:`training.human_calibrated.length_controlled_win_rate`): the tuned policy's win rate read at zero length
+    difference, with a bootstrap interval.
+
+    Args:
+        run: the run (its id seeds the bootstrap, so every page shows the same interval).
+        comparisons: a queryset of its ``eval`` comparisons (A = tuned, B = reference).
+        verdicts: ``{comparison id: "A" | "B" | "tie"}``, the verdicts the raw win rate counts
+            (:func:`eval_verdicts`); other comparisons and other verdicts are left out.
+
+    Returns:
+        :class:`~training.human_calibrated.LengthControlled` over the responses' lengths in characters, in
+        comparison-id order: the figure the run page stores and the audit dashboard shows.
+    """
+    from training.human_calibrated import length_controlled_win_rate
+
+    counted = {pk: verdict for pk, verdict in verdicts.items() if verdict in ("A", "B", "tie")}
+    rows = list(
+        comparisons.filter(pk__in=list(counted))
+        .annotate(length_tuned=Length("completion_a__text"), length_reference=Length("completion_b__text"))
+        .order_by("pk").values_list("pk", "length_tuned", "length_reference")
+    )
+    return length_controlled_win_rate([counted[pk] for pk, _, _ in rows], [t or 0 for _, t, _ in rows],
+                                      [r or 0 for _, _, r in rows], seed=run.pk)
+
+
 def build_report(run, config: RunConfig, comparisons) -> dict:
-    """Win rate, reward-model scores and the sample table of the run's eval comparisons (plain JSON)."""
+    """Win rate (raw and length-controlled), reward-model scores and the sample table of the run's eval
+    comparisons (plain JSON)."""
     from training.degeneracy import N as REPETITION_N
     from training.degeneracy import mean_rep_n
     from training.evaluation import paired_score_difference, summarize_scores, win_rate
@@ -183,7 +218,9 @@ def build_report(run, config: RunConfig, comparisons) -> dict:
     verdicts = {c.pk: judged[c.pk][1] if c.pk in judged else "" for c in rows}
     rate = win_rate(verdicts.values())
 
-    report: dict = {"judge": judge_id, "win_rate": rate.as_dict(), "comparisons": len(rows)}
+    lc = length_controlled(run, comparisons, {cid: verdict for cid, (_, verdict) in judged.items()})
+    report: dict = {"judge": judge_id, "win_rate": rate.as_dict(), "length_controlled": lc.as_dict(),
+                    "comparisons": len(rows)}
     if rows:  # a check of the win rate that does not ask the judge: did the policy learn to repeat itself?
         report["repetition"] = {
             "n": REPETITION_N,
@@ -230,6 +267,9 @@ def _store(run, report: dict, reporter) -> None:
         "losses": rate["losses"],
         "ties": rate["ties"],
     }
+    lc = report.get("length_controlled") or {}
+    values.update({"lc_win_rate": lc.get("value"), "lc_win_rate_low": lc.get("low"),
+                   "lc_win_rate_high": lc.get("high")})
     if "repetition" in report:
         values.update({"rep_tuned": report["repetition"]["tuned"], "rep_reference": report["repetition"]["reference"]})
     if "reward" in report:
@@ -249,5 +289,8 @@ def _store(run, report: dict, reporter) -> None:
         reporter.log(
             f"evaluate: tuned wins {rate['rate']:.1%} of {rate['n']} (95% CI {rate['low']:.1%}–{rate['high']:.1%})"
         )
+        if lc.get("value") is not None:
+            reporter.log(f"evaluate: length-controlled win rate {lc['value']:.1%} "
+                         f"(95% CI {lc['low']:.1%}–{lc['high']:.1%}, Dubois et al. 2024)")
     else:
         reporter.log("evaluate: no eval comparison could be judged")

@@ -75,7 +75,8 @@ def _gate_context(run: Run) -> dict:
     }
 
 
-PROPORTIONS = {"alignment", "position_consistency", "ai_prefers_longer", "human_prefers_longer"}
+PROPORTIONS = {"alignment", "alignment_length_controlled", "position_consistency", "ai_prefers_longer",
+               "human_prefers_longer"}
 
 
 def _format(name: str, value: float | None) -> str:
@@ -85,10 +86,13 @@ def _format(name: str, value: float | None) -> str:
 
 
 def figure_rows(section: dict) -> list[dict]:
-    """The figures of a report section as display rows: name, meaning, value, 95% interval and n."""
+    """The figures of a report section as display rows: name, meaning, value, 95% interval and n; a figure the
+    section lacks (the length-controlled alignment of a principle) has no row."""
     rows = []
     for name, meaning in FIGURES.items():
-        estimate = section["figures"][name]
+        estimate = section["figures"].get(name)
+        if estimate is None:
+            continue
         rows.append({
             "name": name,
             "meaning": meaning,

@@ -53,7 +53,11 @@ def test_sample_next_label_report(api_as, run):
     alignment = report["overall"]["figures"]["alignment"]
     assert alignment["value"] == pytest.approx(0.75) and alignment["n"] == 4
     assert alignment["low"] < 0.75 < alignment["high"]
+    # the same agreement read at zero length difference, overall only (Dubois et al. 2024's length control)
+    lc = report["overall"]["figures"]["alignment_length_controlled"]
+    assert lc["n"] == 4 and lc["raw"] == pytest.approx(0.75) and 0 <= lc["low"] <= lc["value"] <= lc["high"] <= 1
     assert list(report["principles"]) == ["Honest"]
+    assert "alignment_length_controlled" not in report["principles"]["Honest"]["figures"]
 
 
 def test_a_label_with_a_forged_or_foreign_ticket_is_refused(api_as, run):

@@ -86,6 +86,12 @@ def test_dashboard_puts_ppi_beside_the_ai_and_human_figures_and_the_length_contr
 
     login(page, live_server.url, viewer.username)
     page.goto(f"{live_server.url}/runs/{run.pk}/audit/")
+    # the audited training answers are equally long: the length-controlled alignment, beside the plain one, is it
+    overall = page.locator("#figures-overall")
+    assert overall.locator("tbody tr").nth(1).get_attribute("data-figure") == "alignment_length_controlled"
+    for figure in ("alignment", "alignment_length_controlled"):
+        assert overall.locator(f'tr[data-figure="{figure}"] td.value').inner_text() == "75.0%"
+        assert overall.locator(f'tr[data-figure="{figure}"] td.n').inner_text() == "20"
     card = page.locator("#human-calibrated")
     assert "Angelopoulos et al. 2023" in card.inner_text()
 

@@ -54,6 +54,8 @@ def finished_run(name, *, win_rate, beta, kl_values, version=None, prompt_set=No
                              config={"policy": {"algorithm": "rloo", "beta": beta}},
                              constitution_version=version, prompt_set=prompt_set)
     for key, value in {"win_rate": win_rate, "win_rate_low": win_rate - 0.12, "win_rate_high": win_rate + 0.1,
+                       "lc_win_rate": win_rate - 0.1, "lc_win_rate_low": win_rate - 0.2,
+                       "lc_win_rate_high": win_rate,
                        "reward_reference_mean": 0.1, "reward_tuned_mean": 0.1 + win_rate}.items():
         MetricPoint.objects.create(run=run, stage="evaluate", step=0, name=key, value=value)
     t0 = timezone.now() - timedelta(minutes=30)
@@ -93,6 +95,7 @@ def test_run_table_tags_note_sorting_and_tag_filter(page, live_server, tx_operat
     assert names() == ["beta 0.05", "beta 0.2", "still queued"]  # best first, runs without a value last
     row = page.locator(f'#run-table tr[data-run="{high.pk}"]')
     assert row.locator('td[data-column="win_rate"]').inner_text().split("\n") == ["71.0%", "59.0%–81.0%"]
+    assert row.locator('td[data-column="lc_win_rate"]').inner_text().split("\n") == ["61.0%", "51.0%–71.0%"]
     assert row.locator('td[data-column="final_kl"]').inner_text() == "0.09"
     assert row.locator('td[data-column="p_beta"]').inner_text() == "0.05"
     assert "lower β" in row.locator(".note").inner_text()
@@ -108,6 +111,34 @@ def test_run_table_tags_note_sorting_and_tag_filter(page, live_server, tx_operat
     page.click("form.toolbar button[type=submit]")
     page.wait_for_url("**tag=sweep**")
     assert sorted(names()) == ["beta 0.05", "beta 0.2"]
+    assert csp_errors == []
+
+
+def test_run_page_evaluation_card_fills_in_live_as_the_server_renders_it(page, live_server, viewer, csp_errors):
+    """The Evaluation card appears without a reload when the evaluate stage has stored its figures (the page's
+    script, ``renderEvaluation``), the length-controlled win rate beside the raw one, in the very text the server
+    renders on a reload (62.5% is "62%" both ways: the script rounds an exact half to even, as Python does)."""
+    from runs.models import StageRun
+
+    run = factories.make_run(name="evaluating", status="running", stages=("evaluate",))
+    StageRun.objects.filter(run=run).update(status="running")
+    login(page, live_server.url, viewer.username)
+    page.goto(f"{live_server.url}/runs/{run.pk}/")
+    assert page.locator("#evaluation-section").is_hidden()
+
+    figures = {"win_rate": 0.625, "win_rate_low": 0.515, "win_rate_high": 0.72, "wins": 60, "ties": 5,
+               "losses": 35, "lc_win_rate": 0.505, "lc_win_rate_low": 0.385, "lc_win_rate_high": 0.615}
+    for key, value in figures.items():
+        MetricPoint.objects.create(run=run, stage="evaluate", step=0, name=key, value=value)
+    StageRun.objects.filter(run=run).update(status="succeeded", progress_done=1, progress_total=1)
+    type(run).objects.filter(pk=run.pk).update(status="succeeded")
+    wait_until(page, "!document.getElementById('evaluation-section').hidden", timeout_s=20)
+    live = page.locator("#evaluation").inner_text()
+    assert page.locator('[data-eval="lc_win_rate"]').inner_text() == "50%"
+    assert page.locator('[data-eval="lc_interval"]').inner_text() == "95% CI 38%–62%"
+    assert page.locator('[data-eval="win_rate"]').inner_text() == "62%"
+    page.reload()
+    assert page.locator("#evaluation").inner_text() == live
     assert csp_errors == []
 
 
@@ -149,7 +180,8 @@ def test_compare_shows_the_config_diff_and_drives_the_charts(page, live_server, 
 
     # the evaluate figures are a table row per metric, not one-point charts
     page.click("#more-charts summary")
-    assert page.locator("#scalars-table tbody tr").count() == 5
+    assert page.locator("#scalars-table tbody tr").count() == 8  # win rate and LC win rate with bounds, rewards
+    assert "lc_win_rate" in page.locator("#scalars-table tbody").inner_text()
     assert page.locator("#charts-more .js-plotly-plot").count() == 0
 
     with page.expect_download() as png:

@@ -71,6 +71,30 @@ def test_run_list_shows_metric_columns_sorts_and_filters_by_tag(client, operator
     assert high.pk
 
 
+def test_run_list_shows_and_sorts_by_the_length_controlled_win_rate(client, viewer):
+    """Beside the raw win rate, the evaluate stage's length-controlled one (Dubois et al. 2024) with its bootstrap
+    interval: a run that wins by writing more ranks lower on it."""
+    verbose = _finished("verbose run", 0.8, 0.1, 0.01)
+    concise = _finished("concise run", 0.7, 0.1, 0.01)
+    for run, lc in ((verbose, 0.55), (concise, 0.68)):
+        for key, value in {"lc_win_rate": lc, "lc_win_rate_low": lc - 0.07, "lc_win_rate_high": lc + 0.06}.items():
+            MetricPoint.objects.create(run=run, stage="evaluate", step=0, name=key, value=value)
+    older = _finished("older run", 0.6, 0.1, 0.01)  # evaluated before the figure existed
+    row = with_summary(type(verbose).objects.filter(pk=verbose.pk)).get()
+    assert (row.lc_win_rate, row.lc_win_rate_low, row.lc_win_rate_high) == (
+        pytest.approx(0.55), pytest.approx(0.48), pytest.approx(0.61))
+    qs = with_summary(type(verbose).objects.all())
+    assert [r.name for r in sort_runs(qs, "-lc_win_rate")] == ["concise run", "verbose run", "older run"]
+
+    client.force_login(viewer)
+    page = client.get(reverse("runs:list"), {"sort": "-lc_win_rate"}).content.decode()
+    assert 'data-column="lc_win_rate"' in page and "LC win rate" in page
+    assert page.index("concise run") < page.index("verbose run") < page.index("older run")
+    cell = re.search(r'<td data-column="lc_win_rate" class="num">(.*?)</td>', page.split("verbose run")[1]).group(1)
+    assert cell == '55.0%<div class="muted small">48.0%–61.0%</div>'
+    assert older.pk
+
+
 def test_operator_sets_tags_and_note_viewer_cannot(client, operator, viewer):
     run = factories.make_run(name="noted")
     url = reverse("runs:notes", args=[run.pk])

@@ -325,6 +325,8 @@ def test_run_page_shows_the_evaluation_summary(client, viewer):
     html = client.get(reverse("runs:detail", args=[run.pk])).content.decode()
     assert "62%" in html and "95% CI 40%–80%" in html
     assert "5 / 0 / 3" in html and "-0.100 → 0.250" in html
+    # evaluated before the length-controlled win rate was stored: said so, not a blank
+    assert '<b data-eval="lc_win_rate">—</b>' in html and "not computed" in html
 
 
 @pytest.mark.parametrize("name", ["SECRET_KEY", "DATABASE_URL", "HOME"])

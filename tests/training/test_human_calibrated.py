@@ -1,11 +1,13 @@
-"""Prediction-powered inference (coverage by simulation, gain over human-only) and the length-controlled win
-rate (a length-biased stub judge returns to the planted win rate)."""
+"""Prediction-powered inference (coverage by simulation, gain over human-only), the length-controlled win
+rate (a length-biased stub judge returns to the planted win rate) and the length-controlled agreement (a judge
+that sides with the longer answer where length-biased humans do returns to its planted agreement)."""
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from training.human_calibrated import length_controlled_win_rate, ppi_mean
+from training.agreement import alignment
+from training.human_calibrated import length_controlled_agreement, length_controlled_win_rate, ppi_mean
 
 
 def simulate(rng, theta=0.62, n_labelled=80, n_unlabelled=2000, accuracy=0.85):
@@ -114,3 +116,68 @@ def test_ppi_intervals_stay_within_the_range_of_a_share():
     assert est.high == 1.0 and est.human_high == 1.0 and est.low == pytest.approx(raw.low)
     assert est.effective_n == pytest.approx(raw.effective_n)  # read from the unclipped widths
     assert ppi_mean([1.0, 1.0, 1.0], [0.0, 0.0, 0.0], [1.0, 1.0]).value == 1.0  # the point estimate too
+
+
+def length_biased_audit(rng, agreement_at_equal_length: float, judge_length_weight: float, n: int = 2000):
+    """An audit where humans prefer the longer response (log-odds 2.5 x tanh(length difference / 120)) and a
+    stub judge agrees with the human with log-odds ``logit(agreement_at_equal_length) + judge_length_weight x
+    tanh(delta / sd)``, ``delta`` the human-preferred response's length minus the other's: a judge that sides
+    with the longer answer where the humans do. Returns ``(ai, human, length_a, length_b)``."""
+    length_a, length_b = rng.integers(50, 450, size=n), rng.integers(50, 450, size=n)
+    human_picks_a = rng.random(n) < 1 / (1 + np.exp(-2.5 * np.tanh((length_a - length_b) / 120)))
+    human = np.where(human_picks_a, "A", "B")
+    delta = np.where(human_picks_a, length_a - length_b, length_b - length_a)
+    planted = np.log(agreement_at_equal_length / (1 - agreement_at_equal_length))
+    agree = rng.random(n) < 1 / (1 + np.exp(-(planted + judge_length_weight * np.tanh(delta / delta.std()))))
+    ai = np.where(agree, human, np.where(human_picks_a, "B", "A"))
+    return list(ai), list(human), list(length_a), list(length_b)
+
+
+@pytest.mark.parametrize(("planted", "inflation"), [(0.6, 0.12), (0.75, 0.07), (0.9, 0.02)])
+def test_length_controlled_agreement_returns_to_the_planted_agreement(planted, inflation):
+    """The plain alignment is 75%, 84% and 93% for a judge that agrees 60%, 75% and 90% of the time on pairs of
+    equal length; the length-controlled agreement is back within 3 points of the planted figure."""
+    rng = np.random.default_rng(5)
+    ai, human, length_a, length_b = length_biased_audit(rng, planted, judge_length_weight=2.0)
+    result = length_controlled_agreement(ai, human, length_a, length_b, resamples=200)
+    plain = alignment(ai, human)
+    assert result.raw == pytest.approx(plain.value) and result.n == plain.n == 2000
+    assert result.raw > planted + inflation  # siding with the longer answer, as the humans do, inflates agreement
+    assert result.low <= planted <= result.high and abs(result.value - planted) < 0.03
+    assert result.length_coefficient == pytest.approx(2.0, abs=0.4)
+
+
+def test_length_controlled_agreement_of_a_length_blind_judge_is_its_plain_agreement():
+    """The humans still prefer longer answers, but the judge's agreement does not depend on length: the two
+    figures coincide (nothing to take out)."""
+    rng = np.random.default_rng(9)
+    ai, human, length_a, length_b = length_biased_audit(rng, 0.7, judge_length_weight=0.0)
+    result = length_controlled_agreement(ai, human, length_a, length_b, resamples=200)
+    assert abs(result.value - result.raw) < 0.01 and abs(result.value - 0.7) < 0.03
+    assert abs(result.length_coefficient) < 0.3
+
+
+def test_length_controlled_agreement_at_three_lengths_is_exact():
+    """Human-preferred answer as long as the other on 20 labels (15 agree: 75%), 60 characters longer on 60
+    (54 agree: 90%), 60 shorter on 20 (10 agree: 50%): the log-odds are linear in the length term, so the fit
+    reads 75% exactly while the plain alignment says 79%. An AI tie counts as disagreeing; human ties and skips
+    are not units."""
+    ai, human, length_a, length_b = [], [], [], []
+    for delta, labels, agreeing in [(0, 20, 15), (60, 60, 54), (-60, 20, 10)]:
+        for k in range(labels):
+            picks_a = k % 2 == 0
+            human.append("A" if picks_a else "B")
+            ai.append(human[-1] if k < agreeing else ("tie" if k % 3 == 0 else ("B" if picks_a else "A")))
+            longer, shorter = 100 + max(delta, 0), 100 + max(-delta, 0)
+            length_a.append(longer if picks_a else shorter)
+            length_b.append(shorter if picks_a else longer)
+    ai += ["A", "B"]
+    human += ["tie", "skip"]
+    length_a += [500, 10]
+    length_b += [10, 500]
+    result = length_controlled_agreement(ai, human, length_a, length_b, resamples=100)
+    assert result.n == 100 and result.raw == pytest.approx(0.79)
+    assert result.value == pytest.approx(0.75, abs=1e-6) and result.low < 0.75 < result.high
+    assert length_controlled_agreement([], [], [], []).value is None
+    with pytest.raises(ValueError, match="differ in length"):
+        length_controlled_agreement(["A"], ["A"], [1], [])

@@ -152,10 +152,20 @@
   function renderEvaluation(e) {
     const section = document.getElementById("evaluation-section");
     if (!section || !e) return;
-    const pct = function (x) { return Math.round(x * 100) + "%"; };
+    // as the server's percent filter writes it: Python's format rounds an exact half to even (0.625 -> 62%)
+    const pct = function (x) {
+      const v = x * 100;
+      let r = Math.round(v);
+      if (v - Math.floor(v) === 0.5 && r % 2 !== 0) r -= 1;
+      return r + "%";
+    };
     const put = function (key, text) { section.querySelector('[data-eval="' + key + '"]').textContent = text; };
     put("win_rate", pct(e.win_rate));
     put("interval", "95% CI " + pct(e.win_rate_low) + "–" + pct(e.win_rate_high));
+    if (e.lc_win_rate !== undefined) {
+      put("lc_win_rate", pct(e.lc_win_rate));
+      put("lc_interval", "95% CI " + pct(e.lc_win_rate_low) + "–" + pct(e.lc_win_rate_high));
+    }
     put("outcomes", [e.wins, e.ties, e.losses].map(function (n) { return Math.round(n); }).join(" / "));
     if (e.reward_reference_mean !== undefined) {
       put("rewards", e.reward_reference_mean.toFixed(3) + " → " + e.reward_tuned_mean.toFixed(3));
