@@ -21,6 +21,9 @@ Usage::
     pip install 'llama-cpp-python[server]'   # builds llama.cpp from source: about 19 minutes on 2 cores
     python benchmarks/llama_cpp_server.py [--prompts 4] [--pairs 20] [--port 8765]
 
+or with llama-cpp-python in its own virtualenv: ``LLAMA_CPP_PYTHON=/path/venv/bin/python python
+benchmarks/llama_cpp_server.py``.
+
 Where ``llama_cpp`` is not installed it prints why it skipped and exits 0 (it is not part of CI). Last line:
 ``tokens_per_s=… leftover_turns=… judge_alignment=… judge_failed=… judge_s_per_pair=…``.
 """
@@ -40,9 +43,24 @@ HH = REPO.parent / "shared" / "data" / "hh-rlhf" / "harmless-base" / "test.jsonl
 MODEL = "gemma-3-270m"
 
 
-def start_server(gguf: str, port: int, log: Path) -> subprocess.Popen:
+#: The interpreter that has llama-cpp-python (its own virtualenv, e.g. ``/tmp/llama-venv/bin/python``); default:
+#: this one.
+SERVER_PYTHON_ENV = "LLAMA_CPP_PYTHON"
+
+
+def server_python() -> str | None:
+    """The interpreter to start the server with, or None when llama_cpp is importable by neither
+    ``$LLAMA_CPP_PYTHON`` nor this interpreter."""
+    other = os.environ.get(SERVER_PYTHON_ENV)
+    if other:
+        found = subprocess.run([other, "-c", "import llama_cpp.server"], capture_output=True)
+        return other if found.returncode == 0 else None
+    return sys.executable if importlib.util.find_spec("llama_cpp") is not None else None
+
+
+def start_server(python: str, gguf: str, port: int, log: Path) -> subprocess.Popen:
     """``python -m llama_cpp.server`` on ``gguf`` at 127.0.0.1:``port``, serving it as ``gemma-3-270m``."""
-    command = [sys.executable, "-m", "llama_cpp.server", "--model", gguf, "--model_alias", MODEL,
+    command = [python, "-m", "llama_cpp.server", "--model", gguf, "--model_alias", MODEL,
                "--host", "127.0.0.1", "--port", str(port), "--n_ctx", "2048"]
     return subprocess.Popen(command, stdout=log.open("w"), stderr=subprocess.STDOUT)
 
@@ -69,8 +87,10 @@ def main() -> None:
     parser.add_argument("--pairs", type=int, default=20, help="HH-RLHF reference pairs to judge")
     parser.add_argument("--port", type=int, default=8765)
     args = parser.parse_args()
-    if importlib.util.find_spec("llama_cpp") is None:
-        print("skipped: llama_cpp is not installed (pip install 'llama-cpp-python[server]' builds it from source)")
+    python = server_python()
+    if python is None:
+        print("skipped: llama_cpp is not installed here or in $LLAMA_CPP_PYTHON (pip install "
+              "'llama-cpp-python[server]' builds it from source)")
         return
     if not HH.exists():
         sys.exit(f"{HH} is missing")
@@ -87,7 +107,7 @@ def main() -> None:
 
     base_url = f"http://127.0.0.1:{args.port}/v1"
     log = Path(settings.DATA_DIR) / "llama_cpp_server.log"
-    server = start_server(str(assemble()), args.port, log)
+    server = start_server(python, str(assemble()), args.port, log)
     try:
         print(f"llama.cpp server ready in {wait_ready(base_url, server):.1f} s (log: {log})", flush=True)
         rows = hh_pairs(max(args.pairs, args.prompts))
