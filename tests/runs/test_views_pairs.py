@@ -1,4 +1,6 @@
 """The pair browser: content, filters, keyset pages, query count, and sanitising model text."""
+from pathlib import Path
+
 import pytest
 from django.urls import reverse
 
@@ -63,6 +65,23 @@ def test_markdown_safe_allow_list():
     assert '<a href="https://example.org" rel="noopener noreferrer nofollow">ok</a>' in html
     assert "<h1>" not in html  # headings above h3 are not in the allow-list
     assert render_markdown(None) == ""
+
+
+def test_fenced_code_is_highlighted_on_the_server_and_stays_escaped():
+    from django.conf import settings
+
+    from runs.templatetags.runs_extras import CODEHILITE_CSS, codehilite_css
+
+    html = render_markdown('```python\ndef f(x):\n    return "<script>"\n```\n\n<span onclick=x class=k>hi</span>')
+    assert '<div class="codehilite"><pre>' in html
+    assert '<span class="k">def</span>' in html and '<span class="nf">f</span>' in html
+    assert '<span class="s2">"&lt;script&gt;"</span>' in html
+    assert "&lt;span onclick=x class=k&gt;hi&lt;/span&gt;" in html  # raw HTML in the text stays text
+    unnamed = render_markdown("```\nplain <b>text</b>\n```")  # no language named: not guessed
+    assert '<span class="k">' not in unnamed and "plain &lt;b&gt;text&lt;/b&gt;" in unnamed
+    # the stylesheet the pages link is what Pygments generates for these classes
+    css = (Path(settings.BASE_DIR) / "runs" / "static" / CODEHILITE_CSS).read_text()
+    assert css == codehilite_css() and ".codehilite .k {" in css
 
 
 def test_filters(client, viewer, auditor, run, principles):
