@@ -52,7 +52,7 @@ def test_errors_name_the_field_and_launch_nothing(inputs):
     version, _ = inputs
     with pytest.raises(CommandError, match=r"judge\.concurrency: must be at least 1; got 0"):
         launch("--constitution", str(version.pk), "--prompt-set", "cli prompts", "--set", "judge.concurrency=0")
-    with pytest.raises(CommandError, match=r"policy\.algorithm: must be one of 'rloo', 'grpo', 'dpo'; got 'ppo'"):
+    with pytest.raises(CommandError, match=r"policy\.algorithm: must be one of 'rloo', 'grpo', 'online_dpo', 'dpo'; got 'ppo'"):
         launch("--constitution", str(version.pk), "--prompt-set", "cli prompts", "--set", "policy.algorithm=ppo")
     with pytest.raises(CommandError, match=r"policy\.batch_size: must be a multiple of policy\.num_generations"):
         launch("--constitution", str(version.pk), "--prompt-set", "cli prompts", "--set", "policy.batch_size=5")

@@ -142,3 +142,34 @@ def test_web_only_studio_stops_cleanly_on_sigint_and_sigterm(tmp_path, signum):
         if proc.poll() is None:
             proc.kill()
     assert "Stopping…" in out and "Stopped." in out and "Traceback" not in out
+
+
+def test_a_stop_swallowed_during_start_up_still_stops_the_studio(monkeypatch):
+    """A SIGINT that lands while a weakref finalizer runs loses its KeyboardInterrupt ("Exception ignored in");
+    the studio must still stop instead of starting its worker and waiting forever (seen under CI load)."""
+    import weakref
+    from types import SimpleNamespace
+
+    from runs.management.commands import studio
+
+    monkeypatch.setattr(studio, "STOP_REQUESTED", __import__("threading").Event())
+
+    class Doomed:
+        pass
+
+    doomed = Doomed()
+    weakref.finalize(doomed, studio._interrupt, signal.SIGINT, None)
+    del doomed  # the finalizer raises KeyboardInterrupt, which Python prints and ignores
+    assert studio.STOP_REQUESTED.is_set()
+
+    worked = []
+    server = SimpleNamespace(run=lambda: None, close=lambda: None)
+    monkeypatch.setattr(studio, "call_command", lambda *a, **k: None)
+    monkeypatch.setattr(studio.Command, "_starter_data", lambda self: None)
+    monkeypatch.setattr(studio, "recover_interrupted", lambda: [])
+    monkeypatch.setattr(studio, "create_server", lambda *a, **k: server)
+    monkeypatch.setattr(studio, "_stop_on_signals", lambda: None)
+    monkeypatch.setattr(studio.connections, "close_all", lambda: None)
+    monkeypatch.setattr(studio.django_rq, "get_worker", lambda *q: SimpleNamespace(work=lambda **k: worked.append(k)))
+    studio.Command().handle(host="127.0.0.1", port=0, threads=1, no_worker=False, extra_workers=0)
+    assert worked == []  # stopped before the worker blocked

@@ -27,8 +27,13 @@ from runs.recovery import start_monitor
 from runs.services import recover_interrupted
 from runs.starter import ensure_starter_data
 
+#: Set by the first SIGINT/SIGTERM. The KeyboardInterrupt the handler raises is lost when the signal lands while
+#: a weakref finalizer or ``__del__`` runs ("Exception ignored in ..."): start-up checks this before it blocks.
+STOP_REQUESTED = threading.Event()
+
 
 def _interrupt(signum, frame):
+    STOP_REQUESTED.set()
     raise KeyboardInterrupt(signal.Signals(signum).name)
 
 
@@ -88,12 +93,13 @@ class Command(BaseCommand):
             sys.stdout.flush()
             if options["no_worker"]:
                 start_monitor()  # with a worker, the worker starts it
-                while web.is_alive():  # a timed join lets Ctrl-C through
+                while web.is_alive() and not STOP_REQUESTED.is_set():  # a timed join lets Ctrl-C through
                     web.join(0.5)
             else:
                 connections.close_all()  # a forking worker must not share the parent's DB connections
                 worker = django_rq.get_worker(*queue_names())
-                worker.work(with_scheduler=False, logging_level="INFO")
+                if not STOP_REQUESTED.is_set():  # a stop whose KeyboardInterrupt was swallowed during start-up
+                    worker.work(with_scheduler=False, logging_level="INFO")
         except KeyboardInterrupt:
             pass
         finally:
