@@ -83,6 +83,32 @@ PRESETS: dict[str, Preset] = {
             stages=DEFAULT_STAGES,
         ),
         Preset(
+            key="gemma-cpu-direct",
+            label="Gemma 3 270M on CPU, direct RLAIF",
+            description=(
+                "Gemma 3 270M base tuned with the likelihood judge as the reward (direct RLAIF, no reward model): "
+                "RLOO on groups of 4 rollouts with a KL penalty and a repetition penalty, then evaluation on the "
+                "held-out prompts. The settings of the README's measured run (win rate 70% [58-80%] on 60 held-out "
+                "HH-RLHF prompts, length-controlled 65%, KL 0.29): the policy learns what this small judge "
+                "prefers, terse direct answers, not general quality. About 50 minutes on 2 busy cores."
+            ),
+            config={
+                "generation": {"model": "gemma-3-270m", "backend": "transformers", "max_new_tokens": 32},
+                "judge": {
+                    "backend": "likelihood", "model": "gemma-3-270m", "concurrency": 1,
+                    "principle_sampling": "sample", "both_orders": True, "self_consistency": 1,
+                    "chain_of_thought": False,
+                },
+                "policy": {
+                    "algorithm": "rloo", "reward_source": "judge", "beta": 0.1, "learning_rate": 3e-5, "steps": 16,
+                    "batch_size": 8, "num_generations": 4, "max_new_tokens": 32, "temperature": 1.0,
+                    "repetition_penalty": 1.0, "checkpoint_every": 8,
+                },
+                "evaluation": {"max_prompts": 60, "max_new_tokens": 32, "temperature": 0.7},
+            },
+            stages=("policy", "evaluate"),
+        ),
+        Preset(
             key="offline-demo",
             label="Offline demo on CPU",
             description=(

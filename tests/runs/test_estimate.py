@@ -81,3 +81,16 @@ def test_the_judge_as_the_policy_reward_counts_its_calls_and_cost():
     scored = estimate(config(generation=gemma), train_prompts=10, eval_prompts=0, enabled_principles=1,
                       stages=("policy",))
     assert judged.minutes > scored.minutes  # the judge's time on the rollouts
+
+
+def test_the_gemma_direct_preset_judges_rollouts_and_needs_no_reward_model():
+    from runs.presets import PRESETS
+
+    preset = PRESETS["gemma-cpu-direct"]
+    cfg = RunConfig.from_dict(preset.full_config())
+    assert preset.stages == ("policy", "evaluate") and cfg.policy.learns_from == "judge"
+    assert cfg.policy.repetition_penalty == 1.0
+    est = estimate(cfg, train_prompts=96, eval_prompts=60, enabled_principles=6, stages=preset.stages)
+    # 16 steps x 2 groups of 4 rollouts x 6 pairs per group, asked once (the likelihood judge is order-invariant)
+    assert est.policy_judge_calls == 16 * 2 * 6
+    assert est.minutes is not None and est.minutes > 0
