@@ -66,6 +66,7 @@ def test_import_launch_watch_audit_export(page, studio, shared_data, demo_models
     # 2. Launch the offline demo preset from the form, shrunk for test time.
     page.goto(f"{studio.url}/")
     page.click("text=Launch a run")
+    page.wait_for_load_state()  # launch.js must hold the preset handler before a preset is chosen (slow CI)
     page.select_option("select[name=preset]", "offline-demo")
     assert page.input_value("input[name=generation__model]") == "demo://policy"
     page.fill("input[name=name]", "first run")

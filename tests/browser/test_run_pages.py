@@ -26,6 +26,7 @@ def test_launch_offline_demo_watch_progress_and_charts(page, studio, demo_models
     login(page, studio.url, "admin", ADMIN_PASSWORD)
     page.goto(f"{studio.url}/")
     page.click("text=Launch a run")
+    page.wait_for_load_state()  # launch.js must hold the preset handler before a preset is chosen (slow CI)
 
     # Presets fill the form: "single GPU" leaves the hub ids to the user, with examples as placeholders.
     page.select_option("select[name=preset]", "single-gpu")
