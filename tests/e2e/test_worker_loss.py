@@ -28,7 +28,7 @@ from tests.runs.test_studio_command import _free_port, _start, _stop
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
-PROMPTS = 30  # one prompt a batch: generation lasts long enough to kill the worker in the middle
+PROMPTS = 30  # one prompt a batch of 128 tokens: generation lasts long enough to kill the worker mid-way (idle too)
 DETECT_TARGET_S = 60
 
 
@@ -111,7 +111,7 @@ def test_a_killed_worker_mid_stage_is_recovered_without_lost_or_duplicated_rows(
         _manage(env, "launch_run", "--preset", "offline-demo", "--name", "kill-me", "--constitution", STARTER_NAME,
                 "--prompt-set", DEMO_SET_NAME, "--stages", "generate,label",
                 "--set", f"generation.max_prompts={PROMPTS}", "--set", "generation.batch_size=1",
-                "--set", "generation.max_new_tokens=48", "--set", "judge.principle_sampling=sample")
+                "--set", "generation.max_new_tokens=128", "--set", "judge.principle_sampling=sample")
         port = _free_port()
 
         def start():
